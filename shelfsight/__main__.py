@@ -1,0 +1,3 @@
+from shelfsight.cli import main
+
+main()

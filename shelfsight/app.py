@@ -1,0 +1,142 @@
+"""Wiring for one run: open the devices, build the Live client and config, run, clean up.
+
+Devices are opened before the network is touched, so a wrong camera or mic is reported at once;
+everything opened is closed in `finally`, whatever ends the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from google import genai
+from google.genai import types
+
+from shelfsight.audio import MicSource, SpeakerSink, open_mic, open_speaker
+from shelfsight.camera import Camera, open_camera
+from shelfsight.conversation import Conversation, View
+from shelfsight.frames import FrameSampler
+from shelfsight.live_link import LiveLink
+from shelfsight.prompt import load_system_prompt
+from shelfsight.settings import Settings
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the Live API is: Google's by default, a local stand-in for demo and replay."""
+
+    base_url: str | None = None
+    ssl_context: ssl.SSLContext | None = None
+
+
+def make_client(api_key: str, endpoint: Endpoint = Endpoint()) -> genai.Client:
+    """A client whose websocket closes fast on shutdown (Ctrl-C must end the run within 2 s)."""
+    args: dict[str, object] = {"close_timeout": 1.0, "open_timeout": 10.0}
+    if endpoint.ssl_context is not None:
+        args["ssl"] = endpoint.ssl_context
+    options = types.HttpOptions(base_url=endpoint.base_url, async_client_args=args)
+    return genai.Client(api_key=api_key, http_options=options)
+
+
+def live_config(settings: Settings, prompt: str, handle: str | None) -> types.LiveConnectConfig:
+    """The session setup, rebuilt on every (re)connect with the newest resumption handle."""
+    sensitivity = {
+        "start": {
+            "low": types.StartSensitivity.START_SENSITIVITY_LOW,
+            "high": types.StartSensitivity.START_SENSITIVITY_HIGH,
+        },
+        "end": {
+            "low": types.EndSensitivity.END_SENSITIVITY_LOW,
+            "high": types.EndSensitivity.END_SENSITIVITY_HIGH,
+        },
+    }
+    detection = types.AutomaticActivityDetection(
+        disabled=settings.mode == "ptt",
+        start_of_speech_sensitivity=sensitivity["start"][settings.start_sensitivity],
+        end_of_speech_sensitivity=sensitivity["end"][settings.end_sensitivity],
+        prefix_padding_ms=settings.prefix_padding_ms,
+        silence_duration_ms=settings.silence_ms,
+    )
+    voice = types.VoiceConfig(
+        prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=settings.voice)
+    )
+    return types.LiveConnectConfig(
+        response_modalities=[types.Modality.AUDIO],
+        system_instruction=prompt,
+        speech_config=types.SpeechConfig(voice_config=voice),
+        input_audio_transcription=types.AudioTranscriptionConfig(),
+        output_audio_transcription=types.AudioTranscriptionConfig(),
+        realtime_input_config=types.RealtimeInputConfig(
+            automatic_activity_detection=detection,
+            activity_handling=types.ActivityHandling.START_OF_ACTIVITY_INTERRUPTS,
+        ),
+        session_resumption=types.SessionResumptionConfig(handle=handle),
+        context_window_compression=types.ContextWindowCompressionConfig(
+            sliding_window=types.SlidingWindow()
+        ),
+    )
+
+
+@dataclass
+class Devices:
+    camera: Camera | None
+    mic: MicSource
+    speaker: SpeakerSink
+
+    def close(self) -> None:
+        for device in (self.camera, self.mic, self.speaker):
+            if device is not None:
+                with contextlib.suppress(Exception):
+                    device.close()
+
+
+@contextlib.asynccontextmanager
+async def open_devices(settings: Settings) -> Iterator[Devices]:  # type: ignore[misc]
+    """Open camera, mic and speaker (raising UserError on the first that fails); close all."""
+    camera: Camera | None = None
+    mic: MicSource | None = None
+    speaker: SpeakerSink | None = None
+    try:
+        camera = open_camera(settings.camera)
+        if camera is not None:
+            camera.start()
+        mic = open_mic(settings.mic)
+        speaker = open_speaker(settings.speaker)
+        await mic.start()
+        speaker.start()
+        yield Devices(camera, mic, speaker)
+    finally:
+        Devices(camera, mic, speaker).close()  # type: ignore[arg-type]
+
+
+async def run_conversation(
+    settings: Settings, api_key: str, view: View, endpoint: Endpoint = Endpoint()
+) -> None:
+    prompt = load_system_prompt(settings.prompt_file)
+    client = make_client(api_key, endpoint)
+    link = LiveLink(
+        client=client,
+        model=settings.model,
+        config_for=lambda handle: live_config(settings, prompt, handle),
+        max_outage_s=settings.max_outage_s,
+    )
+    async with open_devices(settings) as devices:
+        sampler = None
+        if devices.camera is not None:
+            sampler = FrameSampler(
+                devices.camera,
+                fps=settings.fps,
+                max_side=settings.max_side,
+                jpeg_quality=settings.jpeg_quality,
+            )
+        conversation = Conversation(
+            link=link,
+            mic=devices.mic,
+            speaker=devices.speaker,
+            frames=sampler,
+            view=view,
+            answer_wait_s=settings.answer_wait_s,
+        )
+        await conversation.run()

@@ -1,0 +1,329 @@
+"""Sound devices through sounddevice / PortAudio, behind the same contracts as the WAV files.
+
+sounddevice is imported only when a device is asked for: its import raises OSError when the
+PortAudio library is missing, and a WAV-only run must not need it. PortAudio calls our callbacks
+on its own thread; they hand mic chunks to the loop with `loop.call_soon_threadsafe` and take the
+speaker's jitter buffer lock only for a copy. Resampling there uses soxr "LQ": 16-bit precision,
+a few ms of delay, plenty for speech.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import ModuleType
+from typing import Any, Literal
+
+import numpy as np
+import soxr
+
+from shelfsight.audio import (
+    CHUNK_S,
+    MIC_CHUNK_BYTES,
+    MIC_RATE_HZ,
+    SPEAKER_BLOCK_BYTES,
+    SPEAKER_RATE_HZ,
+    AudioDeviceInfo,
+    BufferedSink,
+    JitterBuffer,
+    MicChunk,
+    PlayedCallback,
+    float_to_pcm16,
+    mono_float,
+    to_mono_pcm16,
+)
+from shelfsight.errors import UserError
+
+PORTAUDIO_MISSING = (
+    "PortAudio is not installed (needed for microphone and speaker devices): on Debian/Ubuntu "
+    "`sudo apt-get install libportaudio2`, on macOS `brew install portaudio`; "
+    "or use a WAV file with --mic/--speaker"
+)
+MIC_QUEUE_CHUNKS = 50  # 1 s of mic audio waiting for the loop; then the oldest chunk is dropped
+
+
+def import_sounddevice() -> ModuleType:
+    try:
+        import sounddevice
+    except OSError:
+        raise UserError(PORTAUDIO_MISSING) from None
+    return sounddevice
+
+
+def list_devices() -> list[AudioDeviceInfo]:
+    """Every input and output device; a duplex device appears once per kind."""
+    sd = import_sounddevice()
+    default_in, default_out = (int(i) for i in sd.default.device)
+    kinds: tuple[tuple[Literal["in", "out"], str, int], ...] = (
+        ("in", "max_input_channels", default_in),
+        ("out", "max_output_channels", default_out),
+    )
+    return [
+        AudioDeviceInfo(d["name"], d["index"], kind, d[key], d["default_samplerate"], i == default)
+        for i, d in enumerate(sd.query_devices())
+        for kind, key, default in kinds
+        if d[key] > 0
+    ]
+
+
+def find_device(spec: str, kind: Literal["in", "out"]) -> AudioDeviceInfo:
+    """`default`, an index, or a case-insensitive name substring (an exact name wins)."""
+    noun, flag = ("microphone", "--mic") if kind == "in" else ("speaker", "--speaker")
+    devices = [d for d in list_devices() if d.kind == kind]
+    if not devices:
+        raise UserError(f"no {noun}s found on this machine; use a WAV file: {flag} FILE.wav")
+    if spec == "default":
+        return next((d for d in devices if d.is_default), devices[0])
+    if spec.isdigit():
+        matches = [d for d in devices if d.index == int(spec)]
+    else:
+        matches = [d for d in devices if spec.lower() in d.name.lower()]
+    if not matches:
+        available = "; ".join(f"{d.index}: {d.name}" for d in devices)
+        raise UserError(
+            f"no {noun} matches {spec!r}; available {noun}s: {available} "
+            f"(or give a .wav path to {flag})"
+        )
+    return next((d for d in matches if d.name.lower() == spec.lower()), matches[0])
+
+
+def pick_format(sd: ModuleType, device: AudioDeviceInfo, rate_hz: int) -> tuple[int, int]:
+    """(rate_hz, channels) to open int16 with: mono at `rate_hz` if accepted, else the device's."""
+    check = sd.check_input_settings if device.kind == "in" else sd.check_output_settings
+    default_rate = int(device.default_rate_hz)
+    for rate, channels in (
+        (rate_hz, 1),
+        (default_rate, 1),
+        (default_rate, min(2, device.channels)),
+        (default_rate, device.channels),
+    ):
+        try:
+            check(device=device.index, channels=channels, dtype="int16", samplerate=rate)
+            return rate, channels
+        except (sd.PortAudioError, ValueError):
+            continue
+    return default_rate, device.channels  # let opening the stream report what is wrong
+
+
+def _stream_lag_s(later: float, earlier: float, fallback_s: float) -> float:
+    """A PortAudio stream-time difference, or the fallback where the host API reports none."""
+    lag = later - earlier
+    return lag if earlier > 0 and 0 <= lag < 1 else fallback_s
+
+
+class MicConverter:
+    """Device blocks (any rate, interleaved int16) -> 20 ms 16 kHz mono chunks; one thread only."""
+
+    def __init__(self, rate_hz: int, channels: int) -> None:
+        self._rate_hz = rate_hz
+        self._channels = channels
+        self._resampler = (
+            None
+            if rate_hz == MIC_RATE_HZ
+            else soxr.ResampleStream(rate_hz, MIC_RATE_HZ, 1, dtype="float32", quality="LQ")
+        )
+        self._pending = bytearray()
+
+    def feed(self, block: bytes, t_first: float) -> list[MicChunk]:
+        """`t_first`: monotonic capture time of the block's first sample."""
+        t_end = t_first + len(block) / (2 * self._channels) / self._rate_hz
+        if self._resampler is None:
+            self._pending += to_mono_pcm16(block, self._channels)
+        else:
+            mono = self._resampler.resample_chunk(mono_float(block, self._channels))
+            self._pending += float_to_pcm16(mono)
+            t_end -= self._resampler.delay() / MIC_RATE_HZ
+        chunks = []
+        while len(self._pending) >= MIC_CHUNK_BYTES:
+            t_capture = t_end - len(self._pending) / 2 / MIC_RATE_HZ
+            chunks.append(MicChunk(bytes(self._pending[:MIC_CHUNK_BYTES]), t_capture))
+            del self._pending[:MIC_CHUNK_BYTES]
+        return chunks
+
+
+class DeviceMic:
+    """A sound input device: PortAudio's thread hands 20 ms chunks to the loop.
+
+    At most MIC_QUEUE_CHUNKS wait for the reader; past that the oldest is dropped and counted in
+    `dropped_chunks`. `read()` returns None once the stream has stopped or after `close()`.
+    Loop thread only, apart from the callback.
+    """
+
+    def __init__(self, device: AudioDeviceInfo) -> None:
+        self.name = f"{device.name} (#{device.index})"
+        self.dropped_chunks = 0
+        self._device = device
+        self._queue: asyncio.Queue[MicChunk | None] = asyncio.Queue(MIC_QUEUE_CHUNKS)
+        self._stream: Any = None
+        self._closed = False
+
+    @classmethod
+    def find(cls, spec: str) -> DeviceMic:
+        return cls(find_device(spec, "in"))
+
+    async def start(self) -> None:
+        sd = import_sounddevice()
+        loop = asyncio.get_running_loop()
+        rate, channels = pick_format(sd, self._device, MIC_RATE_HZ)
+        converter = MicConverter(rate, channels)
+
+        def hand_over(item: MicChunk | None) -> None:
+            try:
+                loop.call_soon_threadsafe(self._put, item)
+            except RuntimeError:  # the loop has closed: the program is ending
+                pass
+
+        def callback(indata: Any, frames: int, time_info: Any, status: Any) -> None:
+            lag = _stream_lag_s(time_info.currentTime, time_info.inputBufferAdcTime, frames / rate)
+            for chunk in converter.feed(bytes(indata), time.monotonic() - lag):
+                hand_over(chunk)
+
+        def open_stream() -> Any:
+            stream = sd.RawInputStream(
+                samplerate=rate,
+                blocksize=round(rate * CHUNK_S),
+                device=self._device.index,
+                channels=channels,
+                dtype="int16",
+                callback=callback,
+                finished_callback=lambda: hand_over(None),
+            )
+            stream.start()
+            return stream
+
+        try:
+            self._stream = await asyncio.to_thread(open_stream)
+        except sd.PortAudioError as e:
+            raise UserError(f"cannot open microphone {self.name}: {e}") from None
+
+    def _put(self, item: MicChunk | None) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped_chunks += 1
+        self._queue.put_nowait(item)
+
+    async def read(self) -> MicChunk | None:
+        if self._closed:
+            return None
+        return await self._queue.get()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._stream is not None:
+            self._stream.abort(ignore_errors=True)
+            self._stream.close(ignore_errors=True)
+        self._put(None)  # wakes a pending read()
+
+
+class SpeakerRenderer:
+    """Turns the 24 kHz jitter buffer into device-rate mono blocks; PortAudio thread only.
+
+    At 24 kHz it copies. At another rate it pulls 20 ms of 24 kHz at a time (silence when the
+    buffer is dry, which also flushes the resampler's tail) through a soxr stream, and keeps the
+    surplus for the next block. `on_played` gets the 24 kHz audio pulled, timed by where it lands
+    in the device's output (input and output sample counters since the last reset).
+    """
+
+    def __init__(self, buffer: JitterBuffer, rate_hz: int, notify: PlayedCallback) -> None:
+        self._buffer = buffer
+        self._rate_hz = rate_hz
+        self._notify = notify
+        self._reset_requested = False
+        self._resampler = soxr.ResampleStream(
+            SPEAKER_RATE_HZ, rate_hz, 1, dtype="int16", quality="LQ"
+        )
+        self._surplus = np.zeros(0, np.int16)
+        self._in_total = 0  # 24 kHz samples fed to the resampler
+        self._out_total = 0  # device samples handed to the device
+
+    def request_reset(self) -> None:
+        """Any thread: drop the resampler's surplus at the next block (barge-in)."""
+        self._reset_requested = True
+
+    def render(self, frames: int, t_dac: float) -> bytes:
+        """`frames` mono int16 samples to play from monotonic time `t_dac` on."""
+        if self._rate_hz == SPEAKER_RATE_HZ:
+            block = self._buffer.pop(frames * 2).ljust(frames * 2, b"\0")
+            self._notify(block, t_dac)
+            return block
+        if self._reset_requested:
+            self._reset_requested = False
+            self._resampler.clear()
+            self._surplus = np.zeros(0, np.int16)
+            self._in_total = self._out_total = 0
+        parts = [self._surplus]
+        have = len(self._surplus)
+        for _ in range(16):  # soxr emits in bursts of ~20 ms; a few pulls always suffice
+            if have >= frames:
+                break
+            pcm = self._buffer.pop(SPEAKER_BLOCK_BYTES).ljust(SPEAKER_BLOCK_BYTES, b"\0")
+            lead = self._in_total * self._rate_hz / SPEAKER_RATE_HZ - self._out_total  # samples
+            self._notify(pcm, t_dac + lead / self._rate_hz)
+            self._in_total += len(pcm) // 2
+            out = self._resampler.resample_chunk(np.frombuffer(pcm, np.int16))
+            parts.append(out)
+            have += len(out)
+        samples = np.concatenate(parts)
+        self._surplus = samples[frames:]
+        self._out_total += min(frames, len(samples))
+        return samples[:frames].tobytes().ljust(frames * 2, b"\0")
+
+
+class DeviceSpeaker(BufferedSink):
+    """A sound output device whose PortAudio callback drains the 24 kHz jitter buffer.
+
+    Opened at 24 kHz mono when the device accepts it; otherwise at its default rate and channel
+    count, resampled in the callback and copied to every channel. `drained()` returns when the
+    buffer is empty; the device's own buffer (its output latency) may still be playing.
+    """
+
+    def __init__(self, device: AudioDeviceInfo, on_played: PlayedCallback | None = None) -> None:
+        super().__init__(f"{device.name} (#{device.index})", SPEAKER_RATE_HZ, on_played)
+        self._device = device
+        self._stream: Any = None
+        self._renderer: SpeakerRenderer | None = None
+
+    @classmethod
+    def find(cls, spec: str, on_played: PlayedCallback | None = None) -> DeviceSpeaker:
+        return cls(find_device(spec, "out"), on_played)
+
+    def start(self) -> None:
+        sd = import_sounddevice()
+        rate, channels = pick_format(sd, self._device, SPEAKER_RATE_HZ)
+        renderer = self._renderer = SpeakerRenderer(self._buffer, rate, self._notify_played)
+
+        def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+            lag = _stream_lag_s(time_info.outputBufferDacTime, time_info.currentTime, 0.0)
+            mono = renderer.render(frames, time.monotonic() + lag)
+            if channels > 1:
+                mono = np.repeat(np.frombuffer(mono, np.int16), channels).tobytes()
+            outdata[:] = mono
+            self._wake_drained()
+
+        try:
+            self._stream = sd.RawOutputStream(
+                samplerate=rate,
+                device=self._device.index,
+                channels=channels,
+                dtype="int16",
+                callback=callback,
+            )
+            self._stream.start()
+        except sd.PortAudioError as e:
+            raise UserError(f"cannot open speaker {self.name}: {e}") from None
+
+    def clear(self) -> None:
+        super().clear()
+        if self._renderer is not None:
+            self._renderer.request_reset()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._stream is not None:
+            self._stream.abort(ignore_errors=True)
+            self._stream.close(ignore_errors=True)
+        self._wake_drained()

@@ -1,0 +1,155 @@
+"""What the user sees in the terminal.
+
+Two views with one interface: `LiveView` (rich, a status line that redraws in place above the
+scrolling transcript) for a terminal, and `PlainView` (one line per event, nothing redrawn) for
+pipes, logs and CI. Transcripts arrive from the server in fragments; both views print a turn's
+text once it is complete, so logs hold whole sentences.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+STATE_LABELS = {
+    "connecting": "connecting…",
+    "listening": "listening",
+    "thinking": "thinking…",
+    "answering": "answering",
+    "reconnecting": "reconnecting…",
+}
+
+
+class PlainView:
+    """Line-per-event output; the base of the rich view too."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self._out = out or sys.stdout
+        self._user: list[str] = []
+        self._answer: list[str] = []
+        self._state = ""
+        self.frames_sent = 0
+        self.frame_bytes = 0
+        self.level_dbfs = -120.0
+        self.last_latency_s: float | None = None
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self._flush_transcripts()
+
+    def state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            self._on_state(state)
+
+    def _on_state(self, state: str) -> None:
+        if state in ("connecting", "reconnecting", "listening") and self.frames_sent == 0:
+            self._line(f"[{STATE_LABELS.get(state, state)}]")
+
+    def mic_level(self, dbfs: float) -> None:
+        self.level_dbfs = dbfs
+
+    def frame_sent(self, width: int, height: int, nbytes: int) -> None:
+        self.frames_sent += 1
+        self.frame_bytes += nbytes
+
+    def user_said(self, text: str) -> None:
+        self._user.append(text)
+
+    def answer_said(self, text: str) -> None:
+        if self._user:
+            self._flush_transcripts()
+        self._answer.append(text)
+
+    def turn_done(self, latency_s: float | None, interrupted: bool) -> None:
+        self.last_latency_s = latency_s
+        self._flush_transcripts(latency_s=latency_s, interrupted=interrupted)
+
+    def notice(self, message: str) -> None:
+        self._line(f"· {message}")
+
+    def _flush_transcripts(
+        self, *, latency_s: float | None = None, interrupted: bool = False
+    ) -> None:
+        if self._user:
+            self._line(f"You: {_join(self._user)}")
+            self._user.clear()
+        if self._answer:
+            extras = []
+            if latency_s is not None:
+                extras.append(f"answered in {latency_s:.2f} s")
+            if interrupted:
+                extras.append("interrupted")
+            suffix = f"  ({', '.join(extras)})" if extras else ""
+            self._line(f"shelfsight: {_join(self._answer)}{suffix}")
+            self._answer.clear()
+
+    def _line(self, text: str) -> None:
+        print(text, file=self._out, flush=True)
+
+
+class LiveView(PlainView):
+    """A status line (state, mic meter, frames, latency) redrawn in place; transcript above."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self._console = console or Console()
+        super().__init__(self._console.file)
+        self._live = Live(
+            self._status(), console=self._console, refresh_per_second=8, transient=True
+        )
+        self._t_last_draw = 0.0
+
+    def start(self) -> None:
+        self._live.start()
+
+    def stop(self) -> None:
+        super().stop()
+        self._live.stop()
+
+    def _on_state(self, state: str) -> None:
+        self._redraw(force=True)
+
+    def mic_level(self, dbfs: float) -> None:
+        super().mic_level(dbfs)
+        self._redraw()
+
+    def frame_sent(self, width: int, height: int, nbytes: int) -> None:
+        super().frame_sent(width, height, nbytes)
+        self._redraw(force=True)
+
+    def _line(self, text: str) -> None:
+        self._live.console.print(Text(text))
+
+    def _redraw(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._t_last_draw > 0.1:
+            self._t_last_draw = now
+            self._live.update(self._status())
+
+    def _status(self) -> Text:
+        filled = int(max(0.0, min(1.0, (self.level_dbfs + 60) / 60)) * 20)
+        meter = "█" * filled + "·" * (20 - filled)
+        latency = f"  last answer {self.last_latency_s:.2f} s" if self.last_latency_s else ""
+        label = STATE_LABELS.get(self._state, self._state)
+        return Text.assemble(
+            (f" {label:<14}", "bold cyan"),
+            f" mic {meter}  frames sent {self.frames_sent}{latency}  (Ctrl-C to quit)",
+        )
+
+
+def make_view(plain: bool | None = None) -> PlainView:
+    """The rich view on a terminal, plain lines otherwise (or when asked)."""
+    if plain is None:
+        plain = not sys.stdout.isatty()
+    return PlainView() if plain else LiveView()
+
+
+def _join(pieces: list[str]) -> str:
+    return " ".join("".join(pieces).split())

@@ -1,0 +1,75 @@
+"""Shared fixtures: a stand-in Live endpoint, a shelf video, and a clean environment.
+
+The environment is scrubbed of any real key or endpoint so no test can reach Google by
+accident; tests that need a key set a fake one pointing at the stand-in.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shelfsight.scene import write_shelf_video
+from shelfsight.standin import StandIn, StandInConfig, StandInThread
+
+ASSETS = Path(__file__).resolve().parent.parent / "shelfsight" / "assets"
+TEST_KEY = "test-key-not-secret-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith(("GEMINI_", "GOOGLE_", "SHELFSIGHT_")) or name == "SSL_CERT_FILE":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SHELFSIGHT_CONFIG", str(tmp_path / "no-config.toml"))
+
+
+@pytest.fixture(scope="session")
+def shelf_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 s of 30 fps synthetic shelf, each frame numbered (see shelfsight.scene)."""
+    return write_shelf_video(tmp_path_factory.mktemp("video") / "shelf.avi", seconds=3.0)
+
+
+@pytest.fixture
+def standin() -> Iterator[StandInThread]:
+    with StandIn.start_in_thread(StandInConfig(api_keys=frozenset({TEST_KEY}))) as server:
+        yield server
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0, cwd: Path | None = None
+) -> CliResult:
+    """Run `python -m shelfsight ARGS` as a user would, in a child process."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "shelfsight", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def standin_env(server: StandInThread, key: str = TEST_KEY) -> dict[str, str]:
+    """What points the real SDK at the stand-in: a key, the base URL, and the CA to trust."""
+    return {
+        "GEMINI_API_KEY": key,
+        "GOOGLE_GEMINI_BASE_URL": server.base_url,
+        "SSL_CERT_FILE": str(server.ca_pem_path),
+    }

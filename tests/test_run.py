@@ -1,0 +1,59 @@
+"""`shelfsight run` end to end: the real CLI in a child process, the real google-genai client,
+real TLS to the local stand-in, a real video file as camera and WAV files as mic and speaker."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from shelfsight.audio import load_mic_pcm
+from shelfsight.standin import StandInThread
+from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
+
+QUESTION_WAV = ASSETS / "question.wav"
+
+
+def read_wav_pcm(path: Path) -> tuple[bytes, int]:
+    with wave.open(str(path), "rb") as w:
+        assert (w.getnchannels(), w.getsampwidth()) == (1, 2)
+        return w.readframes(w.getnframes()), w.getframerate()
+
+
+def test_a_spoken_question_is_answered_into_the_speaker_file(
+    standin: StandInThread, shelf_video: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "answer.wav"
+    result = run_cli(
+        "run", "--camera", str(shelf_video), "--mic", str(QUESTION_WAV), "--speaker", str(out),
+        env=standin_env(standin),
+    )
+    assert result.code == 0, result.stderr
+    assert TEST_KEY not in result.stdout + result.stderr
+
+    conn = standin.server.connections[-1]
+    # Every sample of the question reached the endpoint, in order, followed only by silence.
+    question = load_mic_pcm(QUESTION_WAV)
+    sent = conn.audio_bytes()
+    assert sent[: len(question)] == question
+    assert not any(sent[len(question) :])
+    # The answer landed whole, byte for byte, in the speaker file, after some leading silence.
+    played, rate = read_wav_pcm(out)
+    assert rate == 24000
+    answer_pcm = standin.server.config.answers[0].answer_pcm24k
+    start = played.find(answer_pcm)
+    assert start > 0, "answer audio missing or cut from the speaker file"
+    assert not any(played[:start])
+    # Frames went out as JPEGs of the shelf, at about one a second.
+    frames = conn.frames()
+    assert len(frames) >= 2
+    image = cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None and max(image.shape[:2]) <= 1024
+    # The transcript is on screen.
+    assert "You: " + standin.server.config.answers[0].question_text in result.stdout
+    assert "shelfsight: " + standin.server.config.answers[0].answer_text in result.stdout
+    # The setup asked for what the product needs.
+    setup = conn.setup or {}
+    assert "systemInstruction" in setup and "third shelf" in str(setup["systemInstruction"]).lower()

@@ -1,0 +1,343 @@
+"""The Live API stand-in, driven by the real google-genai client over real TLS on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from google import genai
+from google.genai import errors, types
+
+from shelfsight.standin import (
+    DEFAULT_ANSWER_TEXT,
+    ConnectionFaults,
+    ScriptedAnswer,
+    StandIn,
+    StandInConfig,
+    synth_speech_pcm16,
+)
+
+pytestmark = pytest.mark.anyio
+MIC_MIME = "audio/pcm;rate=16000"
+CHUNK_BYTES = 640  # 20 ms of 16 kHz PCM16
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Shutdown must be clean: no failed handlers, pending tasks or unretrieved exceptions."""
+    caplog.set_level(logging.WARNING)
+    yield
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    noisy = [r for r in records if r.name.split(".")[0] in ("websockets", "asyncio")]
+    assert not noisy, [r.getMessage() for r in noisy]
+
+
+def tone(duration_s: float, level_dbfs: float = -20.0) -> bytes:
+    """A 300 Hz sine at 16 kHz with RMS `level_dbfs`: 'speech' for an energy detector."""
+    t = np.arange(int(duration_s * 16_000)) / 16_000
+    peak = 32768 * 10 ** (level_dbfs / 20) * np.sqrt(2)
+    return (np.sin(2 * np.pi * 300 * t) * peak).astype("<i2").tobytes()
+
+
+def silence(duration_s: float) -> bytes:
+    return bytes(2 * int(duration_s * 16_000))
+
+
+def answer(text: str, duration_s: float) -> ScriptedAnswer:
+    return ScriptedAnswer(f"question for {text}", text, synth_speech_pcm16(duration_s, 24_000))
+
+
+LIVE_CONFIG = types.LiveConnectConfig(
+    response_modalities=[types.Modality.AUDIO],
+    input_audio_transcription=types.AudioTranscriptionConfig(),
+    output_audio_transcription=types.AudioTranscriptionConfig(),
+    session_resumption=types.SessionResumptionConfig(),
+)
+PTT_CONFIG = LIVE_CONFIG.model_copy(
+    update={
+        "realtime_input_config": types.RealtimeInputConfig(
+            automatic_activity_detection=types.AutomaticActivityDetection(disabled=True)
+        )
+    }
+)
+
+
+def client_for(server: StandIn, api_key: str = "test-key") -> genai.Client:
+    return genai.Client(api_key=api_key, http_options=server.http_options())
+
+
+async def speak(session: genai.live.AsyncSession, pcm: bytes) -> None:
+    """Sends mic audio in 20 ms chunks, faster than real time (the stand-in counts audio time)."""
+    for i in range(0, len(pcm), CHUNK_BYTES):
+        blob = types.Blob(data=pcm[i : i + CHUNK_BYTES], mime_type=MIC_MIME)
+        await session.send_realtime_input(audio=blob)
+
+
+async def messages(session: genai.live.AsyncSession) -> AsyncIterator[types.LiveServerMessage]:
+    """All server messages across turns (`receive()` itself stops after each turn_complete)."""
+    while True:
+        async for message in session.receive():
+            yield message
+
+
+@dataclass
+class Heard:
+    """What the client got for one turn, in arrival order."""
+
+    kinds: list[str] = field(default_factory=list)
+    input_text: str = ""
+    output_text: str = ""
+    audio: bytes = b""
+
+
+async def hear_turn(stream: AsyncIterator[types.LiveServerMessage]) -> Heard:
+    """Reads until turn_complete or interrupted; ignores resumption updates."""
+    heard = Heard()
+    async with asyncio.timeout(10):
+        async for message in stream:
+            content = message.server_content
+            if content is None:
+                continue
+            if content.input_transcription:
+                heard.kinds.append("input_transcription")
+                heard.input_text += content.input_transcription.text or ""
+            if content.output_transcription:
+                heard.output_text += content.output_transcription.text or ""
+            if content.model_turn and content.model_turn.parts:
+                heard.kinds.append("audio")
+                blobs = [p.inline_data for p in content.model_turn.parts if p.inline_data]
+                heard.audio += b"".join(blob.data or b"" for blob in blobs)
+            for flag in ("generation_complete", "turn_complete", "interrupted"):
+                if getattr(content, flag):
+                    heard.kinds.append(flag)
+            if content.turn_complete or content.interrupted:
+                return heard
+    raise AssertionError("the stream ended mid-turn")
+
+
+async def test_env_pointed_client_completes_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with StandIn() as server:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.base_url)
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_pem_path))
+        client = genai.Client(api_key="test-key")
+        async with client.aio.live.connect(model="gemini-live-test", config=LIVE_CONFIG) as s:
+            assert s is not None
+        await server.wait_until(lambda: server.connections[0].close_code is not None)
+        conn = server.connections[0]
+        assert conn.api_key_ok
+        assert conn.setup is not None and conn.setup["model"] == "models/gemini-live-test"
+        assert "inputAudioTranscription" in conn.setup
+        assert conn.close_code == 1000
+        assert conn.sent("setup_complete")
+    assert not server.ca_pem_path.exists()
+
+
+async def test_spoken_question_gets_the_scripted_answer() -> None:
+    async with StandIn() as server:
+        expected = server.config.answers[0]
+        async with client_for(server).aio.live.connect(model="m", config=LIVE_CONFIG) as s:
+            stream = messages(s)
+            question = tone(1.0) + silence(1.0)
+            await speak(s, question)
+            heard = await hear_turn(stream)
+            update = (await anext(stream)).session_resumption_update
+        assert heard.input_text == expected.question_text
+        assert heard.audio == expected.answer_pcm24k
+        assert heard.output_text == DEFAULT_ANSWER_TEXT == expected.answer_text
+        assert heard.kinds[0] == "input_transcription"
+        assert heard.kinds[-2:] == ["generation_complete", "turn_complete"]
+        conn = server.connections[0]
+        assert conn.audio_bytes() == question
+        assert [t.trigger for t in conn.turns()] == ["vad"]
+        assert server.turns_completed == 1
+        assert update is not None and update.resumable
+        assert [update.new_handle] == server.issued_handles
+
+
+async def test_quiet_room_noise_is_not_a_question() -> None:
+    async with StandIn() as server:
+        async with client_for(server).aio.live.connect(model="m", config=LIVE_CONFIG) as s:
+            await speak(s, tone(1.0, level_dbfs=-50.0) + silence(0.6))
+            await s.send_realtime_input(text="where is the bread?")
+            heard = await hear_turn(messages(s))
+        assert "input_transcription" not in heard.kinds  # typed, so nothing to transcribe
+        assert [t.trigger for t in server.connections[0].turns()] == ["text"]
+
+
+async def test_typed_questions_get_answers_in_script_order() -> None:
+    config = StandInConfig(answers=(answer("first", 0.2), answer("second", 0.3)), speed=8.0)
+    async with StandIn(config) as server:
+        async with client_for(server).aio.live.connect(model="m", config=LIVE_CONFIG) as s:
+            stream = messages(s)
+            await s.send_realtime_input(text="where is the bread?")
+            first = await hear_turn(stream)
+            turn = types.Content(role="user", parts=[types.Part(text="and the milk?")])
+            await s.send_client_content(turns=turn, turn_complete=True)
+            second = await hear_turn(stream)
+            await s.send_realtime_input(text="and the eggs?")
+            third = await hear_turn(stream)
+        assert (first.output_text, second.output_text, third.output_text) == (
+            "first",
+            "second",
+            "first",
+        )
+        assert second.audio == config.answers[1].answer_pcm24k
+        conn = server.connections[0]
+        assert conn.texts() == ["where is the bread?", "and the eggs?"]
+        turns = conn.turns()
+        assert [(t.trigger, t.question_text) for t in turns] == [
+            ("text", "where is the bread?"),
+            ("client_content", "and the milk?"),
+            ("text", "and the eggs?"),
+        ]
+        assert all(t.outcome == "completed" for t in turns)
+
+
+async def test_push_to_talk_turn_is_activity_start_to_end() -> None:
+    async with StandIn(StandInConfig(speed=16.0)) as server:
+        async with client_for(server).aio.live.connect(model="m", config=PTT_CONFIG) as s:
+            await speak(s, tone(0.5) + silence(0.6))  # no key held: not a question
+            await s.send_realtime_input(activity_start=types.ActivityStart())
+            await speak(s, tone(0.5))
+            await s.send_realtime_input(activity_end=types.ActivityEnd())
+            heard = await hear_turn(messages(s))
+        assert heard.audio == server.config.answers[0].answer_pcm24k
+        conn = server.connections[0]
+        assert [t.trigger for t in conn.turns()] == ["activity"]
+        kinds = [e.kind for e in conn.received() if e.kind != "audio"]
+        assert kinds == ["activity_start", "activity_end"]
+
+
+async def test_audio_stream_end_finishes_a_pending_question() -> None:
+    async with StandIn(StandInConfig(speed=16.0)) as server:
+        async with client_for(server).aio.live.connect(model="m", config=LIVE_CONFIG) as s:
+            await speak(s, tone(0.5))
+            await s.send_realtime_input(audio_stream_end=True)
+            heard = await hear_turn(messages(s))
+        assert heard.kinds[-1] == "turn_complete"
+        assert [t.trigger for t in server.connections[0].turns()] == ["audio_stream_end"]
+
+
+async def test_speaking_over_the_answer_interrupts_it() -> None:
+    config = StandInConfig(answers=(answer("long", 3.0), answer("short", 0.2)), speed=1.0)
+    async with StandIn(config) as server:
+        async with client_for(server).aio.live.connect(model="m", config=LIVE_CONFIG) as s:
+            stream = messages(s)
+            await speak(s, tone(0.5) + silence(0.6))
+            async with asyncio.timeout(5):
+                async for message in stream:
+                    if message.server_content and message.server_content.model_turn:
+                        break
+            await speak(s, tone(0.3))  # barge in while the long answer is playing
+            cut = await hear_turn(stream)
+            await speak(s, silence(0.6))
+            follow_up = await hear_turn(stream)
+        assert cut.kinds[-1] == "interrupted"
+        assert "turn_complete" not in cut.kinds
+        assert follow_up.output_text == "short"
+        conn = server.connections[0]
+        assert [t.outcome for t in conn.turns()] == ["interrupted", "completed"]
+        assert conn.interruptions == 1
+        sent_audio = sum(e.n_bytes for e in conn.sent("audio"))
+        assert sent_audio < len(config.answers[0].answer_pcm24k)
+
+
+async def test_no_interruption_mode_finishes_the_answer_then_takes_the_next() -> None:
+    no_barge_in = LIVE_CONFIG.model_copy(
+        update={
+            "realtime_input_config": types.RealtimeInputConfig(
+                activity_handling=types.ActivityHandling.NO_INTERRUPTION
+            )
+        }
+    )
+    config = StandInConfig(answers=(answer("long", 1.5), answer("short", 0.2)), speed=2.0)
+    async with StandIn(config) as server:
+        async with client_for(server).aio.live.connect(model="m", config=no_barge_in) as s:
+            stream = messages(s)
+            await speak(s, tone(0.5) + silence(0.6))
+            await speak(s, tone(0.3) + silence(0.6))  # while the first answer is streaming
+            first = await hear_turn(stream)
+            second = await hear_turn(stream)
+        assert first.audio == config.answers[0].answer_pcm24k
+        assert second.output_text == "short"
+        turns = server.connections[0].turns()
+        assert [t.outcome for t in turns] == ["completed", "completed"]
+        first_end = turns[0].t_end_monotonic
+        assert first_end is not None and turns[1].t_start_monotonic < first_end  # overlapped
+
+
+async def test_wrong_api_key_is_refused_with_1007() -> None:
+    async with StandIn(StandInConfig(api_keys=frozenset({"right-key"}))) as server:
+        with pytest.raises(errors.APIError) as caught:
+            async with client_for(server, api_key="wrong-key").aio.live.connect(model="m"):
+                pass
+        assert caught.value.code == 1007
+        assert "API key not valid" in str(caught.value)
+        conn = server.connections[0]
+        assert not conn.api_key_ok
+        assert "wrong-key" not in repr(vars(conn))
+
+
+async def test_unknown_model_is_refused_with_1008() -> None:
+    async with StandIn(StandInConfig(models=frozenset({"gemini-live-test"}))) as server:
+        with pytest.raises(errors.APIError) as caught:
+            async with client_for(server).aio.live.connect(model="gemini-nope"):
+                pass
+        assert caught.value.code == 1008
+        assert "models/gemini-nope is not found for API version v1" in str(caught.value)
+        async with client_for(server).aio.live.connect(model="models/gemini-live-test"):
+            pass
+
+
+async def test_scripted_go_away_then_internal_error_then_healthy_reconnect() -> None:
+    faults = ConnectionFaults(go_away_after_s=0.1, go_away_time_left_s=0.5, close_after_s=0.3)
+    async with StandIn(StandInConfig(connection_faults=(faults,), speed=16.0)) as server:
+        client = client_for(server)
+        async with client.aio.live.connect(model="m", config=LIVE_CONFIG) as s:
+            stream = messages(s)
+            first = await anext(stream)
+            assert first.go_away is not None and first.go_away.time_left == "0.5s"
+            with pytest.raises(errors.APIError) as caught:
+                await anext(stream)
+            assert caught.value.code == 1011
+        async with client.aio.live.connect(model="m", config=LIVE_CONFIG) as s:
+            await s.send_realtime_input(text="still there?")
+            assert (await hear_turn(messages(s))).kinds[-1] == "turn_complete"
+        assert [c.close_code for c in server.connections][:1] == [1011]
+
+
+async def test_refused_upgrade_reaches_the_client_as_a_handshake_error() -> None:
+    refuse = ConnectionFaults(refuse_http_status=503)
+    async with StandIn(StandInConfig(connection_faults=(refuse,))) as server:
+        with pytest.raises(Exception) as caught:
+            async with client_for(server).aio.live.connect(model="m"):
+                pass
+        assert "503" in str(caught.value)
+        assert server.connections[0].setup is None
+
+
+def test_thread_stand_in_serves_a_sync_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    with StandIn.start_in_thread(StandInConfig(speed=16.0)) as handle:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", handle.base_url)
+        monkeypatch.setenv("SSL_CERT_FILE", str(handle.ca_pem_path))
+
+        async def ask() -> Heard:
+            client = genai.Client(api_key="test-key")
+            async with client.aio.live.connect(model="m", config=LIVE_CONFIG) as s:
+                await s.send_realtime_input(text="where is the bread?")
+                return await hear_turn(messages(s))
+
+        heard = asyncio.run(ask())
+        assert heard.output_text == DEFAULT_ANSWER_TEXT
+        handle.wait_until(lambda: handle.server.turns_completed == 1)
+        pem = handle.ca_pem_path
+    assert not pem.exists()
