@@ -121,6 +121,7 @@ async def run_conversation(
         model=settings.model,
         config_for=lambda handle: live_config(settings, prompt, handle),
         max_outage_s=settings.max_outage_s,
+        first_connect_timeout_s=settings.connect_timeout_s,
     )
     async with open_devices(settings) as devices:
         sampler = None

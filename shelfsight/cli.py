@@ -254,4 +254,8 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
 
 
 def main() -> None:
+    # OpenCV and its FFmpeg print their own warnings (e.g. "Connection refused") on stderr;
+    # shelfsight reports those conditions itself, in one line.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     app()

@@ -110,6 +110,7 @@ class Conversation:
         self._answer_wait_s = answer_wait_s
         self._turn = TurnTracker()
         self._turn_latency: float | None = None
+        self._connected_once = False
         self._done = asyncio.Event()
 
     async def run(self) -> None:
@@ -198,9 +199,10 @@ class Conversation:
             case GoAway(time_left_s=left):
                 self._view.notice(f"server will close this connection in {left or 0:.0f} s")
             case Connected(resumed=resumed, outage_s=outage):
+                self._connected_once = True
                 if resumed:
                     self._view.notice(f"reconnected after {outage:.1f} s")
                 self._view.state("listening")
             case Reconnecting(reason=reason, delay_s=delay):
                 self._view.notice(f"{reason}; retrying in {delay:.1f} s")
-                self._view.state("reconnecting")
+                self._view.state("reconnecting" if self._connected_once else "connecting")

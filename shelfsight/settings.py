@@ -44,7 +44,8 @@ class Settings:
     prefix_padding_ms: int = 200
     # How long to wait for an answer after a mic file has ended before exiting.
     answer_wait_s: float = 20.0
-    # Reconnects: give up after this long without a working connection.
+    # Give up when the first connection takes longer than this, or a reconnect than max_outage_s.
+    connect_timeout_s: float = 15.0
     max_outage_s: float = 60.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from shelfsight.scene import write_shelf_video
+from shelfsight.settings import DEFAULT_MODEL
 from shelfsight.standin import StandIn, StandInConfig, StandInThread
 
 ASSETS = Path(__file__).resolve().parent.parent / "shelfsight" / "assets"
@@ -28,6 +29,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.startswith(("GEMINI_", "GOOGLE_", "SHELFSIGHT_")) or name == "SSL_CERT_FILE":
             monkeypatch.delenv(name)
     monkeypatch.setenv("SHELFSIGHT_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.chdir(tmp_path)  # relative output paths land in the test's own folder
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +40,8 @@ def shelf_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def standin() -> Iterator[StandInThread]:
-    with StandIn.start_in_thread(StandInConfig(api_keys=frozenset({TEST_KEY}))) as server:
+    config = StandInConfig(api_keys=frozenset({TEST_KEY}), models=frozenset({DEFAULT_MODEL}))
+    with StandIn.start_in_thread(config) as server:
         yield server
 
 

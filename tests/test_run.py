@@ -27,7 +27,13 @@ def test_a_spoken_question_is_answered_into_the_speaker_file(
 ) -> None:
     out = tmp_path / "answer.wav"
     result = run_cli(
-        "run", "--camera", str(shelf_video), "--mic", str(QUESTION_WAV), "--speaker", str(out),
+        "run",
+        "--camera",
+        str(shelf_video),
+        "--mic",
+        str(QUESTION_WAV),
+        "--speaker",
+        str(out),
         env=standin_env(standin),
     )
     assert result.code == 0, result.stderr
@@ -57,3 +63,48 @@ def test_a_spoken_question_is_answered_into_the_speaker_file(
     # The setup asked for what the product needs.
     setup = conn.setup or {}
     assert "systemInstruction" in setup and "third shelf" in str(setup["systemInstruction"]).lower()
+
+
+def test_frames_are_fresh_and_about_one_a_second(
+    standin: StandInThread, shelf_video: Path, tmp_path: Path
+) -> None:
+    """Each frame sent shows the video position at its send time, not a buffered old one."""
+    from shelfsight.scene import read_frame_number
+
+    long_mic = tmp_path / "long.wav"
+    _write_wav(long_mic, load_mic_pcm(QUESTION_WAV) + bytes(16000 * 2 * 3), 16000)
+    result = run_cli(
+        "run",
+        "--camera",
+        str(shelf_video),
+        "--mic",
+        str(long_mic),
+        "--speaker",
+        "out.wav",
+        "--fps",
+        "2",
+        env=standin_env(standin),
+    )
+    assert result.code == 0, result.stderr
+    events = standin.server.connections[-1].received("video")
+    assert len(events) >= 6
+    gaps = np.diff([e.t_monotonic for e in events])
+    assert 0.3 < float(np.median(gaps)) < 0.7  # --fps 2
+    numbers = [
+        read_frame_number(cv2.imdecode(np.frombuffer(e.data, np.uint8), cv2.IMREAD_COLOR))
+        for e in events
+    ]
+    video_frames = 90  # 3 s at 30 fps, looping
+    for (a, b), gap in zip(zip(numbers, numbers[1:], strict=False), gaps, strict=True):
+        advanced = (b - a) % video_frames
+        expected = (gap * 30) % video_frames
+        error = min(abs(advanced - expected), video_frames - abs(advanced - expected))
+        assert error <= 6, f"frame {b} after {a} over {gap:.2f} s: stale by {error} frames"
+
+
+def _write_wav(path: Path, pcm: bytes, rate: int) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
