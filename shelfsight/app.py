@@ -9,17 +9,19 @@ from __future__ import annotations
 import contextlib
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from google import genai
 from google.genai import types
 
 from shelfsight.audio import MicSource, SpeakerSink, open_mic, open_speaker
-from shelfsight.camera import Camera, open_camera
-from shelfsight.conversation import Conversation, View
+from shelfsight.camera import Camera, open_camera, redact_url
+from shelfsight.conversation import Conversation, FrameFeed, View
 from shelfsight.frames import FrameSampler
 from shelfsight.live_link import LiveLink
 from shelfsight.prompt import load_system_prompt
+from shelfsight.recording import Recorder
 from shelfsight.settings import Settings
 
 
@@ -112,8 +114,15 @@ async def open_devices(settings: Settings) -> Iterator[Devices]:  # type: ignore
 
 
 async def run_conversation(
-    settings: Settings, api_key: str, view: View, endpoint: Endpoint = Endpoint()
+    settings: Settings,
+    api_key: str,
+    view: View,
+    endpoint: Endpoint = Endpoint(),
+    *,
+    record_to: Path | None = None,
+    frames: FrameFeed | None = None,
 ) -> None:
+    """One conversation with the given settings; `frames` replaces the camera (replays)."""
     prompt = load_system_prompt(settings.prompt_file)
     client = make_client(api_key, endpoint)
     link = LiveLink(
@@ -123,10 +132,10 @@ async def run_conversation(
         max_outage_s=settings.max_outage_s,
         first_connect_timeout_s=settings.connect_timeout_s,
     )
+    recorder = start_recorder(record_to, settings) if record_to is not None else None
     async with open_devices(settings) as devices:
-        sampler = None
-        if devices.camera is not None:
-            sampler = FrameSampler(
+        if frames is None and devices.camera is not None:
+            frames = FrameSampler(
                 devices.camera,
                 fps=settings.fps,
                 max_side=settings.max_side,
@@ -136,8 +145,22 @@ async def run_conversation(
             link=link,
             mic=devices.mic,
             speaker=devices.speaker,
-            frames=sampler,
+            frames=frames,
             view=view,
             answer_wait_s=settings.answer_wait_s,
+            recorder=recorder,
         )
-        await conversation.run()
+        try:
+            await conversation.run()
+        finally:
+            if recorder is not None:
+                recorder.close(
+                    audio_chunks_sent=link.audio_chunks_sent, frames_sent=link.frames_sent
+                )
+
+
+def start_recorder(folder: Path, settings: Settings) -> Recorder:
+    """A recorder whose manifest says how the session was made (settings, never the key)."""
+    recorded = {k: v for k, v in asdict(settings).items() if k != "extra"}
+    recorded["camera"] = redact_url(settings.camera)
+    return Recorder(folder, {"model": settings.model, "settings": recorded})

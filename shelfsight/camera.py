@@ -252,7 +252,7 @@ def open_camera(spec: str) -> Camera | None:
     if spec.lower() == "none":
         return None
     if spec.lower().startswith(STREAM_SCHEMES):
-        return Camera(_redact_url(spec), lambda: _open_stream(spec), is_file=False)
+        return Camera(redact_url(spec), lambda: _open_stream(spec), is_file=False)
     path = Path(spec).expanduser()
     if path.is_file() or "/" in spec or "\\" in spec or spec.lower().endswith(VIDEO_SUFFIXES):
         if not path.is_file():
@@ -311,13 +311,13 @@ def _open_stream(url: str) -> cv2.VideoCapture:
         if cap is not None:
             cap.release()
         raise UserError(
-            f"Cannot open camera stream {_redact_url(url)}: check the URL, that the phone app is "
+            f"Cannot open camera stream {redact_url(url)}: check the URL, that the phone app is "
             "streaming, and that this computer is on the same network."
         )
     return cap
 
 
-def _redact_url(url: str) -> str:
+def redact_url(url: str) -> str:
     """Drop user:password from a URL so it never reaches logs or the terminal."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:

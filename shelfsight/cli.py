@@ -101,6 +101,14 @@ def run(
         Path | None,
         typer.Option(help="Config file (TOML). Default: the user's shelfsight/config.toml."),
     ] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            help="Record the session into this folder (frames, both audio streams, "
+            "transcripts, timed events). Config: always_record = true records every session "
+            "into a dated folder under sessions_dir."
+        ),
+    ] = None,
     plain: Annotated[
         bool, typer.Option(help="Plain lines instead of the live terminal view.")
     ] = False,
@@ -119,32 +127,216 @@ def run(
         prompt_file=prompt_file,
     )
 
-    async def go() -> None:
-        from shelfsight.app import run_conversation
+    def go() -> Coroutine[Any, Any, None]:
+        from shelfsight.recording import session_folder_name
         from shelfsight.settings import api_key_from_env, load_settings
-        from shelfsight.view import make_view
 
         settings = load_settings(flags, config_path=config)
-        if settings.mode != "handsfree":
-            raise UserError(f"--mode {settings.mode} is not available yet: use handsfree.")
         key = api_key_from_env()
         _SECRETS.append(key)
         settings = _resolve_camera(settings)
-        view = make_view(plain=True if plain else None)
-        view.start()
-        try:
-            await run_conversation(settings, key, view)
-        finally:
-            view.stop()
+        folder = record
+        if folder is None and settings.always_record:
+            folder = Path(settings.sessions_dir).expanduser() / session_folder_name()
+        return _converse(settings, key, plain=plain, record=folder)
 
     _guarded(go)
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "  shelfsight replay sessions/2026-11-24T10-31-07 --offline\n\n"
+    "  shelfsight replay sessions/2026-11-24T10-31-07 --model gemini-3.8-live"
+)
+def replay(
+    folder: Annotated[Path, typer.Argument(help="A folder written by run --record.")],
+    offline: Annotated[
+        bool,
+        typer.Option(help="No key, no network: a local stand-in plays the recorded answers back."),
+    ] = False,
+    speaker: SpeakerOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Ask another model than the recorded one.", show_default=False),
+    ] = None,
+    record: Annotated[
+        Path | None, typer.Option(help="Record the replayed session into this folder.")
+    ] = None,
+    plain: Annotated[
+        bool, typer.Option(help="Plain lines instead of the live terminal view.")
+    ] = False,
+) -> None:
+    """Send a recorded session's frames and mic audio again, at the recorded pace."""
+
+    def go() -> Coroutine[Any, Any, None]:
+        return _replay(
+            folder, offline=offline, speaker=speaker, model=model, record=record, plain=plain
+        )
+
+    _guarded(go)
+
+
+@app.command()
+def demo(
+    speaker: SpeakerOpt = None,
+    plain: Annotated[
+        bool, typer.Option(help="Plain lines instead of the live terminal view.")
+    ] = False,
+) -> None:
+    """A bundled shelf session replayed offline: no camera, microphone, key or network needed.
+
+    The answer plays on the default speaker, or is written to shelfsight-demo-answer.wav when
+    there is none.
+    """
+
+    def go() -> None:
+        from importlib import resources
+
+        bundled = resources.files("shelfsight") / "assets" / "demo-session"
+        with resources.as_file(bundled) as folder:
+            target = speaker or _demo_speaker()
+            _run_async(
+                _replay(folder, offline=True, speaker=target, model=None, record=None, plain=plain)
+            )
+        if target.endswith(".wav"):
+            print(f"The spoken answer was written to {Path(target).resolve()}")
+
+    _guarded(go)
+
+
+@app.command()
+def sessions(
+    folder: Annotated[
+        Path | None,
+        typer.Argument(help="Where the recordings are. Default: the sessions_dir setting."),
+    ] = None,
+) -> None:
+    """List recorded sessions with date, duration, questions and answers."""
+
+    def go() -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        from shelfsight.recording import load_session
+        from shelfsight.replay import describe, find_sessions
+        from shelfsight.settings import load_settings
+
+        root = folder or Path(load_settings({}).sessions_dir).expanduser()
+        found = find_sessions(root)
+        if not found:
+            print(f"No recorded sessions in {root}. Record one with: shelfsight run --record DIR")
+            return
+        table = Table(title=f"Sessions in {root}", title_justify="left")
+        for column in ("folder", "started", "duration", "questions", "answers", ""):
+            table.add_column(column)
+        for path in found:
+            row = describe(load_session(path))
+            table.add_row(
+                path.name,
+                str(row["started"]),
+                f"{row['duration_s']:.0f} s",
+                str(row["questions"]),
+                str(row["answers"]),
+                "" if row["complete"] else "cut short",
+            )
+        Console().print(table)
+
+    _guarded(go)
+
+
+async def _converse(
+    settings: Any,
+    key: str,
+    *,
+    plain: bool,
+    record: Path | None,
+    endpoint: Any = None,
+    frames: Any = None,
+) -> None:
+    """Run one conversation with the view and (optionally) a recorder around it."""
+    from shelfsight.app import Endpoint, run_conversation
+    from shelfsight.view import make_view
+
+    view = make_view(plain=True if plain else None)
+    view.start()
+    try:
+        await run_conversation(
+            settings, key, view, endpoint or Endpoint(), record_to=record, frames=frames
+        )
+    finally:
+        view.stop()
+        if record is not None:
+            print(f"Recorded into {record}")
+
+
+async def _replay(
+    folder: Path,
+    *,
+    offline: bool,
+    speaker: str | None,
+    model: str | None,
+    record: Path | None,
+    plain: bool,
+) -> None:
+    import dataclasses
+
+    from shelfsight.app import Endpoint
+    from shelfsight.recording import load_session
+    from shelfsight.replay import RecordedFrames, recorded_answers
+    from shelfsight.settings import api_key_from_env, load_settings
+
+    session = load_session(folder)
+    recorded = session.manifest.get("settings", {})
+    flags = {
+        "mic": str(folder / "mic.wav"),
+        "camera": "none",
+        "speaker": speaker,
+        "model": model or recorded.get("model"),
+        "voice": recorded.get("voice"),
+        "mode": recorded.get("mode"),
+    }
+    settings = load_settings(flags)
+    frames = RecordedFrames(session)
+    if not offline:
+        key = api_key_from_env()
+        _SECRETS.append(key)
+        await _converse(settings, key, plain=plain, record=record, frames=frames)
+        return
+    from shelfsight.standin import StandIn, StandInConfig
+
+    answers = recorded_answers(session)
+    if not answers:
+        raise UserError(f"{folder} holds no recorded answer to play back offline.")
+    settings = dataclasses.replace(settings, model=settings.model)
+    async with StandIn(StandInConfig(answers=answers)) as server:
+        endpoint = Endpoint(server.base_url, server.client_ssl_context())
+        await _converse(
+            settings,
+            "offline-replay",
+            plain=plain,
+            record=record,
+            endpoint=endpoint,
+            frames=frames,
+        )
+
+
+def _demo_speaker() -> str:
+    """The default speaker if there is one, else a WAV file in the working directory."""
+    from shelfsight.audio import open_speaker
+
+    try:
+        open_speaker("default").close()
+    except UserError as exc:
+        print(f"No speaker to play on: {str(exc).split(':')[0]}.")
+        return "shelfsight-demo-answer.wav"
+    return "default"
 
 
 @app.command()
 def devices() -> None:
     """List cameras, microphones and speakers by name and index."""
 
-    async def go() -> None:
+    def go() -> None:
         from shelfsight.devices_report import print_devices
 
         print_devices()
@@ -193,14 +385,39 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-def _guarded(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run `main` on a fresh event loop; map errors and signals to one line and an exit code."""
+def _guarded(main: Callable[[], Coroutine[Any, Any, None] | None]) -> None:
+    """Run `main` (and the coroutine it returns, if any); map errors to one line and a code."""
+    try:
+        coroutine = main()
+        if coroutine is not None:
+            _run_async(coroutine)
+    except UserError as exc:
+        _fail(str(exc), exc.exit_code)
+    except _Terminated:
+        raise typer.Exit(0) from None
+    except KeyboardInterrupt:
+        print("", file=sys.stderr)
+        raise typer.Exit(130) from None
+    except BaseExceptionGroup as group:
+        user_errors = [e for e in _leaves(group) if isinstance(e, UserError)]
+        if user_errors:
+            _fail(str(user_errors[0]), user_errors[0].exit_code)
+        _internal_error(group)
+    except Exception as exc:
+        _internal_error(exc)
+
+
+class _Terminated(Exception):
+    """SIGTERM ended the run: a clean stop, exit 0."""
+
+
+def _run_async(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run on a fresh event loop; SIGTERM cancels it like Ctrl-C does, then exits 0."""
     terminated = False
 
     async def runner() -> None:
         nonlocal terminated
         task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
 
         def on_sigterm() -> None:
             nonlocal terminated
@@ -209,29 +426,17 @@ def _guarded(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
                 task.cancel()
 
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, on_sigterm)
-        await main()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_sigterm)
+        await coroutine
 
     try:
         asyncio.run(runner())
-    except UserError as exc:
-        _fail(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        print("", file=sys.stderr)
-        raise typer.Exit(130) from None
     except asyncio.CancelledError:
         if terminated:
-            raise typer.Exit(0) from None
+            raise _Terminated from None
         raise
-    except BaseExceptionGroup as group:
-        user_errors = [e for e in _leaves(group) if isinstance(e, UserError)]
-        if user_errors:
-            _fail(str(user_errors[0]), user_errors[0].exit_code)
-        _internal_error(group)
-    except Exception as exc:
-        _internal_error(exc)
     if terminated:
-        raise typer.Exit(0)
+        raise _Terminated
 
 
 def _internal_error(exc: BaseException) -> None:

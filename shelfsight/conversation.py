@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from shelfsight.audio import MicSource, SpeakerSink, rms_dbfs
+from shelfsight.frames import EncodedFrame
 from shelfsight.live_link import (
     MIC_CHUNK_S,
     AnswerAudio,
@@ -33,13 +34,14 @@ from shelfsight.live_link import (
     TurnComplete,
     UserTranscript,
 )
+from shelfsight.recording import NullRecorder, Recorder
 
 SPEECH_DBFS = -42.0  # local level above which a mic chunk counts as speech (UI and turn timing)
 SILENCE_CHUNK = bytes(int(16000 * MIC_CHUNK_S) * 2)
 
 
 class FrameFeed(Protocol):
-    def frames(self) -> AsyncIterator[object]: ...
+    def frames(self) -> AsyncIterator[EncodedFrame]: ...
 
 
 class View(Protocol):
@@ -101,6 +103,7 @@ class Conversation:
         frames: FrameFeed | None,
         view: View,
         answer_wait_s: float = 20.0,
+        recorder: Recorder | NullRecorder | None = None,
     ) -> None:
         self._link = link
         self._mic = mic
@@ -108,6 +111,7 @@ class Conversation:
         self._frames = frames
         self._view = view
         self._answer_wait_s = answer_wait_s
+        self._recorder = recorder or NullRecorder()
         self._turn = TurnTracker()
         self._turn_latency: float | None = None
         self._connected_once = False
@@ -130,12 +134,14 @@ class Conversation:
         self._view.state("connecting")
         while (chunk := await self._mic.read()) is not None:
             self._send_mic(chunk.pcm, chunk.t_capture)
+        self._recorder.event("mic_end")
         self._view.notice("microphone input ended; waiting for the answer to finish")
         await self._finish_after_mic_end()
         self._done.set()
 
     def _send_mic(self, pcm: bytes, t_capture: float) -> None:
         self._link.send_audio(pcm)
+        self._recorder.mic(pcm)
         level = rms_dbfs(pcm)
         self._turn.on_mic(level, t_capture)
         self._view.mic_level(level)
@@ -155,6 +161,7 @@ class Conversation:
             if (answered or not expecting) and not self._turn.answering:
                 break
             self._link.send_audio(SILENCE_CHUNK)
+            self._recorder.mic(SILENCE_CHUNK)
             next_t += MIC_CHUNK_S
             await asyncio.sleep(max(0.0, next_t - time.monotonic()))
         else:
@@ -164,14 +171,17 @@ class Conversation:
 
     async def _pump_frames(self, feed: FrameFeed) -> None:
         async for frame in feed.frames():
-            self._link.send_frame(frame.jpeg)  # type: ignore[attr-defined]
-            self._view.frame_sent(frame.width, frame.height, len(frame.jpeg))  # type: ignore[attr-defined]
+            self._link.send_frame(frame.jpeg)
+            age_ms = round((time.monotonic() - frame.t_capture) * 1000, 1)
+            self._recorder.frame(frame.jpeg, width=frame.width, height=frame.height, age_ms=age_ms)
+            self._view.frame_sent(frame.width, frame.height, len(frame.jpeg))
 
     async def _pump_events(self) -> None:
         async for event in self._link.events():
             self._on_event(event)
 
     def _on_event(self, event: ServerEvent) -> None:
+        self._record(event)
         match event:
             case AnswerAudio(pcm=pcm, t_received=t):
                 latency = self._turn.on_answer_audio(t)
@@ -186,6 +196,7 @@ class Conversation:
                 self._view.state("listening")
             case TurnComplete():
                 if self._turn.answering:
+                    self._recorder.event("turn_latency", latency_s=self._turn_latency)
                     self._turn.on_turn_end(interrupted=False)
                     self._view.turn_done(self._turn_latency, interrupted=False)
                 self._turn_latency = None
@@ -206,3 +217,17 @@ class Conversation:
             case Reconnecting(reason=reason, delay_s=delay):
                 self._view.notice(f"{reason}; retrying in {delay:.1f} s")
                 self._view.state("reconnecting" if self._connected_once else "connecting")
+
+    def _record(self, event: ServerEvent) -> None:
+        """Every server event goes into the recording; answer audio into its own WAV."""
+        if isinstance(event, AnswerAudio):
+            self._recorder.answer_audio(event.pcm)
+            return
+        fields = {
+            k: v for k, v in vars(event).items() if k not in ("t_received",) and v is not None
+        }
+        self._recorder.event(_snake(type(event).__name__), **fields)
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")

@@ -47,6 +47,9 @@ class Settings:
     # Give up when the first connection takes longer than this, or a reconnect than max_outage_s.
     connect_timeout_s: float = 15.0
     max_outage_s: float = 60.0
+    # Recording: `always_record` puts every run into a dated folder under `sessions_dir`.
+    always_record: bool = False
+    sessions_dir: str = "sessions"
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def validate(self) -> Settings:

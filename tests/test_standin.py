@@ -71,6 +71,11 @@ PTT_CONFIG = LIVE_CONFIG.model_copy(
 )
 
 
+def resume_from(handle: str) -> types.LiveConnectConfig:
+    resumption = types.SessionResumptionConfig(handle=handle)
+    return LIVE_CONFIG.model_copy(update={"session_resumption": resumption})
+
+
 def client_for(server: StandIn, api_key: str = "test-key") -> genai.Client:
     return genai.Client(api_key=api_key, http_options=server.http_options())
 
@@ -313,6 +318,39 @@ async def test_scripted_go_away_then_internal_error_then_healthy_reconnect() -> 
             await s.send_realtime_input(text="still there?")
             assert (await hear_turn(messages(s))).kinds[-1] == "turn_complete"
         assert [c.close_code for c in server.connections][:1] == [1011]
+
+
+async def test_reconnect_resumes_with_the_handle_it_was_issued() -> None:
+    only_issued = StandInConfig(resumption_handles=frozenset(), speed=16.0)
+    async with StandIn(only_issued) as server:
+        client = client_for(server)
+        async with client.aio.live.connect(model="m", config=LIVE_CONFIG) as s:
+            stream = messages(s)
+            await s.send_realtime_input(text="where is the bread?")
+            await hear_turn(stream)
+            update = (await anext(stream)).session_resumption_update
+        assert update is not None and update.new_handle
+        async with client.aio.live.connect(model="m", config=resume_from(update.new_handle)) as s:
+            await s.send_realtime_input(text="and the milk?")
+            assert (await hear_turn(messages(s))).kinds[-1] == "turn_complete"
+        fresh, resumed = server.connections
+        assert fresh.resumed_with is None
+        assert resumed.resumed_with == update.new_handle == server.issued_handles[0]
+
+
+async def test_reconnect_with_an_unknown_handle_is_refused_with_1007() -> None:
+    async with StandIn(StandInConfig(resumption_handles=frozenset({"saved"}))) as server:
+        client = client_for(server)
+        with pytest.raises(errors.APIError) as caught:
+            async with client.aio.live.connect(model="m", config=resume_from("stale")):
+                pass
+        assert caught.value.code == 1007
+        async with client.aio.live.connect(model="m", config=resume_from("saved")):
+            pass
+        await server.wait_until(lambda: server.connections[-1].close_code is not None)
+        refused, resumed = server.connections
+        assert refused.resumed_with == "stale" and not refused.sent("setup_complete")
+        assert resumed.resumed_with == "saved" and resumed.sent("setup_complete")
 
 
 async def test_refused_upgrade_reaches_the_client_as_a_handshake_error() -> None:

@@ -1,0 +1,76 @@
+"""What the stand-in accepts, how it answers and how it misbehaves.
+
+All frozen: a config is built once by a test or the demo and read by every connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shelfsight.standin.audio import synth_speech_pcm16
+
+ANSWER_RATE_HZ = 24_000
+DEFAULT_ANSWER_TEXT = "Third shelf from the top, right end, green bag."
+DEFAULT_QUESTION_TEXT = "Where are the gluten-free crackers?"
+
+
+@dataclass(frozen=True)
+class ScriptedAnswer:
+    """One scripted exchange: the transcript of the spoken question and the spoken answer
+    (24 kHz mono PCM16, exactly the bytes the client will receive)."""
+
+    question_text: str
+    answer_text: str
+    answer_pcm24k: bytes
+
+    def __post_init__(self) -> None:
+        if not self.answer_pcm24k or len(self.answer_pcm24k) % 2:
+            raise ValueError("answer_pcm24k must be non-empty whole PCM16 samples")
+
+
+def default_answers() -> tuple[ScriptedAnswer, ...]:
+    """The one bundled answer: ~1.5 s of speech-like audio about the green bag."""
+    pcm = synth_speech_pcm16(1.5, ANSWER_RATE_HZ)
+    return (ScriptedAnswer(DEFAULT_QUESTION_TEXT, DEFAULT_ANSWER_TEXT, pcm),)
+
+
+@dataclass(frozen=True)
+class ConnectionFaults:
+    """Scripted misbehaviour for one connection; times count from `setupComplete`."""
+
+    refuse_http_status: int | None = None  # e.g. 503: the websocket upgrade is refused
+    go_away_after_s: float | None = None
+    go_away_time_left_s: float = 5.0
+    close_after_s: float | None = None
+    close_code: int = 1011
+    close_reason: str = "Internal error encountered."
+
+
+@dataclass(frozen=True)
+class StandInConfig:
+    """What the stand-in accepts and how it answers.
+
+    `api_keys=None` accepts any non-empty key; `models=None` accepts any model (names with or
+    without the "models/" prefix). `resumption_handles=None` resumes with any handle; a set
+    resumes only with those and with the handles this stand-in has issued, as the real service
+    honours only its own handles (others are refused with close code 1007; pass an empty set
+    for exactly that). Answers are used in order across all connections, cycling.
+    `connection_faults[i]` applies to the i-th connection (0-based); later ones behave.
+    `speed` is how many times faster than real time answer audio is sent (inf: no pacing).
+    """
+
+    api_keys: frozenset[str] | None = None
+    models: frozenset[str] | None = None
+    answers: tuple[ScriptedAnswer, ...] = field(default_factory=default_answers)
+    answer_chunk_ms: int = 40
+    speed: float = 4.0
+    vad_threshold_dbfs: float = -35.0
+    vad_window_ms: int = 20
+    vad_speech_ms: int = 100
+    vad_silence_ms: int = 500  # overridden by the setup's silenceDurationMs when given
+    connection_faults: tuple[ConnectionFaults, ...] = ()
+    resumption_handles: frozenset[str] | None = None  # last: keeps positional order
+
+    def faults_for(self, index: int) -> ConnectionFaults:
+        in_range = index < len(self.connection_faults)
+        return self.connection_faults[index] if in_range else ConnectionFaults()

@@ -1,0 +1,190 @@
+"""Recording a session, replaying it (offline and against the endpoint), and the demo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+from shelfsight.audio import load_mic_pcm
+from shelfsight.recording import load_session
+from shelfsight.standin import StandInThread
+from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
+
+QUESTION = ASSETS / "question.wav"
+DEMO = ASSETS / "demo-session"
+
+
+def wav_pcm(path: Path) -> bytes:
+    with wave.open(str(path), "rb") as w:
+        return w.readframes(w.getnframes())
+
+
+def frames_of(folder: Path) -> list[bytes]:
+    session = load_session(folder)
+    return [(folder / e["file"]).read_bytes() for e in session.of_type("frame")]
+
+
+def record_one(standin: StandInThread, video: Path, folder: Path) -> None:
+    result = run_cli(
+        "run",
+        "--camera",
+        str(video),
+        "--mic",
+        str(QUESTION),
+        "--speaker",
+        "out.wav",
+        "--record",
+        str(folder),
+        env=standin_env(standin),
+    )
+    assert result.code == 0, result.stderr
+
+
+def test_a_recorded_session_holds_everything_and_never_the_key(
+    standin: StandInThread, shelf_video: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "rec"
+    record_one(standin, shelf_video, folder)
+    session = load_session(folder)
+    conn = standin.server.connections[-1]
+    # mic.wav is exactly the audio the endpoint received; answer.wav exactly what it sent.
+    assert wav_pcm(folder / "mic.wav") == conn.audio_bytes()
+    assert wav_pcm(folder / "answer.wav") == standin.server.config.answers[0].answer_pcm24k
+    assert frames_of(folder) == conn.frames()
+    kinds = [e["type"] for e in session.events]
+    for kind in (
+        "session_start",
+        "connected",
+        "mic_start",
+        "frame",
+        "user_transcript",
+        "answer_transcript",
+        "answer_audio",
+        "turn_complete",
+        "turn_latency",
+        "session_end",
+    ):
+        assert kind in kinds, kind
+    assert session.manifest["model"] == "gemini-3.8-live"
+    assert session.manifest["ended_at"]
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert TEST_KEY.encode() not in path.read_bytes(), path
+
+
+def test_offline_replay_sends_the_same_frames_and_audio_and_plays_the_recorded_answer(
+    standin: StandInThread, shelf_video: Path, tmp_path: Path
+) -> None:
+    original = tmp_path / "rec"
+    record_one(standin, shelf_video, original)
+    again = tmp_path / "again"
+    result = run_cli(
+        "replay",
+        str(original),
+        "--offline",
+        "--speaker",
+        "replayed.wav",
+        "--record",
+        str(again),
+    )
+    assert result.code == 0, result.stderr
+    assert frames_of(again) == frames_of(original)
+    mic = wav_pcm(original / "mic.wav")
+    assert wav_pcm(again / "mic.wav")[: len(mic)] == mic
+    answer = wav_pcm(original / "answer.wav")
+    assert answer in wav_pcm(tmp_path / "replayed.wav")
+    question = standin.server.config.answers[0].question_text
+    assert f"You: {question}" in result.stdout
+
+
+def test_replay_against_the_endpoint_resends_frames_in_order_at_the_recorded_pace(
+    standin: StandInThread, shelf_video: Path, tmp_path: Path
+) -> None:
+    original = tmp_path / "rec"
+    record_one(standin, shelf_video, original)
+    result = run_cli("replay", str(original), "--speaker", "r.wav", env=standin_env(standin))
+    assert result.code == 0, result.stderr
+    first, second = standin.server.connections[0], standin.server.connections[-1]
+    assert second is not first
+    assert second.frames() == first.frames()
+    assert second.audio_bytes()[: len(first.audio_bytes())] == first.audio_bytes()
+    t_first = [e.t_monotonic for e in first.received("video")]
+    t_second = [e.t_monotonic for e in second.received("video")]
+    for a, b in zip(
+        [t - t_first[0] for t in t_first], [t - t_second[0] for t in t_second], strict=True
+    ):
+        assert abs(a - b) < 0.25
+
+
+def test_a_recording_cut_by_sigkill_is_still_readable(
+    standin: StandInThread, shelf_video: Path, tmp_path: Path
+) -> None:
+    mic = tmp_path / "long.wav"
+    with wave.open(str(mic), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(load_mic_pcm(QUESTION) + bytes(16000 * 2 * 30))
+    folder = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "shelfsight",
+            "run",
+            "--camera",
+            str(shelf_video),
+            "--mic",
+            str(mic),
+            "--speaker",
+            "o.wav",
+            "--record",
+            str(folder),
+        ],
+        env={**os.environ, **standin_env(standin)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not standin.server.turns_completed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    session = load_session(folder)
+    assert "ended_at" not in session.manifest  # it really was cut short
+    assert any(e["type"] == "turn_complete" for e in session.events)
+    assert len(wav_pcm(folder / "mic.wav")) > len(load_mic_pcm(QUESTION))
+    assert wav_pcm(folder / "answer.wav") == standin.server.config.answers[0].answer_pcm24k
+    for event in session.of_type("frame")[:-1]:
+        assert (folder / event["file"]).stat().st_size == event["bytes"]
+    listed = run_cli("sessions", str(tmp_path))
+    assert listed.code == 0 and "killed" in listed.stdout and "cut short" in listed.stdout
+
+
+def test_demo_works_without_camera_mic_speaker_or_key(tmp_path: Path) -> None:
+    result = run_cli("demo", "--plain")
+    assert result.code == 0, result.stderr
+    recorded = wav_pcm(DEMO / "answer.wav")
+    written = tmp_path / "shelfsight-demo-answer.wav"
+    assert written.exists(), result.stdout
+    assert recorded in wav_pcm(written)
+    assert "Third shelf from the top" in result.stdout
+    assert str(written) in result.stdout
+
+
+def test_sessions_lists_date_duration_questions_and_answers(tmp_path: Path) -> None:
+    result = run_cli("sessions", str(ASSETS))
+    assert result.code == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if "demo-session" in line)
+    cells = [c.strip() for c in row.split("│") if c.strip()]
+    assert cells[3:5] == ["1", "1"], cells  # one question, one answer
