@@ -6,6 +6,7 @@ everything opened is closed in `finally`, whatever ends the run.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 from collections.abc import Iterator
@@ -17,7 +18,8 @@ from google.genai import types
 
 from shelfsight.audio import MicSource, SpeakerSink, open_mic, open_speaker
 from shelfsight.camera import Camera, open_camera, redact_url
-from shelfsight.conversation import Conversation, FrameFeed, View
+from shelfsight.controls import Control
+from shelfsight.conversation import Conversation, FrameFeed, Options, View
 from shelfsight.frames import FrameSampler
 from shelfsight.live_link import LiveLink
 from shelfsight.prompt import load_system_prompt
@@ -84,7 +86,7 @@ def live_config(settings: Settings, prompt: str, handle: str | None) -> types.Li
 @dataclass
 class Devices:
     camera: Camera | None
-    mic: MicSource
+    mic: MicSource | None
     speaker: SpeakerSink
 
     def close(self) -> None:
@@ -104,9 +106,10 @@ async def open_devices(settings: Settings) -> Iterator[Devices]:  # type: ignore
         camera = open_camera(settings.camera)
         if camera is not None:
             camera.start()
-        mic = open_mic(settings.mic)
+        mic = None if settings.mic == "none" else open_mic(settings.mic)
         speaker = open_speaker(settings.speaker)
-        await mic.start()
+        if mic is not None:
+            await mic.start()
         speaker.start()
         yield Devices(camera, mic, speaker)
     finally:
@@ -121,6 +124,8 @@ async def run_conversation(
     *,
     record_to: Path | None = None,
     frames: FrameFeed | None = None,
+    controls: asyncio.Queue[Control] | None = None,
+    ask: str | None = None,
 ) -> None:
     """One conversation with the given settings; `frames` replaces the camera (replays)."""
     prompt = load_system_prompt(settings.prompt_file)
@@ -131,6 +136,14 @@ async def run_conversation(
         config_for=lambda handle: live_config(settings, prompt, handle),
         max_outage_s=settings.max_outage_s,
         first_connect_timeout_s=settings.connect_timeout_s,
+    )
+    options = Options(
+        push_to_talk=settings.mode == "ptt",
+        answer_wait_s=settings.answer_wait_s,
+        ask=ask,
+        fps=settings.fps,
+        idle_fps=min(settings.idle_fps, settings.fps) if settings.idle_fps and not ask else None,
+        barge_in_s=settings.barge_in_ms / 1000,
     )
     recorder = start_recorder(record_to, settings) if record_to is not None else None
     async with open_devices(settings) as devices:
@@ -147,7 +160,8 @@ async def run_conversation(
             speaker=devices.speaker,
             frames=frames,
             view=view,
-            answer_wait_s=settings.answer_wait_s,
+            options=options,
+            controls=controls,
             recorder=recorder,
         )
         try:

@@ -61,30 +61,93 @@ SpeakerOpt = Annotated[
 ]
 
 
+ModeOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="handsfree: just talk, the server hears when you start and stop. ptt: press the "
+        "talk key to start and again to stop (or hold it, where key releases are reported).",
+        show_default=False,
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Live API model [gemini-3.8-live]. Env SHELFSIGHT_MODEL.", show_default=False
+    ),
+]
+VoiceOpt = Annotated[
+    str | None,
+    typer.Option(help="Answer voice, e.g. Kore, Puck, Aoede [Kore].", show_default=False),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(help="Config file (TOML). Default: the user's shelfsight/config.toml."),
+]
+PlainOpt = Annotated[bool, typer.Option(help="Plain lines instead of the live terminal view.")]
+
+
 @app.command(
     epilog="Examples:\n\n"
     "  shelfsight run --camera iphone\n\n"
+    "  shelfsight run --camera iphone --mode ptt        (noisy store: space to talk)\n\n"
     "  shelfsight run --camera rtsp://192.168.1.23:8554/live\n\n"
     "  shelfsight run --camera shelf.mp4 --mic question.wav --speaker answer.wav\n\n"
+    "Keys: type a question and Enter to ask it in writing; Esc stops the answer; q quits; "
+    "in ptt mode, space talks.\n\n"
     "The API key comes from GEMINI_API_KEY (or GOOGLE_API_KEY, or a .env file), never a flag."
 )
 def run(
     camera: CameraOpt = None,
     mic: MicOpt = None,
     speaker: SpeakerOpt = None,
-    mode: Annotated[
+    mode: ModeOpt = None,
+    ptt_key: Annotated[
         str | None,
-        typer.Option(help="handsfree: just talk (server voice detection).", show_default=False),
+        typer.Option(
+            help="The push-to-talk key: space or one character [space].", show_default=False
+        ),
     ] = None,
-    model: Annotated[
+    aec: Annotated[
+        bool | None,
+        typer.Option(
+            "--aec/--no-aec",
+            help="Echo cancellation, so the answer from the speakers is not heard as you "
+            "talking [on]. Turn it off with headphones.",
+            show_default=False,
+        ),
+    ] = None,
+    start_sensitivity: Annotated[
         str | None,
-        typer.Option(help="Live API model. Env SHELFSIGHT_MODEL.", show_default=False),
+        typer.Option(
+            help="Hands-free: how easily speech starts a turn, low or high [low: "
+            "shop noise does not].",
+            show_default=False,
+        ),
     ] = None,
-    voice: Annotated[
-        str | None, typer.Option(help="Answer voice, e.g. Kore, Puck, Aoede.", show_default=False)
+    end_sensitivity: Annotated[
+        str | None,
+        typer.Option(
+            help="Hands-free: how quickly a pause ends it, low or high [high].", show_default=False
+        ),
     ] = None,
+    silence_ms: Annotated[
+        int | None,
+        typer.Option(
+            help="Hands-free: silence that ends your question, in ms [700].", show_default=False
+        ),
+    ] = None,
+    model: ModelOpt = None,
+    voice: VoiceOpt = None,
     fps: Annotated[
-        float | None, typer.Option(help="Camera frames sent per second [1].", show_default=False)
+        float | None,
+        typer.Option(help="Frames a second sent while someone talks [1].", show_default=False),
+    ] = None,
+    idle_fps: Annotated[
+        float | None,
+        typer.Option(
+            help="Frames a second otherwise, to save cost; 0: always --fps [0.2].",
+            show_default=False,
+        ),
     ] = None,
     max_side: Annotated[
         int | None,
@@ -97,10 +160,7 @@ def run(
         Path | None,
         typer.Option(help="Use this system instruction instead of the built-in one."),
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(help="Config file (TOML). Default: the user's shelfsight/config.toml."),
-    ] = None,
+    config: ConfigOpt = None,
     record: Annotated[
         Path | None,
         typer.Option(
@@ -109,19 +169,23 @@ def run(
             "into a dated folder under sessions_dir."
         ),
     ] = None,
-    plain: Annotated[
-        bool, typer.Option(help="Plain lines instead of the live terminal view.")
-    ] = False,
+    plain: PlainOpt = False,
 ) -> None:
-    """Talk with the assistant about what the camera sees, until Ctrl-C."""
+    """Talk with the assistant about what the camera sees, until q or Ctrl-C."""
     flags = dict(
         camera=camera,
         mic=mic,
         speaker=speaker,
         mode=mode,
+        ptt_key=ptt_key,
+        aec=aec,
+        start_sensitivity=start_sensitivity,
+        end_sensitivity=end_sensitivity,
+        silence_ms=silence_ms,
         model=model,
         voice=voice,
         fps=fps,
+        idle_fps=idle_fps,
         max_side=max_side,
         jpeg_quality=jpeg_quality,
         prompt_file=prompt_file,
@@ -138,7 +202,38 @@ def run(
         folder = record
         if folder is None and settings.always_record:
             folder = Path(settings.sessions_dir).expanduser() / session_folder_name()
-        return _converse(settings, key, plain=plain, record=folder)
+        return _converse(settings, key, plain=plain, record=folder, interactive=True)
+
+    _guarded(go)
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    '  shelfsight ask "where is the gluten-free bread?" --camera iphone\n\n'
+    '  shelfsight ask "what does the red box say?" --camera shelf.mp4 --speaker a.wav'
+)
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, as you would say it.")],
+    camera: CameraOpt = None,
+    speaker: SpeakerOpt = None,
+    model: ModelOpt = None,
+    voice: VoiceOpt = None,
+    config: ConfigOpt = None,
+    plain: PlainOpt = False,
+) -> None:
+    """Ask one typed question about what the camera sees; print and speak the answer, exit 0."""
+    flags = dict(camera=camera, speaker=speaker, model=model, voice=voice, mic="none")
+
+    def go() -> Coroutine[Any, Any, None]:
+        from shelfsight.settings import api_key_from_env, load_settings
+
+        if not question.strip():
+            raise UserError("The question is empty.")
+        settings = load_settings(flags, config_path=config)
+        key = api_key_from_env()
+        _SECRETS.append(key)
+        settings = _resolve_camera(settings)
+        return _converse(settings, key, plain=plain, record=None, ask=question.strip())
 
     _guarded(go)
 
@@ -252,21 +347,48 @@ async def _converse(
     record: Path | None,
     endpoint: Any = None,
     frames: Any = None,
+    interactive: bool = False,
+    ask: str | None = None,
 ) -> None:
-    """Run one conversation with the view and (optionally) a recorder around it."""
+    """Run one conversation with the view, the keyboard (if `interactive`) and a recorder."""
     from shelfsight.app import Endpoint, run_conversation
+    from shelfsight.controls import ControlQueue, open_controls, pynput_usable
     from shelfsight.view import make_view
 
-    view = make_view(plain=True if plain else None)
+    view = make_view(plain=True if plain else None, answer_only=ask is not None)
+    controls = ControlQueue() if interactive else None
+    sources = []
+    if controls is not None:
+        hold = settings.mode == "ptt" and pynput_usable()
+        sources = open_controls(controls, talk_key=settings.talk_key, hold_to_talk=hold)
+        view.key_hints = _key_hints(settings, hold)
     view.start()
     try:
         await run_conversation(
-            settings, key, view, endpoint or Endpoint(), record_to=record, frames=frames
+            settings,
+            key,
+            view,
+            endpoint or Endpoint(),
+            record_to=record,
+            frames=frames,
+            controls=controls.queue if controls else None,
+            ask=ask,
         )
     finally:
+        for source in sources:
+            source.close()
         view.stop()
         if record is not None:
             print(f"Recorded into {record}")
+
+
+def _key_hints(settings: Any, hold: bool) -> str:
+    talk = "space" if settings.talk_key == " " else settings.talk_key
+    hints = []
+    if settings.mode == "ptt":
+        hints.append(f"{talk}: {'hold to talk (or tap to start/stop)' if hold else 'talk / stop'}")
+    hints += ["type + Enter: ask in writing", "Esc: stop answer", "q: quit"]
+    return "  ·  ".join(hints)
 
 
 async def _replay(

@@ -1,14 +1,16 @@
-"""One conversation: sources through the Live link to the speaker and the screen.
+"""One conversation: sources through the Live link to the speaker, the screen and the recorder.
 
-The tasks are fixed and few, all in one TaskGroup so that Ctrl-C, a fatal error or the end of
-a mic file stops them together:
+The tasks are fixed and few, all in one TaskGroup so that Ctrl-C, `q`, a fatal error or the
+end of the input stops them together:
 
-    mic ───────▶ link.send_audio            frames ──▶ link.send_frame
-    link.events ─▶ speaker / view / turn tracking
+    mic ──(echo canceller)──(push-to-talk gate)──▶ link.send_audio
+    frames ─────────────────────────────────────▶ link.send_frame
+    keys / typed lines ─────────────────────────▶ link.activity_* / link.send_text
+    link.events ─▶ speaker / view / recorder / turn state
     link.run (connect, reconnect)
 
-It owns no devices: they are opened and closed by the caller, so tests and replays pass WAV
-files and video files through exactly the code a live run uses.
+It owns no devices: the caller opens and closes them, so tests and replays pass WAV files and
+video files through exactly the code a live run uses.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from shelfsight.audio import MicSource, SpeakerSink, rms_dbfs
+from shelfsight.controls import (
+    Control,
+    Quit,
+    StopAnswer,
+    TalkPressed,
+    TalkReleased,
+    TypedQuestion,
+    Typing,
+)
 from shelfsight.frames import EncodedFrame
 from shelfsight.live_link import (
     MIC_CHUNK_S,
@@ -35,13 +46,18 @@ from shelfsight.live_link import (
     UserTranscript,
 )
 from shelfsight.recording import NullRecorder, Recorder
+from shelfsight.turns import BARGE_IN_S, PushToTalk, TurnTracker
 
-SPEECH_DBFS = -42.0  # local level above which a mic chunk counts as speech (UI and turn timing)
 SILENCE_CHUNK = bytes(int(16000 * MIC_CHUNK_S) * 2)
+IDLE_AFTER_S = 3.0  # frames slow down this long after the last speech
 
 
 class FrameFeed(Protocol):
     def frames(self) -> AsyncIterator[EncodedFrame]: ...
+
+
+class EchoFilter(Protocol):
+    def process(self, pcm: bytes, t_capture: float) -> bytes: ...
 
 
 class View(Protocol):
@@ -51,123 +67,130 @@ class View(Protocol):
     def mic_level(self, dbfs: float) -> None: ...
     def frame_sent(self, width: int, height: int, nbytes: int) -> None: ...
     def user_said(self, text: str) -> None: ...
+    def user_typed(self, text: str) -> None: ...
+    def typing(self, text: str | None) -> None: ...
     def answer_said(self, text: str) -> None: ...
     def turn_done(self, latency_s: float | None, interrupted: bool) -> None: ...
     def notice(self, message: str) -> None: ...
 
 
-@dataclass
-class TurnTracker:
-    """Derives the conversation state from mic levels and server events (loop thread only)."""
-
-    answering: bool = False
-    turns_completed: int = 0
-    t_last_speech: float | None = None
-    speech_since_answer: bool = False
-    t_first_audio: float | None = None
-    interrupted: bool = False
-
-    def on_mic(self, dbfs: float, t: float) -> bool:
-        speaking = dbfs > SPEECH_DBFS
-        if speaking:
-            self.t_last_speech = t
-            self.speech_since_answer = True
-        return speaking
-
-    def on_answer_audio(self, t: float) -> float | None:
-        """On a turn's first answer chunk: the latency from the end of speech, if known."""
-        if self.answering:
-            return None
-        self.answering, self.interrupted, self.t_first_audio = True, False, t
-        if self.t_last_speech is None:
-            return None
-        return max(0.0, t - self.t_last_speech)
-
-    def on_turn_end(self, *, interrupted: bool) -> None:
-        self.answering = False
-        self.interrupted = interrupted
-        if not interrupted:
-            self.turns_completed += 1
-            self.speech_since_answer = False
+@dataclass(frozen=True)
+class Options:
+    push_to_talk: bool = False
+    answer_wait_s: float = 20.0
+    ask: str | None = None  # one typed question, then exit once it is answered (`ask`)
+    fps: float = 1.0
+    idle_fps: float | None = None  # frame rate while nobody talks (None: always `fps`)
+    barge_in_s: float = BARGE_IN_S  # speech over a queued answer that stops it; 0: never
 
 
 class Conversation:
-    """Runs until the mic ends and the last answer has played, or until cancelled."""
+    """Runs until the input ends and the last answer has played, or until stopped."""
 
     def __init__(
         self,
         *,
         link: LiveLink,
-        mic: MicSource,
+        mic: MicSource | None,
         speaker: SpeakerSink,
         frames: FrameFeed | None,
         view: View,
-        answer_wait_s: float = 20.0,
+        options: Options = Options(),
+        controls: asyncio.Queue[Control] | None = None,
         recorder: Recorder | NullRecorder | None = None,
+        echo: EchoFilter | None = None,
     ) -> None:
-        self._link = link
-        self._mic = mic
-        self._speaker = speaker
-        self._frames = frames
-        self._view = view
-        self._answer_wait_s = answer_wait_s
+        self._link, self._mic, self._speaker, self._frames = link, mic, speaker, frames
+        self._view, self._options, self._controls, self._echo = view, options, controls, echo
         self._recorder = recorder or NullRecorder()
         self._turn = TurnTracker()
-        self._turn_latency: float | None = None
-        self._connected_once = False
+        self._ptt = PushToTalk() if options.push_to_talk else None
+        self._connected = asyncio.Event()
+        self._first_frame_out = asyncio.Event()
+        if frames is None:
+            self._first_frame_out.set()
         self._done = asyncio.Event()
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
-            tasks = [
-                tg.create_task(self._link.run()),
-                tg.create_task(self._pump_events()),
-                tg.create_task(self._pump_mic()),
-            ]
+            tasks = [tg.create_task(self._link.run()), tg.create_task(self._pump_events())]
+            if self._mic is not None:
+                tasks.append(tg.create_task(self._pump_mic(self._mic)))
             if self._frames is not None:
                 tasks.append(tg.create_task(self._pump_frames(self._frames)))
+            if self._controls is not None:
+                tasks.append(tg.create_task(self._pump_controls(self._controls)))
+            if self._options.ask is not None:
+                tasks.append(tg.create_task(self._ask(self._options.ask)))
+            self._view.state("connecting")
             await self._done.wait()
             for task in tasks:
                 task.cancel()
 
-    async def _pump_mic(self) -> None:
-        self._view.state("connecting")
-        while (chunk := await self._mic.read()) is not None:
-            self._send_mic(chunk.pcm, chunk.t_capture)
-        self._recorder.event("mic_end")
-        self._view.notice("microphone input ended; waiting for the answer to finish")
-        await self._finish_after_mic_end()
-        self._done.set()
+    # -- inputs -----------------------------------------------------------------------------
 
-    def _send_mic(self, pcm: bytes, t_capture: float) -> None:
+    async def _pump_mic(self, mic: MicSource) -> None:
+        while (chunk := await mic.read()) is not None:
+            pcm = chunk.pcm
+            if self._echo is not None:
+                pcm = self._echo.process(pcm, chunk.t_capture)
+            self._on_mic(pcm, chunk.t_capture)
+        self._recorder.event("mic_end")
+        if self._options.ask is None:
+            self._view.notice("microphone input ended; waiting for the answer to finish")
+            await self._wait_for_answer(keep_mic_alive=True)
+            self._done.set()
+
+    def _on_mic(self, pcm: bytes, t_capture: float) -> None:
+        level = rms_dbfs(pcm)
+        self._view.mic_level(level)
+        send, end_turn = (True, False) if self._ptt is None else self._ptt.mic(pcm, t_capture)
+        if send:
+            if self._turn.on_mic(level, t_capture):
+                self._update_frame_rate()
+                barge_in_s = self._options.barge_in_s
+                if self._ptt is None and barge_in_s and self._turn.speech_run_s >= barge_in_s:
+                    # The server interrupts an answer it is still generating; one already
+                    # generated and queued here is ours to stop.
+                    self._stop_answer("you spoke")
+            self._send_audio(pcm)
+        if end_turn:
+            self._activity("activity_end")
+
+    def _send_audio(self, pcm: bytes) -> None:
         self._link.send_audio(pcm)
         self._recorder.mic(pcm)
-        level = rms_dbfs(pcm)
-        self._turn.on_mic(level, t_capture)
-        self._view.mic_level(level)
 
-    async def _finish_after_mic_end(self) -> None:
-        """Keep the stream alive with silence until the pending answer has been heard.
+    async def _wait_for_answer(self, *, keep_mic_alive: bool) -> None:
+        """Wait until the pending answer has been heard (at most `answer_wait_s`).
 
-        An answer is expected if the user spoke since the last answer or one is under way; then
-        we wait for its turn to complete and the speaker to drain (at most `answer_wait_s`).
+        An answer is pending if the user spoke or asked since the last one, or one is under
+        way. With `keep_mic_alive` silence keeps streaming, as a live mic would.
         """
         expecting = self._turn.answering or self._turn.speech_since_answer
         completed_before = self._turn.turns_completed
-        deadline = time.monotonic() + (self._answer_wait_s if expecting else 1.0)
+        deadline = time.monotonic() + (self._options.answer_wait_s if expecting else 1.0)
         next_t = time.monotonic()
         while time.monotonic() < deadline:
             answered = self._turn.turns_completed > completed_before
             if (answered or not expecting) and not self._turn.answering:
                 break
-            self._link.send_audio(SILENCE_CHUNK)
-            self._recorder.mic(SILENCE_CHUNK)
+            if keep_mic_alive:
+                self._on_mic(SILENCE_CHUNK, next_t)
             next_t += MIC_CHUNK_S
             await asyncio.sleep(max(0.0, next_t - time.monotonic()))
         else:
             if expecting:
-                self._view.notice(f"no answer came within {self._answer_wait_s:.0f} s")
+                self._view.notice(f"no answer came within {self._options.answer_wait_s:.0f} s")
         await self._speaker.drained()
+
+    async def _ask(self, question: str) -> None:
+        """`shelfsight ask`: once connected and a frame is out, ask, wait, finish."""
+        await self._connected.wait()
+        await self._first_frame_out.wait()
+        self._typed(question)
+        await self._wait_for_answer(keep_mic_alive=False)
+        self._done.set()
 
     async def _pump_frames(self, feed: FrameFeed) -> None:
         async for frame in feed.frames():
@@ -175,31 +198,107 @@ class Conversation:
             age_ms = round((time.monotonic() - frame.t_capture) * 1000, 1)
             self._recorder.frame(frame.jpeg, width=frame.width, height=frame.height, age_ms=age_ms)
             self._view.frame_sent(frame.width, frame.height, len(frame.jpeg))
+            self._first_frame_out.set()
+            self._update_frame_rate()
+
+    def _update_frame_rate(self) -> None:
+        """Full frame rate while someone talks or an answer plays, `idle_fps` otherwise.
+
+        Called on every change of who talks; the sampler wakes at once when its interval
+        shrinks, so the first words of a question already go out with a fresh frame.
+        """
+        idle_fps = self._options.idle_fps
+        if idle_fps is None or not hasattr(self._frames, "interval_s"):
+            return
+        busy = self._turn.answering or (self._ptt is not None and self._ptt.talking)
+        recent = self._turn.t_last_speech is not None and (
+            time.monotonic() - self._turn.t_last_speech < IDLE_AFTER_S
+        )
+        interval_s = 1.0 / (self._options.fps if busy or recent else idle_fps)
+        if self._frames.interval_s != interval_s:  # type: ignore[union-attr]
+            self._frames.interval_s = interval_s  # type: ignore[union-attr]
+
+    async def _pump_controls(self, controls: asyncio.Queue[Control]) -> None:
+        while True:
+            match await controls.get():
+                case TalkPressed(t_monotonic=t) if self._ptt is not None:
+                    self._talk_key(t)
+                case TalkReleased(t_monotonic=t) if self._ptt is not None:
+                    if self._ptt.release(t):
+                        self._turn.on_question_sent(t + self._ptt.tail_s)
+                        self._recorder.event("key", key="talk", action="release")
+                        self._view.state("thinking")
+                case TypedQuestion(text=text):
+                    self._typed(text)
+                case Typing(text=text):
+                    self._view.typing(text)
+                case StopAnswer():
+                    self._stop_answer("stop key")
+                case Quit():
+                    self._recorder.event("key", key="quit")
+                    self._done.set()
+                case _:
+                    pass
+
+    def _talk_key(self, t: float) -> None:
+        assert self._ptt is not None
+        action, preroll = self._ptt.press(t)
+        self._recorder.event("key", key="talk", action=action)
+        if action == "start":
+            self._stop_answer("talk key")
+            self._activity("activity_start")
+            for pcm in preroll:
+                self._send_audio(pcm)
+            self._view.state("user talking")
+            self._update_frame_rate()
+        else:
+            self._turn.on_question_sent(t + self._ptt.tail_s)
+            self._view.state("thinking")
+
+    def _typed(self, text: str) -> None:
+        self._stop_answer("new question")
+        self._link.send_text(text)
+        self._turn.on_question_sent(time.monotonic())
+        self._recorder.event("typed_text", text=text)
+        self._view.user_typed(text)
+        self._view.state("thinking")
+
+    def _activity(self, kind: str) -> None:
+        getattr(self._link, kind)()
+        self._recorder.event(kind)
+
+    def _stop_answer(self, why: str) -> None:
+        """Barge-in from this side: silence what is queued and drop the rest of this answer."""
+        playing = self._speaker.pending_s > 0
+        if self._turn.answering and not self._turn.muted:
+            self._turn.muted = True
+        elif not playing:
+            return
+        self._speaker.clear()
+        self._recorder.event("answer_stopped", why=why)
+
+    # -- server side ----------------------------------------------------------------------------
 
     async def _pump_events(self) -> None:
         async for event in self._link.events():
+            self._record(event)
             self._on_event(event)
 
     def _on_event(self, event: ServerEvent) -> None:
-        self._record(event)
         match event:
             case AnswerAudio(pcm=pcm, t_received=t):
-                latency = self._turn.on_answer_audio(t)
-                if latency is not None:
-                    self._turn_latency = latency
+                if self._turn.on_answer_audio(t):
                     self._view.state("answering")
-                self._speaker.play(pcm)
+                    self._update_frame_rate()
+                if not self._turn.muted:
+                    self._speaker.play(pcm)
             case Interrupted():
                 self._speaker.clear()
-                self._turn.on_turn_end(interrupted=True)
-                self._view.turn_done(self._turn_latency, interrupted=True)
-                self._view.state("listening")
+                self._end_turn(interrupted=True)
             case TurnComplete():
                 if self._turn.answering:
-                    self._recorder.event("turn_latency", latency_s=self._turn_latency)
-                    self._turn.on_turn_end(interrupted=False)
-                    self._view.turn_done(self._turn_latency, interrupted=False)
-                self._turn_latency = None
+                    self._recorder.event("turn_latency", latency_s=self._turn.latency_s)
+                    self._end_turn(interrupted=False)
                 self._view.state("listening")
             case UserTranscript(text=text):
                 self._view.user_said(text)
@@ -210,22 +309,27 @@ class Conversation:
             case GoAway(time_left_s=left):
                 self._view.notice(f"server will close this connection in {left or 0:.0f} s")
             case Connected(resumed=resumed, outage_s=outage):
-                self._connected_once = True
+                self._connected.set()
                 if resumed:
                     self._view.notice(f"reconnected after {outage:.1f} s")
                 self._view.state("listening")
             case Reconnecting(reason=reason, delay_s=delay):
                 self._view.notice(f"{reason}; retrying in {delay:.1f} s")
-                self._view.state("reconnecting" if self._connected_once else "connecting")
+                self._view.state("reconnecting" if self._connected.is_set() else "connecting")
+
+    def _end_turn(self, *, interrupted: bool) -> None:
+        was_answering = self._turn.answering
+        self._turn.on_turn_end(interrupted=interrupted)
+        if was_answering:
+            self._view.turn_done(self._turn.latency_s, interrupted=interrupted)
+        self._view.state("listening")
 
     def _record(self, event: ServerEvent) -> None:
         """Every server event goes into the recording; answer audio into its own WAV."""
         if isinstance(event, AnswerAudio):
             self._recorder.answer_audio(event.pcm)
             return
-        fields = {
-            k: v for k, v in vars(event).items() if k not in ("t_received",) and v is not None
-        }
+        fields = {k: v for k, v in vars(event).items() if k != "t_received" and v is not None}
         self._recorder.event(_snake(type(event).__name__), **fields)
 
 

@@ -34,14 +34,21 @@ class Settings:
     model: str = DEFAULT_MODEL
     voice: str = DEFAULT_VOICE
     fps: float = 1.0
+    # Frames a second while nobody talks and no answer plays; 0 means always `fps`.
+    idle_fps: float = 0.2
     max_side: int = 1024
     jpeg_quality: int = 80
     prompt_file: Path | None = None
+    ptt_key: str = "space"
+    # Echo cancellation of the speaker's sound in the mic; off for headphones.
+    aec: bool = True
     # Hands-free turn detection, tuned for a noisy shop (issue 4 exposes these as flags).
     start_sensitivity: str = "low"
     end_sensitivity: str = "high"
     silence_ms: int = 700
     prefix_padding_ms: int = 200
+    # Hands-free: this much speech over an answer already received stops its playback; 0: off.
+    barge_in_ms: int = 100
     # How long to wait for an answer after a mic file has ended before exiting.
     answer_wait_s: float = 20.0
     # Give up when the first connection takes longer than this, or a reconnect than max_outage_s.
@@ -61,12 +68,21 @@ class Settings:
             raise UserError(f"--max-side {self.max_side} is out of range: use 64 to 4096 pixels.")
         if not 10 <= self.jpeg_quality <= 100:
             raise UserError(f"--jpeg-quality {self.jpeg_quality} is out of range: use 10 to 100.")
+        if self.idle_fps < 0:
+            raise UserError(f"idle_fps {self.idle_fps} must be 0 (off) or more.")
+        if len(self.talk_key) != 1 or not self.talk_key.isprintable():
+            raise UserError(f"--ptt-key {self.ptt_key!r}: use 'space' or a single printable key.")
         for name in ("start_sensitivity", "end_sensitivity"):
             if getattr(self, name) not in SENSITIVITIES:
                 raise UserError(f"{name} must be 'low' or 'high', not {getattr(self, name)!r}.")
         if not model_name_is_plausible(self.model):
             raise UserError(f"Model name {self.model!r} is not valid: use e.g. {DEFAULT_MODEL}.")
         return self
+
+
+    @property
+    def talk_key(self) -> str:
+        return " " if self.ptt_key.lower() == "space" else self.ptt_key
 
 
 def model_name_is_plausible(model: str) -> bool:
@@ -142,6 +158,8 @@ def _build(values: dict[str, Any]) -> Settings:
         try:
             if name == "prompt_file":
                 kwargs[name] = Path(str(raw)).expanduser() if raw else None
+            elif kind is bool and isinstance(raw, str):
+                kwargs[name] = _parse_bool(name, raw)
             elif kind in (int, float) and not isinstance(raw, kind):
                 kwargs[name] = kind(raw)
             else:
@@ -149,6 +167,15 @@ def _build(values: dict[str, Any]) -> Settings:
         except (TypeError, ValueError):
             raise UserError(f"Setting {name} = {raw!r} is not a valid {kind.__name__}.") from None
     return dataclasses.replace(Settings(), **kwargs, extra=extra)
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise UserError(f"Setting {name} = {raw!r} is not true or false.")
 
 
 def api_key_from_env(

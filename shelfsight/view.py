@@ -19,6 +19,7 @@ from rich.text import Text
 STATE_LABELS = {
     "connecting": "connecting…",
     "listening": "listening",
+    "user talking": "you're talking",
     "thinking": "thinking…",
     "answering": "answering",
     "reconnecting": "reconnecting…",
@@ -37,6 +38,8 @@ class PlainView:
         self.frame_bytes = 0
         self.level_dbfs = -120.0
         self.last_latency_s: float | None = None
+        self.typed_so_far: str | None = None
+        self.key_hints = ""
 
     def start(self) -> None:
         pass
@@ -62,6 +65,13 @@ class PlainView:
 
     def user_said(self, text: str) -> None:
         self._user.append(text)
+
+    def user_typed(self, text: str) -> None:
+        self._flush_transcripts()
+        self._line(f"You (typed): {text}")
+
+    def typing(self, text: str | None) -> None:
+        self.typed_so_far = text
 
     def answer_said(self, text: str) -> None:
         if self._user:
@@ -133,19 +143,45 @@ class LiveView(PlainView):
             self._t_last_draw = now
             self._live.update(self._status())
 
+    def typing(self, text: str | None) -> None:
+        super().typing(text)
+        self._redraw(force=True)
+
     def _status(self) -> Text:
         filled = int(max(0.0, min(1.0, (self.level_dbfs + 60) / 60)) * 20)
         meter = "█" * filled + "·" * (20 - filled)
         latency = f"  last answer {self.last_latency_s:.2f} s" if self.last_latency_s else ""
         label = STATE_LABELS.get(self._state, self._state)
-        return Text.assemble(
-            (f" {label:<14}", "bold cyan"),
-            f" mic {meter}  frames sent {self.frames_sent}{latency}  (Ctrl-C to quit)",
+        status = Text.assemble(
+            (f" {label:<15}", "bold cyan"),
+            ("mic ", "dim"),
+            (meter, "green" if self.level_dbfs > -42 else "dim"),
+            f"  frames {self.frames_sent}{latency}",
         )
+        if self.typed_so_far is not None:
+            status.append(f"\n Ask: {self.typed_so_far}▏", style="bold")
+        if self.key_hints:
+            status.append(f"\n {self.key_hints}", style="dim")
+        return status
 
 
-def make_view(plain: bool | None = None) -> PlainView:
+class AnswerView(PlainView):
+    """For `ask` in scripts: the answer's text alone on stdout, everything else on stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def turn_done(self, latency_s: float | None, interrupted: bool) -> None:
+        if self._answer:
+            print(_join(self._answer), file=sys.stdout, flush=True)
+            self._answer.clear()
+        super().turn_done(latency_s, interrupted)
+
+
+def make_view(plain: bool | None = None, *, answer_only: bool = False) -> PlainView:
     """The rich view on a terminal, plain lines otherwise (or when asked)."""
+    if answer_only:
+        return AnswerView()
     if plain is None:
         plain = not sys.stdout.isatty()
     return PlainView() if plain else LiveView()

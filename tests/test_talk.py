@@ -1,0 +1,292 @@
+"""Push-to-talk through a real terminal, typed questions, barge-in, and the key parser."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import pytest
+
+from shelfsight.audio import load_mic_pcm, rms_dbfs
+from shelfsight.controls import KeyParser, Quit, StopAnswer, TalkPressed, TypedQuestion, Typing
+from shelfsight.standin import ScriptedAnswer, StandIn, StandInConfig, StandInThread
+from shelfsight.turns import BARGE_IN_S, SPEECH_DBFS, PushToTalk
+from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
+
+QUESTION = ASSETS / "question.wav"
+
+
+def write_wav(path: Path, pcm: bytes, rate: int = 16000) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+    return path
+
+
+class Terminal:
+    """The CLI on a pseudo-terminal, as a user's shell would run it."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "shelfsight", *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env={**os.environ, **env},
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.screen = b""
+
+    def press(self, keys: str) -> float:
+        self.read()
+        t = time.monotonic()
+        os.write(self.master, keys.encode())
+        return t
+
+    def read(self, wait_s: float = 0.0) -> str:
+        deadline = time.monotonic() + wait_s
+        while True:
+            ready, _, _ = select.select(
+                [self.master], [], [], max(0.0, deadline - time.monotonic())
+            )
+            if not ready:
+                break
+            try:
+                self.screen += os.read(self.master, 65536)
+            except OSError:
+                break
+        return self.screen.decode(errors="replace")
+
+    def close(self) -> int:
+        try:
+            code = self.proc.wait(timeout=10)
+            self.read(0.1)
+            return code
+        finally:
+            self.proc.kill()
+            os.close(self.master)
+
+
+def test_push_to_talk_in_a_terminal_sends_activity_signals_on_time(
+    standin: StandInThread, shelf_video: Path, tmp_path: Path
+) -> None:
+    mic = write_wav(tmp_path / "mic.wav", load_mic_pcm(QUESTION) + bytes(16000 * 2 * 20))
+    term = Terminal(
+        [
+            "run",
+            "--mode",
+            "ptt",
+            "--camera",
+            str(shelf_video),
+            "--mic",
+            str(mic),
+            "--speaker",
+            str(tmp_path / "out.wav"),
+        ],
+        standin_env(standin),
+    )
+    try:
+        assert "space: talk" in _wait_for(term, "space: talk")
+        t_start = term.press(" ")
+        time.sleep(2.6)  # the question is 2.3 s long
+        t_end = term.press(" ")
+        deadline = time.monotonic() + 15
+        while not standin.server.turns_completed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        t_quit = term.press("q")
+        code = term.close()
+        took = time.monotonic() - t_quit
+    finally:
+        term.proc.kill()
+    assert code == 0 and took < 2.0
+    conn = standin.server.connections[-1]
+    assert conn.setup and "true" in str(conn.setup).lower()  # automatic detection disabled
+    kinds = [e.kind for e in conn.received() if e.kind != "video"]
+    first_start, first_end = kinds.index("activity_start"), kinds.index("activity_end")
+    assert "audio" not in kinds[:first_start], "no mic audio may leave before the key"
+    assert set(kinds[first_start + 1 : first_end]) == {"audio"}
+    events = {e.kind: e.t_monotonic for e in reversed(conn.received())}
+    assert events["activity_start"] - t_start < 0.1
+    tail = events["activity_end"] - t_end
+    assert 0.25 < tail < 0.45, f"activity_end {tail:.3f} s after the key: the tail is ~0.3 s"
+    assert standin.server.turns_completed >= 1
+    assert "shelfsight: " in term.screen.decode(errors="replace")
+
+
+def test_a_typed_line_on_standard_input_is_asked_and_answered(
+    standin: StandInThread, tmp_path: Path
+) -> None:
+    mic = write_wav(tmp_path / "quiet.wav", bytes(16000 * 2 * 2))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shelfsight",
+            "run",
+            "--camera",
+            "none",
+            "--mic",
+            str(mic),
+            "--speaker",
+            "out.wav",
+        ],
+        input="where is the oat milk?\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **standin_env(standin)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert standin.server.connections[-1].texts() == ["where is the oat milk?"]
+    assert "You (typed): where is the oat milk?" in proc.stdout
+    assert "shelfsight: Third shelf" in proc.stdout
+
+
+def test_ask_prints_the_answer_and_writes_it_to_the_speaker_file(
+    standin: StandInThread, shelf_video: Path, tmp_path: Path
+) -> None:
+    result = run_cli(
+        "ask",
+        "where is the gluten-free bread?",
+        "--camera",
+        str(shelf_video),
+        "--speaker",
+        "answer.wav",
+        env=standin_env(standin),
+    )
+    assert result.code == 0, result.stderr
+    conn = standin.server.connections[-1]
+    kinds = [e.kind for e in conn.received()]
+    assert kinds.index("video") < kinds.index("text"), "the model must see the shelf first"
+    answer = standin.server.config.answers[0]
+    assert result.stdout.strip().splitlines()[-1] == answer.answer_text
+    with wave.open(str(tmp_path / "answer.wav"), "rb") as w:
+        assert answer.answer_pcm24k in w.readframes(w.getnframes())
+
+
+@pytest.mark.parametrize(
+    ("pause_s", "who_stops"),
+    [(0.9, "server"), (3.0, "client")],
+    ids=["while-generating", "after-generation"],
+)
+def test_speaking_over_the_answer_stops_it_within_100_ms(
+    tmp_path: Path, pause_s: float, who_stops: str
+) -> None:
+    """While the answer is still being generated the server says `interrupted`; once it has
+    all arrived (4x faster than real time) and is only playing here, the client stops it."""
+    with wave.open(str(ASSETS / "answer.wav"), "rb") as w:
+        long_answer = w.readframes(w.getnframes())  # 5 s of speech
+    config = StandInConfig(
+        api_keys=frozenset({TEST_KEY}),
+        answers=(ScriptedAnswer("where is the bread?", "Third shelf.", long_answer),),
+    )
+    question = load_mic_pcm(QUESTION)
+    pause = bytes(2 * int(16000 * pause_s))
+    mic = write_wav(tmp_path / "barge.wav", question + pause + question + bytes(16000 * 2 * 2))
+    out = tmp_path / "out.wav"
+    # The server's path is tested alone: the client's own barge-in is off for it.
+    env_extra = {"SHELFSIGHT_BARGE_IN_MS": "0"} if who_stops == "server" else {}
+    with StandIn.start_in_thread(config) as standin:
+        result = run_cli(
+            "run",
+            "--camera",
+            "none",
+            "--mic",
+            str(mic),
+            "--speaker",
+            str(out),
+            env={**standin_env(standin), **env_extra},
+        )
+    assert result.code == 0, result.stderr
+    conn = standin.server.connections[-1]
+    with wave.open(str(out), "rb") as w:
+        played = w.readframes(w.getnframes())
+    start = _answer_start(played, long_answer)
+    heard = _common_prefix(played[start:], long_answer)
+    assert 0 < heard < len(long_answer), "the first answer must be cut, not played whole"
+    stop_s = (start + heard) / 48000  # on the speaker's timeline (= the mic's, within ms)
+    t_audio0 = conn.received("audio")[0].t_monotonic
+    if who_stops == "server":
+        assert conn.interruptions >= 1
+        t_interrupt = next(e.t_monotonic for e in conn.sent() if e.kind == "interrupted")
+        late_s = stop_s - (t_interrupt - t_audio0)
+    else:
+        assert conn.interruptions == 0
+        speech_onset_s = (len(question) + len(pause)) / 32000 + _first_loud_s(question)
+        late_s = stop_s - (speech_onset_s + BARGE_IN_S)
+    assert late_s < 0.1 + 0.04, f"the old answer went on {late_s:.3f} s"
+    assert not any(played[start + heard : start + heard + 48000 // 5])  # then silence
+
+
+def test_key_parser_maps_keys_to_controls() -> None:
+    parser = KeyParser()
+    assert parser.feed(" ", 1.0) == [TalkPressed(1.0)]
+    assert parser.feed("q", 1.0) == [Quit()]
+    assert parser.feed("\x1b", 1.0) == [StopAnswer()]
+    typed = parser.feed("rice? x\x7f\r", 1.0)
+    assert typed[-2:] == [TypedQuestion("rice?"), Typing(None)]
+    assert parser.feed("\r", 1.0) == [Typing("")]  # Enter opens the prompt: now q is a letter
+    assert parser.feed("quinoa\r", 1.0)[-2] == TypedQuestion("quinoa")
+    assert parser.feed("\x1b[A", 1.0) == []  # arrow keys are ignored
+
+
+def test_push_to_talk_sends_preroll_and_a_tail() -> None:
+    ptt = PushToTalk(tail_s=0.3, preroll_chunks=3)
+    for i in range(5):
+        assert ptt.mic(bytes([i]), i * 0.02) == (False, False)
+    action, preroll = ptt.press(0.1)
+    assert action == "start" and preroll == [bytes([2]), bytes([3]), bytes([4])]
+    assert ptt.mic(b"x", 0.12) == (True, False)
+    assert ptt.release(0.2) is False  # a tap keeps talking (toggle)
+    assert ptt.press(1.0) == ("end", [])
+    assert ptt.mic(b"x", 1.2) == (True, False)  # the tail
+    assert ptt.mic(b"x", 1.31) == (False, True)  # then activity_end
+    ptt.press(2.0)
+    assert ptt.release(2.5) is True  # held: releasing ends the turn
+
+
+def _wait_for(term: Terminal, text: str, timeout_s: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while text not in (screen := term.read(0.1)) and time.monotonic() < deadline:
+        pass
+    return screen
+
+
+def _answer_start(played: bytes, answer: bytes) -> int:
+    """Where in the speaker file the answer begins (the answer may open with silence)."""
+    k = _first_nonzero(answer)
+    found = played.find(answer[k : k + 4800])
+    assert found >= k, "the answer never played"
+    return found - k
+
+
+def _first_nonzero(pcm: bytes) -> int:
+    for i in range(0, len(pcm), 2):
+        if pcm[i] or pcm[i + 1]:
+            return i
+    return len(pcm)
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    n = 0
+    step = 480
+    while n < min(len(a), len(b)) and a[n : n + step] == b[n : n + step]:
+        n += step
+    return n
+
+
+def _first_loud_s(pcm: bytes) -> float:
+    for i in range(0, len(pcm), 640):
+        if rms_dbfs(pcm[i : i + 640]) > SPEECH_DBFS:
+            return i / 32000
+    raise AssertionError("no speech")
