@@ -9,17 +9,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from google import genai
 from google.genai import types
 
-from shelfsight.audio import MicSource, SpeakerSink, open_mic, open_speaker
+from shelfsight.audio import (
+    MicSource,
+    PlayedCallback,
+    SpeakerSink,
+    is_wav_spec,
+    open_mic,
+    open_speaker,
+)
 from shelfsight.camera import Camera, open_camera, redact_url
 from shelfsight.controls import Control
 from shelfsight.conversation import Conversation, FrameFeed, Options, View
+from shelfsight.echo import EchoCanceller
 from shelfsight.frames import FrameSampler
 from shelfsight.live_link import LiveLink
 from shelfsight.prompt import load_system_prompt
@@ -97,7 +105,9 @@ class Devices:
 
 
 @contextlib.asynccontextmanager
-async def open_devices(settings: Settings) -> Iterator[Devices]:  # type: ignore[misc]
+async def open_devices(
+    settings: Settings, on_played: PlayedCallback | None = None
+) -> AsyncIterator[Devices]:
     """Open camera, mic and speaker (raising UserError on the first that fails); close all."""
     camera: Camera | None = None
     mic: MicSource | None = None
@@ -107,13 +117,23 @@ async def open_devices(settings: Settings) -> Iterator[Devices]:  # type: ignore
         if camera is not None:
             camera.start()
         mic = None if settings.mic == "none" else open_mic(settings.mic)
-        speaker = open_speaker(settings.speaker)
+        speaker = open_speaker(settings.speaker, on_played=on_played)
         if mic is not None:
             await mic.start()
         speaker.start()
         yield Devices(camera, mic, speaker)
     finally:
         Devices(camera, mic, speaker).close()  # type: ignore[arg-type]
+
+
+def make_echo_canceller(settings: Settings) -> EchoCanceller:
+    """On when sound can travel from speaker to mic: both are real devices and --aec is on.
+
+    With a WAV file on either side there is no acoustic path, and cancelling would only cost
+    the user's voice a little level while an answer plays.
+    """
+    acoustic = not is_wav_spec(settings.mic) and not is_wav_spec(settings.speaker)
+    return EchoCanceller(enabled=settings.aec and acoustic and settings.mic != "none")
 
 
 async def run_conversation(
@@ -126,8 +146,14 @@ async def run_conversation(
     frames: FrameFeed | None = None,
     controls: asyncio.Queue[Control] | None = None,
     ask: str | None = None,
+    devices: Devices | None = None,
+    echo: EchoCanceller | None = None,
 ) -> None:
-    """One conversation with the given settings; `frames` replaces the camera (replays)."""
+    """One conversation with the given settings.
+
+    `frames` replaces the camera (replays); `devices` and `echo` replace what the settings
+    would open (tests and benchmarks inject a simulated room this way).
+    """
     prompt = load_system_prompt(settings.prompt_file)
     client = make_client(api_key, endpoint)
     link = LiveLink(
@@ -146,7 +172,11 @@ async def run_conversation(
         barge_in_s=settings.barge_in_ms / 1000,
     )
     recorder = start_recorder(record_to, settings) if record_to is not None else None
-    async with open_devices(settings) as devices:
+    if echo is None:
+        echo = make_echo_canceller(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        if devices is None:
+            devices = await stack.enter_async_context(open_devices(settings, echo.on_played))
         if frames is None and devices.camera is not None:
             frames = FrameSampler(
                 devices.camera,
@@ -163,6 +193,7 @@ async def run_conversation(
             options=options,
             controls=controls,
             recorder=recorder,
+            echo=echo if echo.enabled else None,
         )
         try:
             await conversation.run()

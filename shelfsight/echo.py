@@ -26,10 +26,11 @@ from shelfsight.errors import UserError
 FRAME_S = 0.01  # the native module's frame
 MIC_FRAME_BYTES = int(MIC_RATE_HZ * FRAME_S) * 2  # 320
 REF_FRAME_SAMPLES = int(SPEAKER_RATE_HZ * FRAME_S)  # 240
-REF_QUEUE_BLOCKS = 200  # speaker blocks waiting for the mic path (~4 s of 20 ms blocks)
+REF_QUEUE_BLOCKS = 500  # speaker blocks waiting for the mic path: 2.5 s of 5 ms device blocks
 REF_JITTER_S = 0.02  # timestamp wobble absorbed as is; a larger jump is a gap or an overlap
 REF_MAX_LAG_S = 0.1  # reference later than this behind the mic timeline is skipped
-REF_LEAD_S = 0.01  # reference fed this far ahead of the mic: headroom for timestamp errors
+REF_MAX_GAP_S = 0.5  # a longer pause in the speaker's timestamps starts the timeline afresh
+REF_LEAD_S = 0.02  # reference fed up to this far ahead of the mic: headroom for timestamp errors
 MAX_STREAM_DELAY_MS = 500  # the native module refuses more; AEC3 searches about that far itself
 
 
@@ -92,21 +93,22 @@ class EchoCanceller:
                 self._queue_dropped_s += len(self._incoming.popleft()[1]) / 2 / SPEAKER_RATE_HZ
             self._incoming.append((t_played, pcm24k))
 
-    def process(self, chunk: MicChunk) -> MicChunk:
-        """Mic path: the chunk with the echo removed, same size and `t_capture`.
+    def process(self, pcm: bytes, t_capture: float) -> bytes:
+        """Mic path: 16 kHz mono PCM16 captured from monotonic `t_capture` on, echo removed.
 
-        The chunk must be a whole number of 10 ms (20 ms from every MicSource). Disabled, the
-        very same chunk comes back.
+        Same size out; one thread, chunks in capture order, a whole number of 10 ms (every
+        MicSource gives 20 ms). The cleaned audio lags the input by about 14 ms (AEC3 8 ms,
+        noise suppression 6 ms). Disabled, the very same bytes come back.
         """
         if not self.enabled:
-            return chunk
-        if len(chunk.pcm) % MIC_FRAME_BYTES:
-            raise ValueError(f"mic chunk of {len(chunk.pcm)} bytes is not a multiple of 10 ms")
+            return pcm
+        if len(pcm) % MIC_FRAME_BYTES:
+            raise ValueError(f"mic chunk of {len(pcm)} bytes is not a multiple of 10 ms")
         self._take_incoming()
-        out = bytearray(chunk.pcm)
+        out = bytearray(pcm)
         for start in range(0, len(out), MIC_FRAME_BYTES):
-            t_frame = chunk.t_capture + start / 2 / MIC_RATE_HZ
-            for ref in self._timeline.frames_until(t_frame + REF_LEAD_S):
+            t_frame = t_capture + start / 2 / MIC_RATE_HZ
+            for ref in self._timeline.frames_for(t_frame):
                 self._apm.process_reverse_stream(
                     self._frame_cls(ref, SPEAKER_RATE_HZ, 1, REF_FRAME_SAMPLES)
                 )
@@ -114,10 +116,15 @@ class EchoCanceller:
                 out[start : start + MIC_FRAME_BYTES]
             )
             self._mic_frames += 1
-        return replace(chunk, pcm=bytes(out))
+        return bytes(out)
+
+    def process_chunk(self, chunk: MicChunk) -> MicChunk:
+        """`process` for a whole MicChunk: same `t_capture`, cleaned `pcm`."""
+        return replace(chunk, pcm=self.process(chunk.pcm, chunk.t_capture))
 
     @property
     def stats(self) -> EchoStats:
+        """Read on the mic path's thread."""
         with self._lock:
             queue_dropped_s = self._queue_dropped_s
         t = self._timeline
@@ -161,8 +168,8 @@ class _ReferenceTimeline:
     """What the speaker played, as one contiguous 24 kHz stream with a play time; mic path only.
 
     Blocks are appended as they come while their timestamps agree with the stream within
-    REF_JITTER_S; a later block leaves a gap filled with silence, an earlier one is trimmed.
-    `frames_until(t)` hands out 10 ms frames whose play time has begun by `t`.
+    REF_JITTER_S; a later block leaves a gap filled with silence (up to REF_MAX_GAP_S, past
+    which the stream starts afresh), an earlier one is trimmed.
     """
 
     def __init__(self) -> None:
@@ -173,24 +180,28 @@ class _ReferenceTimeline:
         self.dropped_s = 0.0
 
     def add(self, samples: np.ndarray, t_played: float) -> None:
-        if self._t_head is None:
-            self._t_head = t_played
-        gap = round((t_played - self._t_end()) * SPEAKER_RATE_HZ)
-        if gap > REF_JITTER_S * SPEAKER_RATE_HZ:
+        gap_s = 0.0 if self._t_head is None else t_played - self._t_end()
+        if self._t_head is None or gap_s > REF_MAX_GAP_S:  # first block, or speaker reopened
+            self.dropped_s += len(self._pending) / SPEAKER_RATE_HZ
+            self._pending, self._t_head = samples, t_played
+            return
+        gap = round(gap_s * SPEAKER_RATE_HZ)
+        if gap_s > REF_JITTER_S:
             samples = np.concatenate([np.zeros(gap, np.int16), samples])
-        elif gap < -REF_JITTER_S * SPEAKER_RATE_HZ:
+        elif gap_s < -REF_JITTER_S:
             samples = samples[-gap:]  # overlaps what we have (or already fed): keep the rest
         self._pending = np.concatenate([self._pending, samples])
 
-    def frames_until(self, t: float) -> list[bytes]:
-        """10 ms frames (bytes) that start at or before mic-timeline time `t`, in order."""
+    def frames_for(self, t_mic: float) -> list[bytes]:
+        """The 10 ms frames (bytes) to feed with the mic frame captured at `t_mic`: those
+        whose play time starts by `t_mic + REF_LEAD_S`, in order."""
         if self._t_head is None:
             return []
-        if self._t_head < t - REF_MAX_LAG_S:  # stale backlog or a gap in the mic: jump ahead
-            self._skip(t - self._t_head)
+        if self._t_head < t_mic - REF_MAX_LAG_S:  # stale backlog, or a gap in the mic
+            self._skip(t_mic - self._t_head)
         frames = []
-        while self._t_head <= t + 1e-6 and len(self._pending) >= REF_FRAME_SAMPLES:
-            if self._t_head < t - FRAME_S + 1e-6:
+        while self._t_head <= t_mic + REF_LEAD_S + 1e-6 and len(self._pending) >= REF_FRAME_SAMPLES:
+            if self._t_head < t_mic - FRAME_S - 1e-6:  # played before this mic frame began
                 self.late_frames += 1
             frames.append(self._pending[:REF_FRAME_SAMPLES].tobytes())
             self._pending = self._pending[REF_FRAME_SAMPLES:]
