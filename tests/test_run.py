@@ -108,3 +108,34 @@ def _write_wav(path: Path, pcm: bytes, rate: int) -> None:
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(pcm)
+
+
+def test_frames_slow_down_while_nobody_talks_and_speed_up_for_a_question(
+    standin: StandInThread, shelf_video: Path, tmp_path: Path
+) -> None:
+    question = load_mic_pcm(QUESTION_WAV)
+    quiet_s = 6.0
+    mic = tmp_path / "mic.wav"
+    _write_wav(mic, bytes(int(32000 * quiet_s)) + question + bytes(32000 * 4), 16000)
+    result = run_cli(
+        "run",
+        "--camera",
+        str(shelf_video),
+        "--mic",
+        str(mic),
+        "--speaker",
+        "out.wav",
+        "--fps",
+        "1",
+        "--idle-fps",
+        "0.2",
+        env=standin_env(standin),
+    )
+    assert result.code == 0, result.stderr
+    conn = standin.server.connections[-1]
+    t0 = conn.received("audio")[0].t_monotonic
+    times = [e.t_monotonic - t0 for e in conn.received("video")]
+    idle = [t for t in times if 0.5 < t < quiet_s - 0.2]
+    busy = [t for t in times if quiet_s + 0.5 < t < quiet_s + 4.5]  # question, then answer
+    assert len(idle) <= 2, f"idle frames at {idle}"
+    assert len(busy) >= 3, f"frames while asking at {busy}"
