@@ -26,6 +26,7 @@ app = typer.Typer(
     help="Point a camera at a store shelf, ask aloud where something is, hear the answer.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

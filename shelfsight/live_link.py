@@ -3,40 +3,50 @@
 `LiveLink` connects, sends, receives and reconnects; nothing else touches the SDK session.
 Sources hand it audio, frames and turn events at any time, even before the first connection is
 up or while it is reconnecting: audio and control events wait in one ordered, bounded outbox
-(audio is never dropped for video's sake), and frames sit in a single latest-only slot, so a
-slow link drops frames, never audio. What the server says comes out of `events()` as small
-frozen dataclasses, in order.
+(see `shelfsight.live_outbox`; audio is never dropped for video's sake), and frames sit in a
+single latest-only slot, so a slow link drops frames, never audio. What the server says comes
+out of `events()` as small frozen dataclasses, in order.
+
+A session outlives its connections. Every connection asks for context compression and session
+resumption (the caller's config), and the newest handle is kept. On `go_away` the link waits
+for a quiet moment (no answer playing, no question pending, the handle up to date) or until
+shortly before `time_left` runs out, stops sending, closes the old connection and resumes on a
+new one: the service refuses to resume a session while an earlier connection of it is open.
+Answers keep arriving on the old connection until it is closed; mic audio waits in the outbox
+meanwhile and goes out first on the new one, so nothing is lost and nothing is sent twice.
+After an unexpected close, the link reconnects with backoff and re-sends what it sent since
+the newest handle, which the resumed session does not hold.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
-import random
-import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import numpy as np
 import soxr
-from google.genai import errors, types
-from websockets.exceptions import (
-    ConnectionClosed,
-    InvalidHandshake,
-    InvalidStatus,
-    WebSocketException,
-)
+from google.genai import types
 
+from shelfsight.audio import rms_dbfs
 from shelfsight.errors import UserError
+from shelfsight.live_errors import CONNECTION_ERRORS, backoff_s, classify, most_telling
+from shelfsight.live_outbox import Audio, Control, Item, Outbox
 
 log = logging.getLogger(__name__)
 
 MIC_MIME = "audio/pcm;rate=16000"
 SPEAKER_RATE_HZ = 24000
 MIC_CHUNK_S = 0.02
+SPEECH_DBFS = -42.0  # a mic chunk above this counts as the user speaking (a question pending)
+PENDING_INPUT_S = 4.0  # user input with no answer yet holds a goAway switch this long
+HANDLE_WAIT_S = 2.0  # after a turn, wait this long for its resumption handle before switching
+STABLE_S = 5.0  # a connection that lived less than this before failing continues the outage
+DEFAULT_TIME_LEFT_S = 10.0  # a goAway without time_left
+CLOSE_TIMEOUT_S = 2.0
 
 
 # ---- what the server says, as the rest of the program sees it --------------------------------
@@ -74,17 +84,31 @@ class GoAway:
 
 
 @dataclass(frozen=True)
+class AnswerCut:
+    """The connection carrying an answer ended before the answer did. The question was re-sent
+    (the resumed session had not heard it), so the answer will come again, whole: drop what is
+    still buffered of this one and treat the turn as cut."""
+
+    t_received: float
+
+
+@dataclass(frozen=True)
 class Connected:
-    attempt: int
-    resumed: bool
-    outage_s: float  # time without a working connection before this one (0 for the first)
+    attempt: int  # tries this connection took (1: the first try)
+    resumed: bool  # the setup presented our resumption handle and the server accepted it
+    outage_s: float  # how long nothing could be sent before this connection (0 for the first)
+    planned: bool = False  # a switch the server asked for (goAway), not a failure
+    context_lost: bool = False  # the server refused our handle: a fresh conversation began
 
 
 @dataclass(frozen=True)
 class Reconnecting:
     reason: str
-    attempt: int
-    delay_s: float
+    attempt: int  # the attempt about to be made
+    delay_s: float  # the wait before it
+    outage_s: float = 0.0  # time without a connection so far
+    gives_up_in_s: float = 0.0  # the run ends with an error if still not connected by then
+    planned: bool = False  # after a goAway: expect a short pause, not a failure
 
 
 ServerEvent = (
@@ -94,26 +118,47 @@ ServerEvent = (
     | Interrupted
     | TurnComplete
     | GoAway
+    | AnswerCut
     | Connected
     | Reconnecting
 )
 
-
-# ---- what the client sends ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Audio:
-    pcm: bytes
-
-
-@dataclass(frozen=True)
-class _Control:
-    kind: str  # "text" | "activity_start" | "activity_end" | "audio_stream_end"
-    text: str = ""
-
-
 ConfigFactory = Callable[[str | None], types.LiveConnectConfig]
+
+
+class _Connection:
+    """One open SDK session (loop thread only)."""
+
+    def __init__(self, session: object, stack: contextlib.AsyncExitStack, resumed: bool) -> None:
+        self.session = session
+        self.resumed = resumed
+        self.t_opened = time.monotonic()
+        self.go_away: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
+        self.retiring = False  # we are closing it on purpose: its close is not a failure
+        self._stack = stack
+
+    async def close(self) -> None:
+        """Close the websocket; bounded, idempotent, never raises a connection error."""
+        self.retiring = True
+        stack, self._stack = self._stack, contextlib.AsyncExitStack()
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await stack.aclose()
+
+
+@dataclass(frozen=True)
+class _Ending:
+    reason: str
+    planned: bool  # goAway switch
+    replay: bool  # what was sent since the newest handle must go again
+    t_monotonic: float  # when sending stopped
+
+
+@dataclass
+class _Outage:
+    t_start: float
+    first: bool = False  # no connection yet: the first-connect timeout applies
+    attempts: int = 0
 
 
 class LiveLink:
@@ -128,35 +173,41 @@ class LiveLink:
         max_outage_s: float = 60.0,
         first_connect_timeout_s: float = 15.0,
         audio_buffer_s: float = 5.0,
+        replay_s: float = 15.0,
+        handover_margin_s: float = 1.5,
     ) -> None:
         self._client = client
         self._model = model
         self._config_for = config_for
         self._max_outage_s = max_outage_s
         self._first_connect_timeout_s = first_connect_timeout_s
-        # Outbox policy: control items are never dropped; audio beyond `audio_buffer_s` drops
-        # the oldest audio (counted), which only happens during a long outage.
-        self._outbox: collections.deque[_Audio | _Control] = collections.deque()
-        self._audio_in_outbox = 0
-        self._max_audio_items = int(audio_buffer_s / MIC_CHUNK_S)
+        self._handover_margin_s = handover_margin_s
+        self._outbox = Outbox(max_audio_s=audio_buffer_s, replay_s=replay_s)
         self._frame: bytes | None = None
+        self._last_frame: bytes | None = None  # re-sent on a new connection if none is newer
         self._wake = asyncio.Event()
         # Server events: unbounded by design, consumed at once by the conversation task; the
         # producer is the network, already paced by the server.
         self._events: asyncio.Queue[ServerEvent] = asyncio.Queue()
         self._handle: str | None = None
-        self.audio_dropped = 0
+        self._context_lost = False
+        # Turn state, for choosing when to switch connections (monotonic seconds).
+        self._answering = False
+        self._activity_open = False
+        self._t_input = 0.0  # last speech, typed text or activity end put in the outbox
+        self._t_turn_end = 0.0  # last turn_complete or interrupted
+        self._t_handle = 0.0  # last resumption handle
         self.audio_chunks_sent = 0
+        self.audio_replayed_s = 0.0
         self.frames_sent = 0
         self.frames_skipped = 0
 
     # -- input side ---------------------------------------------------------------------------
 
     def send_audio(self, pcm: bytes) -> None:
-        if self._audio_in_outbox >= self._max_audio_items:
-            self._drop_oldest_audio()
-        self._outbox.append(_Audio(pcm))
-        self._audio_in_outbox += 1
+        if rms_dbfs(pcm) > SPEECH_DBFS:
+            self._t_input = time.monotonic()
+        self._outbox.put(Audio(pcm))
         self._wake.set()
 
     def send_frame(self, jpeg: bytes) -> None:
@@ -169,9 +220,11 @@ class LiveLink:
         self._control("text", text)
 
     def activity_start(self) -> None:
+        self._activity_open = True
         self._control("activity_start")
 
     def activity_end(self) -> None:
+        self._activity_open = False
         self._control("activity_end")
 
     def audio_stream_end(self) -> None:
@@ -179,7 +232,12 @@ class LiveLink:
 
     @property
     def audio_backlog_s(self) -> float:
-        return self._audio_in_outbox * MIC_CHUNK_S
+        return self._outbox.backlog_s
+
+    @property
+    def audio_dropped_s(self) -> float:
+        """Mic audio lost because an outage outlasted the buffer."""
+        return self._outbox.audio_dropped_s
 
     @property
     def resumption_handle(self) -> str | None:
@@ -190,84 +248,159 @@ class LiveLink:
             yield await self._events.get()
 
     def _control(self, kind: str, text: str = "") -> None:
-        self._outbox.append(_Control(kind, text))
+        if kind in ("text", "activity_end"):
+            self._t_input = time.monotonic()
+        self._outbox.put(Control(kind, text))
         self._wake.set()
 
-    def _drop_oldest_audio(self) -> None:
-        for i, item in enumerate(self._outbox):
-            if isinstance(item, _Audio):
-                del self._outbox[i]
-                self._audio_in_outbox -= 1
-                self.audio_dropped += 1
-                return
-
-    # -- connection ----------------------------------------------------------------------------
+    # -- connection lifecycle ------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect and keep connected until cancelled; raises UserError on a fatal close."""
-        attempt = 0
-        outage_started: float | None = time.monotonic()
-        first = True
+        """Connect and stay connected until cancelled; raises UserError when that fails."""
+        outage = _Outage(time.monotonic(), first=True)
+        ending: _Ending | None = None
         while True:
-            attempt += 1
+            conn = await self._connect(outage, ending)
             try:
-                async with self._client.aio.live.connect(  # type: ignore[attr-defined]
-                    model=self._model, config=self._config_for(self._handle)
-                ) as session:
-                    outage_s = 0.0 if first else time.monotonic() - (outage_started or 0.0)
-                    self._emit(Connected(attempt, self._handle is not None, outage_s))
-                    first, attempt, outage_started = False, 0, None
-                    await self._serve(session)
-            except (errors.APIError, OSError, TimeoutError, WebSocketException) as exc:
-                reason = _reason_to_retry(exc, self._model)
-            if outage_started is None:
-                outage_started = time.monotonic()
-            limit = self._first_connect_timeout_s if first else self._max_outage_s
-            waited = time.monotonic() - outage_started
-            if waited >= limit:
-                where = "reach" if first else "reconnect to"
-                raise UserError(
-                    f"Could not {where} the Gemini Live API for {waited:.0f} s: {reason}."
-                )
-            delay = min(_backoff_s(attempt), max(0.0, limit - waited))
-            self._emit(Reconnecting(reason, attempt, delay))
-            await asyncio.sleep(delay)
+                ending = await self._serve(conn)
+            finally:
+                await conn.close()
+            self._after_close(ending)
+            if ending.planned or ending.t_monotonic - conn.t_opened >= STABLE_S:
+                outage = _Outage(ending.t_monotonic)
+            # else: it failed right after connecting: the same outage goes on (backoff grows)
 
-    async def _serve(self, session: object) -> None:
-        """Pump both directions on one connection until it closes; raises why it closed."""
+    async def _connect(self, outage: _Outage, ending: _Ending | None) -> _Connection:
+        """Open a connection with the newest handle, retrying with backoff; UserError once the
+        outage has lasted longer than allowed."""
+        reason = ending.reason if ending else ""
+        planned = ending is not None and ending.planned
+        limit = self._first_connect_timeout_s if outage.first else self._max_outage_s
+        while True:
+            outage.attempts += 1
+            if ending is not None or outage.attempts > 1:
+                waited = time.monotonic() - outage.t_start
+                if waited >= limit:
+                    where = "reach" if outage.first else "reconnect to"
+                    raise UserError(
+                        f"Could not {where} the Gemini Live API for {waited:.0f} s: {reason}."
+                    )
+                now_ok = planned and outage.attempts == 1
+                delay = 0.0 if now_ok else min(backoff_s(outage.attempts), limit - waited)
+                gives_up = limit - waited
+                self._emit(Reconnecting(reason, outage.attempts, delay, waited, gives_up, planned))
+                await asyncio.sleep(delay)
+            try:
+                conn = await self._open()
+            except CONNECTION_ERRORS as exc:
+                resuming = self._handle is not None
+                retry = classify(exc, model=self._model, resuming=resuming)
+                if retry.stale_handle:
+                    self._handle, self._context_lost = None, True  # the next try starts afresh
+                reason, planned = retry.reason, False
+                continue
+            outage_s = 0.0 if outage.first else time.monotonic() - outage.t_start
+            lost, self._context_lost = self._context_lost, False
+            self._emit(Connected(outage.attempts, conn.resumed, outage_s, planned, lost))
+            outage.first = False
+            return conn
+
+    async def _open(self) -> _Connection:
+        handle = self._handle
+        stack = contextlib.AsyncExitStack()
+        connect = self._client.aio.live.connect  # type: ignore[attr-defined]
+        session = await stack.enter_async_context(
+            connect(model=self._model, config=self._config_for(handle))
+        )
+        return _Connection(session, stack, resumed=handle is not None)
+
+    async def _serve(self, conn: _Connection) -> _Ending:
+        """Pump both directions until the connection fails or a goAway switch is due."""
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._send_loop(session))
-                tg.create_task(self._receive_loop(session))
+                sender = tg.create_task(self._send_loop(conn))
+                tg.create_task(self._receive_loop(conn))
+                time_left_s = await conn.go_away
+                deadline = time.monotonic() + max(
+                    0.0, (time_left_s or DEFAULT_TIME_LEFT_S) - self._handover_margin_s
+                )
+                quiet = await self._until_quiet(deadline)
+                conn.retiring = True
+                self._wake.set()
+                await sender
+                t_stopped = time.monotonic()
+                await conn.close()  # the receiver reads what is left, then ends
+            reason = "the server is moving this session (goAway)"
+            return _Ending(reason, planned=True, replay=not quiet, t_monotonic=t_stopped)
         except BaseExceptionGroup as group:
-            raise _most_telling(group) from None
+            t_failed = time.monotonic()
+            retry = classify(most_telling(group), model=self._model, resuming=False)
+            return _Ending(retry.reason, planned=False, replay=True, t_monotonic=t_failed)
 
-    async def _send_loop(self, session: object) -> None:
-        send = session.send_realtime_input  # type: ignore[attr-defined]
+    def _after_close(self, ending: _Ending) -> None:
+        if self._answering:
+            self._answering = False
+            self._emit(AnswerCut(time.monotonic()))
+        if ending.replay:
+            self.audio_replayed_s += self._outbox.replay()
+        else:
+            self._outbox.commit()  # a quiet switch: nothing since the handle needs hearing
+
+    async def _until_quiet(self, deadline: float) -> bool:
+        """Wait for a moment when switching loses nothing; False if the deadline came first."""
+        while not self._is_quiet(time.monotonic()):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    def _is_quiet(self, now: float) -> bool:
+        if self._answering or self._activity_open:
+            return False
+        question_pending = (
+            self._t_input > self._t_turn_end and now - self._t_input < PENDING_INPUT_S
+        )
+        handle_due = self._t_turn_end > self._t_handle and now - self._t_turn_end < HANDLE_WAIT_S
+        return not (question_pending or handle_due)
+
+    # -- pumps ----------------------------------------------------------------------------------
+
+    async def _send_loop(self, conn: _Connection) -> None:
+        send = conn.session.send_realtime_input  # type: ignore[attr-defined]
+        if self._frame is None:
+            self._frame = self._last_frame  # the freshest picture goes out on every connection
         self._wake.set()  # whatever piled up while disconnected goes out now
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._outbox:
-                item = self._outbox[0]
-                await _send_item(send, item)
-                # Popped only once sent: a send cut by a dropped socket is retried next time.
-                self._outbox.popleft()
-                if isinstance(item, _Audio):
-                    self._audio_in_outbox -= 1
+            while not conn.retiring and (item := self._outbox.take()) is not None:
+                try:
+                    await _send_item(send, item)
+                except BaseException:
+                    self._outbox.unsent()
+                    raise
+                self._outbox.sent()
+                if isinstance(item, Audio):
                     self.audio_chunks_sent += 1
+            if conn.retiring:
+                return
             if self._frame is not None:
                 jpeg, self._frame = self._frame, None
+                self._last_frame = jpeg
                 await send(video=types.Blob(data=jpeg, mime_type="image/jpeg"))
                 self.frames_sent += 1
 
-    async def _receive_loop(self, session: object) -> None:
-        while True:
-            async for msg in session.receive():  # type: ignore[attr-defined]
-                for event in self._translate(msg):
-                    self._emit(event)
+    async def _receive_loop(self, conn: _Connection) -> None:
+        try:
+            while True:
+                async for msg in conn.session.receive():  # type: ignore[attr-defined]
+                    for event in self._translate(msg, conn):
+                        self._emit(event)
+        except CONNECTION_ERRORS:
+            if not conn.retiring:
+                raise
 
-    def _translate(self, msg: types.LiveServerMessage) -> list[ServerEvent]:
+    def _translate(self, msg: types.LiveServerMessage, conn: _Connection) -> list[ServerEvent]:
         now = time.monotonic()
         out: list[ServerEvent] = []
         content = msg.server_content
@@ -286,18 +419,30 @@ class LiveLink:
             if content.turn_complete:
                 out.append(TurnComplete(now))
         if msg.go_away is not None:
-            out.append(GoAway(_seconds(msg.go_away.time_left)))
+            time_left_s = _seconds(msg.go_away.time_left)
+            out.append(GoAway(time_left_s))
+            if not conn.go_away.done():
+                conn.go_away.set_result(time_left_s)
         update = msg.session_resumption_update
         if update is not None and update.resumable and update.new_handle:
-            self._handle = update.new_handle
+            self._handle, self._t_handle = update.new_handle, now
+            self._outbox.commit()
+        self._track_turn(out, now)
         return out
+
+    def _track_turn(self, events: list[ServerEvent], now: float) -> None:
+        for event in events:
+            if isinstance(event, AnswerAudio | AnswerTranscript):
+                self._answering = True
+            elif isinstance(event, Interrupted | TurnComplete):
+                self._answering, self._t_turn_end = False, now
 
     def _emit(self, event: ServerEvent) -> None:
         self._events.put_nowait(event)
 
 
-async def _send_item(send: Callable[..., object], item: _Audio | _Control) -> None:
-    if isinstance(item, _Audio):
+async def _send_item(send: Callable[..., object], item: Item) -> None:
+    if isinstance(item, Audio):
         await send(audio=types.Blob(data=item.pcm, mime_type=MIC_MIME))  # type: ignore[misc]
     elif item.kind == "text":
         await send(text=item.text)  # type: ignore[misc]
@@ -307,87 +452,6 @@ async def _send_item(send: Callable[..., object], item: _Audio | _Control) -> No
         await send(activity_end=types.ActivityEnd())  # type: ignore[misc]
     elif item.kind == "audio_stream_end":
         await send(audio_stream_end=True)  # type: ignore[misc]
-
-
-# ---- error classification -----------------------------------------------------------------
-
-
-def _reason_to_retry(exc: BaseException, model: str) -> str:
-    """Say why a connection ended, or raise UserError when retrying cannot help.
-
-    1007 (invalid argument, bad key) and 1008 (policy, unknown model) are fatal; 1011, 1006,
-    network and TLS errors are transient.
-    """
-    if isinstance(exc, InvalidStatus):
-        status = exc.response.status_code
-        if status in (401, 403):
-            raise UserError(
-                f"The Gemini Live API refused the key (HTTP {status}): check GEMINI_API_KEY."
-            ) from None
-        if status == 404:
-            raise UserError(
-                "The Live API endpoint was not found (HTTP 404): check GOOGLE_GEMINI_BASE_URL."
-            ) from None
-    if isinstance(exc, errors.APIError):
-        code, reason = exc.code, _short(exc.details)
-    elif isinstance(exc, ConnectionClosed):
-        code = exc.rcvd.code if exc.rcvd else 1006
-        reason = _short(exc.rcvd.reason if exc.rcvd else "abnormal closure")
-    else:
-        return _describe_network_error(exc)
-    lowered = reason.lower()
-    if code == 1007 and "api key" in lowered:
-        raise UserError(
-            "The Gemini API key was rejected: check GEMINI_API_KEY "
-            "(keys are at https://aistudio.google.com/apikey)."
-        )
-    if code == 1008 and ("not found" in lowered or "not supported" in lowered):
-        raise UserError(
-            f"Model {model!r} is not available for the Live API ({reason}). "
-            "Choose another with --model or SHELFSIGHT_MODEL."
-        )
-    if code in (1007, 1008):
-        raise UserError(f"The Gemini Live API refused the session ({code}): {reason}")
-    return f"connection closed ({code}: {reason})" if reason else f"connection closed ({code})"
-
-
-def _most_telling(group: BaseExceptionGroup) -> BaseException:
-    """Of the errors both directions saw, prefer the receiver's: it carries the close code."""
-    leaves = list(_leaves(group))
-    for kind in (errors.APIError, ConnectionClosed):
-        for leaf in leaves:
-            if isinstance(leaf, kind):
-                return leaf
-    return leaves[0]
-
-
-def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            yield from _leaves(exc)
-        else:
-            yield exc
-
-
-def _describe_network_error(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate not trusted ({exc.verify_message})"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, InvalidHandshake):
-        return f"handshake failed ({exc})"
-    return f"network error ({exc.__class__.__name__}: {exc})"
-
-
-def _short(details: object, limit: int = 200) -> str:
-    text = details if isinstance(details, str) else str(details or "")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _backoff_s(attempt: int) -> float:
-    """Exponential backoff with full jitter: 0.25 s, 0.5 s, 1 s ... capped at 8 s."""
-    ceiling = min(8.0, 0.25 * 2 ** max(0, attempt - 1))
-    return random.uniform(ceiling / 2, ceiling)
 
 
 def _seconds(duration: object) -> float | None:

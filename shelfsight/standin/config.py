@@ -36,7 +36,13 @@ def default_answers() -> tuple[ScriptedAnswer, ...]:
 
 @dataclass(frozen=True)
 class ConnectionFaults:
-    """Scripted misbehaviour for one connection; times count from `setupComplete`."""
+    """Scripted misbehaviour for one connection; times count from `setupComplete`.
+
+    After a goAway the connection is closed when `time_left` runs out, with 1011 "Deadline
+    expired before operation could complete." as the service does, unless
+    `go_away_enforced=False`. `drop_after_s` cuts the TCP connection without a close frame
+    (a network drop: the client sees 1006).
+    """
 
     refuse_http_status: int | None = None  # e.g. 503: the websocket upgrade is refused
     go_away_after_s: float | None = None
@@ -44,6 +50,9 @@ class ConnectionFaults:
     close_after_s: float | None = None
     close_code: int = 1011
     close_reason: str = "Internal error encountered."
+    drop_after_s: float | None = None
+    go_away_enforced: bool = True
+    refuse_resumption: bool = False  # a setup with a handle gets 1007: the session is forgotten
 
 
 @dataclass(frozen=True)
@@ -55,8 +64,12 @@ class StandInConfig:
     resumes only with those and with the handles this stand-in has issued, as the real service
     honours only its own handles (others are refused with close code 1007; pass an empty set
     for exactly that). Answers are used in order across all connections, cycling.
-    `connection_faults[i]` applies to the i-th connection (0-based); later ones behave.
-    `speed` is how many times faster than real time answer audio is sent (inf: no pacing).
+    `connection_faults[i]` applies to the i-th connection (0-based); later ones get
+    `default_faults` (by default: none). `speed` is how many times faster than real time answer
+    audio is sent (inf: no pacing). With `one_socket_per_session`, resuming a session while
+    an earlier connection of it is still open is refused with 1011, as the service is reported
+    to do: a client must close the old connection first. `keep_frames=False` records frames
+    without their JPEG bytes (long soak runs).
     """
 
     api_keys: frozenset[str] | None = None
@@ -69,8 +82,11 @@ class StandInConfig:
     vad_speech_ms: int = 100
     vad_silence_ms: int = 500  # overridden by the setup's silenceDurationMs when given
     connection_faults: tuple[ConnectionFaults, ...] = ()
-    resumption_handles: frozenset[str] | None = None  # last: keeps positional order
+    resumption_handles: frozenset[str] | None = None  # new fields go last: positional order
+    default_faults: ConnectionFaults = field(default_factory=ConnectionFaults)
+    one_socket_per_session: bool = True
+    keep_frames: bool = True
 
     def faults_for(self, index: int) -> ConnectionFaults:
         in_range = index < len(self.connection_faults)
-        return self.connection_faults[index] if in_range else ConnectionFaults()
+        return self.connection_faults[index] if in_range else self.default_faults

@@ -19,6 +19,8 @@ PATH_RE = re.compile(
 )
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455 limit; the real service truncates too
 INVALID_ARGUMENT_REASON = "Request contains an invalid argument."
+INTERNAL_REASON = "Internal error encountered."
+DEADLINE_REASON = "Deadline expired before operation could complete."  # after goAway's timeLeft
 BAD_KEY_REASON = "API key not valid. Please pass a valid API key."
 BAD_MODEL_REASON = (
     "{model} is not found for API version {version}, or is not supported for "

@@ -33,7 +33,7 @@ class ReceivedEvent:
 class SentEvent:
     """One thing the stand-in sent. kind: setup_complete, input_transcription, audio,
     output_transcription, generation_complete, turn_complete, interrupted, go_away,
-    session_resumption_update, close."""
+    session_resumption_update, close, drop (TCP cut without a close frame)."""
 
     t_monotonic: float
     kind: str
@@ -51,6 +51,7 @@ class TurnRecord:
     t_start_monotonic: float
     t_end_monotonic: float | None = None
     outcome: str = "streaming"
+    input_audio_s: float = 0.0  # seconds of audio this connection had received when it began
 
 
 class ConnectionRecord:
@@ -74,6 +75,10 @@ class ConnectionRecord:
         self._received: list[ReceivedEvent] = []
         self._sent: list[SentEvent] = []
         self._turns: list[TurnRecord] = []
+        self._session_id: int | None = None
+        # Set by the server while the websocket is served: whether it is still open (not
+        # closing), for the one-socket-per-session rule. Called on the loop only.
+        self._ws_open: Callable[[], bool] = lambda: False
 
     @property
     def setup(self) -> dict[str, Any] | None:
@@ -86,6 +91,13 @@ class ConnectionRecord:
         """The resumption handle the client's setup presented, refused or not; None when it
         asked for a fresh session (or sent no setup)."""
         return resumption_handle(self.setup)
+
+    @property
+    def session_id(self) -> int | None:
+        """Which session this connection served: its own index when fresh, the issuing
+        connection's session when resumed with a handle issued here; None if refused."""
+        with self._lock:
+            return self._session_id
 
     @property
     def close_code(self) -> int | None:
@@ -132,6 +144,11 @@ class ConnectionRecord:
             self._setup = setup
         self._on_change()
 
+    def _set_session(self, session_id: int) -> None:
+        with self._lock:
+            self._session_id = session_id
+        self._on_change()
+
     def _set_close(self, code: int | None, reason: str | None) -> None:
         with self._lock:
             self._close = (code, reason)
@@ -175,6 +192,7 @@ class Ledger:
         self._connections: list[ConnectionRecord] = []
         self._answers_given = 0
         self._handles: list[str] = []
+        self._handle_sessions: dict[str, int] = {}
 
     def open_connection(self, path: str, api_key_ok: bool) -> ConnectionRecord:
         with self._lock:
@@ -200,8 +218,23 @@ class Ledger:
             self._answers_given += 1
             return answers[(self._answers_given - 1) % len(answers)]
 
-    def issue_handle(self, connection_index: int) -> str:
+    def issue_handle(self, record: ConnectionRecord) -> str:
         with self._lock:
-            handle = f"standin-{connection_index}-{len(self._handles)}"
+            handle = f"standin-{record.index}-{len(self._handles)}"
             self._handles.append(handle)
+            session = record._session_id
+            self._handle_sessions[handle] = record.index if session is None else session
             return handle
+
+    def session_for(self, record: ConnectionRecord) -> int:
+        """The session a just-accepted setup continues (see ConnectionRecord.session_id)."""
+        handle = record.resumed_with
+        with self._lock:
+            return self._handle_sessions.get(handle or "", record.index)
+
+    def open_in_session(self, session_id: int, other_than: ConnectionRecord) -> bool:
+        """Whether another connection of this session is still open (loop thread only)."""
+        return any(
+            c is not other_than and c.session_id == session_id and c._ws_open()
+            for c in self.connections
+        )

@@ -9,18 +9,21 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 import trustme
 from google.genai import types
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from shelfsight.standin.config import StandInConfig
-from shelfsight.standin.protocol import PATH_RE, model_is_served
+from shelfsight.standin.handshake import close_connection, drop_connection
+from shelfsight.standin.protocol import INTERNAL_REASON, PATH_RE, model_is_served
 from shelfsight.standin.records import ConnectionRecord, Ledger
 from shelfsight.standin.session import serve_connection
 
@@ -40,6 +43,7 @@ class StandIn:
         self._changed: asyncio.Event | None = None  # set on every recorded change
         self._ledger = Ledger(on_change=self._notify)
         self._admitted: dict[ServerConnection, ConnectionRecord] = {}  # upgrade -> handler
+        self._serving: dict[ServerConnection, ConnectionRecord] = {}  # handler start -> end
         self._ca: trustme.CA | None = None
         self._tmpdir: Path | None = None
         self._server: Server | None = None
@@ -145,13 +149,29 @@ class StandIn:
         self._admitted[connection] = record
         return None
 
+    async def close_all(self, code: int = 1011, reason: str = INTERNAL_REASON) -> int:
+        """Closes every open connection now with `code` (a scripted outage); returns how many."""
+        open_now = [(ws, r) for ws, r in self._serving.items() if ws.state is State.OPEN]
+        await asyncio.gather(*(close_connection(ws, r, code, reason) for ws, r in open_now))
+        return len(open_now)
+
+    def drop_all(self) -> int:
+        """Cuts every open connection's TCP link without a close frame; returns how many."""
+        open_now = [(ws, r) for ws, r in self._serving.items() if ws.state is State.OPEN]
+        for ws, record in open_now:
+            drop_connection(ws, record)
+        return len(open_now)
+
     async def _handle(self, ws: ServerConnection) -> None:
         record = self._admitted.pop(ws)
+        self._serving[ws] = record
+        record._ws_open = lambda: ws.state is State.OPEN
         try:
             await serve_connection(ws, record, self._ledger, self.config)
         except ConnectionClosed:
             pass  # the client went away mid-send; the close code is recorded below
         finally:
+            del self._serving[ws]
             if ws.close_code is None:
                 await ws.close()
             record._set_close(ws.close_code, ws.close_reason)
@@ -198,6 +218,22 @@ class StandInThread:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"stand-in condition not met within {timeout_s} s")
             time.sleep(0.01)
+
+    def close_all(self, code: int = 1011, reason: str = INTERNAL_REASON) -> int:
+        """`StandIn.close_all` from any thread; returns once the closes are done."""
+        return self._call(self.server.close_all(code, reason))
+
+    def drop_all(self) -> int:
+        """`StandIn.drop_all` from any thread."""
+
+        async def drop() -> int:
+            return self.server.drop_all()
+
+        return self._call(drop())
+
+    def _call(self, coroutine: Coroutine[Any, Any, int], timeout_s: float = 15.0) -> int:
+        assert self._loop is not None, "the stand-in thread is not running"
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout_s)
 
     def stop(self) -> None:
         """Closes every connection (code 1001), removes the CA dir and joins the thread."""

@@ -14,6 +14,7 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -22,8 +23,14 @@ from websockets.exceptions import ConnectionClosed
 
 from shelfsight.standin.audio import EnergyVad
 from shelfsight.standin.config import ANSWER_RATE_HZ, ScriptedAnswer, StandInConfig
-from shelfsight.standin.handshake import accept_setup, close_connection
-from shelfsight.standin.protocol import SessionOptions, decode_b64, pick, rate_from_mime
+from shelfsight.standin.handshake import accept_setup, close_connection, drop_connection
+from shelfsight.standin.protocol import (
+    DEADLINE_REASON,
+    SessionOptions,
+    decode_b64,
+    pick,
+    rate_from_mime,
+)
 from shelfsight.standin.records import (
     ConnectionRecord,
     Ledger,
@@ -57,6 +64,10 @@ async def _cancel_children(*tasks: asyncio.Task[None] | None) -> None:
             raise task.exception()  # type: ignore[misc]
 
 
+async def _as_step(action: Callable[[], None]) -> None:
+    action()
+
+
 class _Session:
     """One accepted connection after `setupComplete`. Owns the websocket until `run` returns;
     every message it sends is recorded as it goes out, so tests see the client's order."""
@@ -74,6 +85,7 @@ class _Session:
         self._vad: EnergyVad | None = None  # made on the first audio, remade if its rate changes
         self._activity_open = False
         self._answer_task: asyncio.Task[None] | None = None
+        self._audio_received_s = 0.0
         self._closing = False  # answers cancelled from now on were abandoned, not interrupted
 
     async def run(self) -> None:
@@ -129,10 +141,14 @@ class _Session:
         data = decode_b64(str(blob.get("data", "")))
         media = mime_type.split("/")[0]
         kind = {"audio": "audio", "image": "video", "video": "video"}.get(media, "other")
-        self._record._add_received(ReceivedEvent(t, kind, data=data, mime_type=mime_type))
-        if kind != "audio" or self._options.manual_activity:
+        kept = data if kind != "video" or self._config.keep_frames else b""
+        self._record._add_received(ReceivedEvent(t, kind, data=kept, mime_type=mime_type))
+        if kind != "audio":
             return
         rate_hz = rate_from_mime(mime_type)
+        self._audio_received_s += len(data) / 2 / rate_hz
+        if self._options.manual_activity:
+            return
         if self._vad is None or self._vad.rate_hz != rate_hz:
             config = self._config
             self._vad = EnergyVad(
@@ -166,9 +182,8 @@ class _Session:
             await self._interrupt()
         answer = self._ledger.next_answer(self._config.answers)
         question = answer.question_text if typed_text is None else typed_text
-        number = self._record._start_turn(
-            TurnRecord(trigger, question, answer.answer_text, time.monotonic())
-        )
+        turn = TurnRecord(trigger, question, answer.answer_text, time.monotonic())
+        number = self._record._start_turn(replace(turn, input_audio_s=self._audio_received_s))
         previous = self._answer_task  # queue behind it if still streaming (NO_INTERRUPTION)
         previous = previous if previous is not None and not previous.done() else None
         self._answer_task = asyncio.create_task(
@@ -198,7 +213,7 @@ class _Session:
             await self._send(done, "turn_complete")
             self._record._end_turn(number, "completed")
             if self._options.resumption:
-                handle = self._ledger.issue_handle(self._record.index)
+                handle = self._ledger.issue_handle(self._record)
                 update = {"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}}
                 await self._send(update, "session_resumption_update", handle)
         except asyncio.CancelledError:
@@ -233,19 +248,25 @@ class _Session:
             await asyncio.sleep(max(0.0, due - loop.time()))
 
     async def _run_faults(self) -> None:
-        """Plays this connection's scripted goAway and close at their times. The reader ends
-        on the close, which ends the session."""
+        """Plays this connection's scripted goAway, close and drop at their times. The reader
+        ends on the close (or drop), which ends the session."""
         faults = self._config.faults_for(self._record.index)
         steps: list[tuple[float, Callable[[], Awaitable[None]]]] = []
         if faults.go_away_after_s is not None:
             time_left = f"{faults.go_away_time_left_s:g}s"
             go_away = partial(self._send, {"goAway": {"timeLeft": time_left}}, "go_away", time_left)
             steps.append((faults.go_away_after_s, go_away))
+            if faults.go_away_enforced:
+                expire = partial(close_connection, self._ws, self._record, 1011, DEADLINE_REASON)
+                steps.append((faults.go_away_after_s + faults.go_away_time_left_s, expire))
         if faults.close_after_s is not None:
             close = partial(
                 close_connection, self._ws, self._record, faults.close_code, faults.close_reason
             )
             steps.append((faults.close_after_s, close))
+        if faults.drop_after_s is not None:
+            drop = partial(_as_step, partial(drop_connection, self._ws, self._record))
+            steps.append((faults.drop_after_s, drop))
         loop = asyncio.get_running_loop()
         start = loop.time()
         for at_s, step in sorted(steps, key=lambda s: s[0]):
