@@ -1,0 +1,121 @@
+"""Why a Live connection ended or could not start, and whether trying again can help.
+
+1007 (invalid argument, bad key) and 1008 (policy, unknown model) are fatal: retrying cannot
+fix them, so the user gets one line saying what to do. The exception is a 1007 refusing a
+setup that presented a resumption handle: the handle is stale (expired, or from a session the
+service forgot), and a fresh session will do. 1011, 1006, other closes, network and TLS errors
+are transient.
+"""
+
+from __future__ import annotations
+
+import random
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from google.genai import errors
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidStatus,
+    WebSocketException,
+)
+
+from shelfsight.errors import UserError
+
+# What a dropped or refused connection raises through the SDK.
+CONNECTION_ERRORS = (errors.APIError, OSError, TimeoutError, WebSocketException)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A transient end: `reason` is for the user; `stale_handle` asks for a fresh session."""
+
+    reason: str
+    stale_handle: bool = False
+
+
+def classify(exc: BaseException, *, model: str, resuming: bool) -> Retry:
+    """Say why a connection ended, or raise UserError when retrying cannot help.
+
+    `resuming`: the setup that failed presented a resumption handle.
+    """
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        if status in (401, 403):
+            raise UserError(
+                f"The Gemini Live API refused the key (HTTP {status}): check GEMINI_API_KEY."
+            ) from None
+        if status == 404:
+            raise UserError(
+                "The Live API endpoint was not found (HTTP 404): check GOOGLE_GEMINI_BASE_URL."
+            ) from None
+    if isinstance(exc, errors.APIError):
+        code, reason = exc.code, _short(exc.details)
+    elif isinstance(exc, ConnectionClosed):
+        code = exc.rcvd.code if exc.rcvd else 1006
+        reason = _short(exc.rcvd.reason if exc.rcvd else "abnormal closure")
+    else:
+        return Retry(_describe_network_error(exc))
+    lowered = reason.lower()
+    if code == 1007 and "api key" in lowered:
+        raise UserError(
+            "The Gemini API key was rejected: check GEMINI_API_KEY "
+            "(keys are at https://aistudio.google.com/apikey)."
+        )
+    if code == 1008 and ("not found" in lowered or "not supported" in lowered):
+        raise UserError(
+            f"Model {model!r} is not available for the Live API ({reason}). "
+            "Choose another with --model or SHELFSIGHT_MODEL."
+        )
+    if code == 1007 and resuming:
+        return Retry(f"the server could not resume the conversation ({code}: {reason})", True)
+    if code in (1007, 1008):
+        raise UserError(f"The Gemini Live API refused the session ({code}): {reason}")
+    return Retry(
+        f"connection closed ({code}: {reason})" if reason else f"connection closed ({code})"
+    )
+
+
+def most_telling(group: BaseExceptionGroup) -> BaseException:
+    """Of the errors both directions saw, the receiver's (it carries the close code); raises
+    the group again when it holds anything but connection errors (a bug, not the network)."""
+    leaves = list(_leaves(group))
+    if not all(isinstance(leaf, CONNECTION_ERRORS) for leaf in leaves):
+        raise group
+    for kind in (errors.APIError, ConnectionClosed):
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return leaf
+    return leaves[0]
+
+
+def backoff_s(attempt: int) -> float:
+    """Exponential backoff with jitter: 0.25 s, 0.5 s, 1 s ... capped at 8 s, each drawn from
+    its upper half so that clients cut off together do not come back together."""
+    ceiling = min(8.0, 0.25 * 2 ** max(0, attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+def _describe_network_error(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate not trusted ({exc.verify_message})"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, InvalidHandshake):
+        return f"handshake failed ({exc})"
+    return f"network error ({exc.__class__.__name__}: {exc})"
+
+
+def _short(details: object, limit: int = 200) -> str:
+    text = details if isinstance(details, str) else str(details or "")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
