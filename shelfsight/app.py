@@ -54,20 +54,18 @@ def make_client(api_key: str, endpoint: Endpoint = Endpoint()) -> genai.Client:
 
 def live_config(settings: Settings, prompt: str, handle: str | None) -> types.LiveConnectConfig:
     """The session setup, rebuilt on every (re)connect with the newest resumption handle."""
-    sensitivity = {
-        "start": {
-            "low": types.StartSensitivity.START_SENSITIVITY_LOW,
-            "high": types.StartSensitivity.START_SENSITIVITY_HIGH,
-        },
-        "end": {
-            "low": types.EndSensitivity.END_SENSITIVITY_LOW,
-            "high": types.EndSensitivity.END_SENSITIVITY_HIGH,
-        },
+    start = {
+        "low": types.StartSensitivity.START_SENSITIVITY_LOW,
+        "high": types.StartSensitivity.START_SENSITIVITY_HIGH,
+    }
+    end = {
+        "low": types.EndSensitivity.END_SENSITIVITY_LOW,
+        "high": types.EndSensitivity.END_SENSITIVITY_HIGH,
     }
     detection = types.AutomaticActivityDetection(
         disabled=settings.mode == "ptt",
-        start_of_speech_sensitivity=sensitivity["start"][settings.start_sensitivity],
-        end_of_speech_sensitivity=sensitivity["end"][settings.end_sensitivity],
+        start_of_speech_sensitivity=start[settings.start_sensitivity],
+        end_of_speech_sensitivity=end[settings.end_sensitivity],
         prefix_padding_ms=settings.prefix_padding_ms,
         silence_duration_ms=settings.silence_ms,
     )

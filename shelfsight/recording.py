@@ -109,7 +109,11 @@ class Recorder:
         name = f"frames/{self._frames:06d}.jpg"
         path = self.folder / name
         self.event("frame", file=name, width=width, height=height, bytes=len(jpeg), age_ms=age_ms)
-        self._jobs.put(lambda: path.write_bytes(jpeg))
+
+        def write() -> None:
+            path.write_bytes(jpeg)
+
+        self._jobs.put(write)
 
     def close(self, **summary: Any) -> None:
         """Finish the folder: last event, final manifest; idempotent."""

@@ -66,7 +66,7 @@ def write_shelf_video(
 ) -> Path:
     """A video file of the shelf (MJPEG in AVI, which every OpenCV build can write and read)."""
     width, height = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
     if not writer.isOpened():
         raise OSError(f"OpenCV cannot write {path}")
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import TextIO, cast
 
 from rich.console import Console
 from rich.live import Live
@@ -110,7 +110,7 @@ class LiveView(PlainView):
 
     def __init__(self, console: Console | None = None) -> None:
         self._console = console or Console()
-        super().__init__(self._console.file)
+        super().__init__(cast(TextIO, self._console.file))
         self._live = Live(
             self._status(), console=self._console, refresh_per_second=8, transient=True
         )
