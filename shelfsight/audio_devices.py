@@ -40,6 +40,15 @@ PORTAUDIO_MISSING = (
     "or use a WAV file with --mic/--speaker"
 )
 MIC_QUEUE_CHUNKS = 50  # 1 s of mic audio waiting for the loop; then the oldest chunk is dropped
+STALL_TIMEOUT_S = 3.0  # a started stream silent this long is gone (unplugged, taken, asleep)
+
+
+def _gone(kind: str, name: str, how: str) -> UserError:
+    flag = "--mic" if kind == "microphone" else "--speaker"
+    return UserError(
+        f"The {kind} {name} {how} (unplugged, or taken by another app?): plug it back in and "
+        f"start again, or choose another with {flag}."
+    )
 
 
 def import_sounddevice() -> ModuleType:
@@ -145,14 +154,25 @@ class DeviceMic:
     """A sound input device: PortAudio's thread hands 20 ms chunks to the loop.
 
     At most MIC_QUEUE_CHUNKS wait for the reader; past that the oldest is dropped and counted in
-    `dropped_chunks`. `read()` returns None once the stream has stopped or after `close()`.
-    Loop thread only, apart from the callback.
+    `dropped_chunks`. `read()` returns None after `close()`, and raises UserError when the
+    device goes away: PortAudio ends the stream by itself, or stops calling back for
+    `stall_timeout_s` (what an unplugged device does, depending on the host API). `sd` is the
+    sounddevice module (imported on start when not given). Loop thread only, apart from the
+    callback.
     """
 
-    def __init__(self, device: AudioDeviceInfo) -> None:
+    def __init__(
+        self,
+        device: AudioDeviceInfo,
+        sd: ModuleType | None = None,
+        stall_timeout_s: float = STALL_TIMEOUT_S,
+    ) -> None:
         self.name = f"{device.name} (#{device.index})"
         self.dropped_chunks = 0
         self._device = device
+        self._sd = sd
+        self._stall_timeout_s = stall_timeout_s
+        # None marks the end of the stream: after close() a normal end, before it a lost device.
         self._queue: asyncio.Queue[MicChunk | None] = asyncio.Queue(MIC_QUEUE_CHUNKS)
         self._stream: Any = None
         self._closed = False
@@ -162,7 +182,7 @@ class DeviceMic:
         return cls(find_device(spec, "in"))
 
     async def start(self) -> None:
-        sd = import_sounddevice()
+        sd = self._sd or import_sounddevice()
         loop = asyncio.get_running_loop()
         rate, channels = pick_format(sd, self._device, MIC_RATE_HZ)
         converter = MicConverter(rate, channels)
@@ -205,7 +225,17 @@ class DeviceMic:
     async def read(self) -> MicChunk | None:
         if self._closed:
             return None
-        return await self._queue.get()
+        try:
+            async with asyncio.timeout(self._stall_timeout_s):
+                chunk = await self._queue.get()
+        except TimeoutError:
+            if self._closed:
+                return None
+            how = f"sent no audio for {self._stall_timeout_s:g} s"
+            raise _gone("microphone", self.name, how) from None
+        if chunk is None and not self._closed:
+            raise _gone("microphone", self.name, "stopped")
+        return chunk
 
     def close(self) -> None:
         if self._closed:
@@ -279,22 +309,39 @@ class DeviceSpeaker(BufferedSink):
     buffer is empty; the device's own buffer (its output latency) may still be playing.
     """
 
-    def __init__(self, device: AudioDeviceInfo, on_played: PlayedCallback | None = None) -> None:
+    def __init__(
+        self,
+        device: AudioDeviceInfo,
+        on_played: PlayedCallback | None = None,
+        sd: ModuleType | None = None,
+        stall_timeout_s: float = STALL_TIMEOUT_S,
+    ) -> None:
         super().__init__(f"{device.name} (#{device.index})", SPEAKER_RATE_HZ, on_played)
         self._device = device
+        self._sd = sd
+        self._stall_timeout_s = stall_timeout_s
         self._stream: Any = None
         self._renderer: SpeakerRenderer | None = None
+        # Written by the PortAudio thread (plain float and bool stores), read on the loop.
+        self._t_callback = 0.0
+        self._ended = False
 
     @classmethod
     def find(cls, spec: str, on_played: PlayedCallback | None = None) -> DeviceSpeaker:
         return cls(find_device(spec, "out"), on_played)
 
     def start(self) -> None:
-        sd = import_sounddevice()
+        sd = self._sd or import_sounddevice()
         rate, channels = pick_format(sd, self._device, SPEAKER_RATE_HZ)
         renderer = self._renderer = SpeakerRenderer(self._buffer, rate, self._notify_played)
+        self._t_callback = time.monotonic()
+
+        def finished() -> None:
+            self._ended = True
+            self._wake_drained()
 
         def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+            self._t_callback = time.monotonic()
             lag = _stream_lag_s(time_info.outputBufferDacTime, time_info.currentTime, 0.0)
             mono = renderer.render(frames, time.monotonic() + lag)
             if channels > 1:
@@ -309,10 +356,36 @@ class DeviceSpeaker(BufferedSink):
                 channels=channels,
                 dtype="int16",
                 callback=callback,
+                finished_callback=finished,
             )
             self._stream.start()
         except sd.PortAudioError as e:
             raise UserError(f"cannot open speaker {self.name}: {e}") from None
+
+    def play(self, pcm24k: bytes) -> None:
+        self._check_alive()
+        super().play(pcm24k)
+
+    async def drained(self) -> None:
+        """As BufferedSink.drained, but raises UserError instead of waiting on a lost device."""
+        while True:
+            self._check_alive()
+            try:
+                async with asyncio.timeout(0.5):
+                    return await super().drained()
+            except TimeoutError:
+                continue
+
+    def _check_alive(self) -> None:
+        """Raises UserError once the device has gone: PortAudio ended the stream by itself, or
+        its callback has not run for `stall_timeout_s`."""
+        if self._closed or self._stream is None:
+            return
+        if self._ended:
+            raise _gone("speaker", self.name, "stopped")
+        silent_s = time.monotonic() - self._t_callback
+        if silent_s > self._stall_timeout_s:
+            raise _gone("speaker", self.name, f"stopped playing {silent_s:.0f} s ago")
 
     def clear(self) -> None:
         super().clear()

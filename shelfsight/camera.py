@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -44,6 +44,15 @@ class Frame:
     image: np.ndarray
     t_capture: float  # time.monotonic() when the grab thread received it from the source
     seq: int  # source frame counter since start(); for a looping file, file frame = seq % length
+
+
+@dataclass(frozen=True)
+class CameraStatus:
+    """The camera stopped delivering frames (`stalled`) or came back after `outage_s`."""
+
+    name: str
+    stalled: bool
+    outage_s: float = 0.0  # when back: how long no frame came
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,23 @@ class Camera:
         """True while reads fail or no frame arrived for `stall_after_s`."""
         no_frames = time.monotonic() - self._t_last_grab > self._stall_after_s
         return self._thread is None or self._stop.is_set() or self._failed or no_frames
+
+    async def status_changes(self, poll_s: float = 0.5) -> AsyncIterator[CameraStatus]:
+        """Yields each time frames stop or come back, until the camera is closed.
+
+        Polls `stalled` on the event loop (no thread crossing): a dropped stream is noticed
+        within `stall_after_s` + `poll_s`, while the grab thread reopens it with backoff.
+        """
+        lost_at: float | None = None
+        while not self._stop.is_set():
+            await asyncio.sleep(poll_s)
+            stalled = self.stalled and not self._stop.is_set()
+            if stalled and lost_at is None:
+                lost_at = self._t_last_grab  # the outage began with the last frame
+                yield CameraStatus(self.name, stalled=True)
+            elif not stalled and lost_at is not None:
+                outage_s, lost_at = time.monotonic() - lost_at, None
+                yield CameraStatus(self.name, stalled=False, outage_s=outage_s)
 
     async def frame(self, timeout_s: float = 2.0) -> Frame | None:
         """The next frame the source delivers; None if the source is stalled or times out."""

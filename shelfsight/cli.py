@@ -450,8 +450,10 @@ def _demo_speaker() -> str:
     try:
         open_speaker("default").close()
     except UserError as exc:
-        print(f"No speaker to play on: {str(exc).split(':')[0]}.")
-        return "shelfsight-demo-answer.wav"
+        reason = str(exc).split(":")[0].split(";")[0]
+        target = "shelfsight-demo-answer.wav"
+        print(f"No speaker to play on ({reason}): the answer goes into {target}.")
+        return target
     return "default"
 
 

@@ -27,20 +27,47 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-import numpy as np
-import soxr
 from google.genai import types
 
 from shelfsight.audio import rms_dbfs
 from shelfsight.errors import UserError
 from shelfsight.live_errors import CONNECTION_ERRORS, backoff_s, classify, most_telling
+from shelfsight.live_events import (
+    MIC_CHUNK_S,
+    SPEAKER_RATE_HZ,
+    AnswerAudio,
+    AnswerCut,
+    AnswerTranscript,
+    Connected,
+    GoAway,
+    Interrupted,
+    Reconnecting,
+    ServerEvent,
+    TurnComplete,
+    UserTranscript,
+    translate,
+)
 from shelfsight.live_outbox import Audio, Control, Item, Outbox
 
 log = logging.getLogger(__name__)
 
+__all__ = [  # the events are defined in live_events; callers import them from here
+    "MIC_CHUNK_S",
+    "SPEAKER_RATE_HZ",
+    "AnswerAudio",
+    "AnswerCut",
+    "AnswerTranscript",
+    "Connected",
+    "GoAway",
+    "Interrupted",
+    "LiveLink",
+    "Reconnecting",
+    "ServerEvent",
+    "TurnComplete",
+    "UserTranscript",
+]
+
 MIC_MIME = "audio/pcm;rate=16000"
-SPEAKER_RATE_HZ = 24000
-MIC_CHUNK_S = 0.02
 SPEECH_DBFS = -42.0  # a mic chunk above this counts as the user speaking (a question pending)
 PENDING_INPUT_S = 4.0  # user input with no answer yet holds a goAway switch this long
 HANDLE_WAIT_S = 2.0  # after a turn, wait this long for its resumption handle before switching
@@ -48,80 +75,6 @@ STABLE_S = 5.0  # a connection that lived less than this before failing continue
 DEFAULT_TIME_LEFT_S = 10.0  # a goAway without time_left
 CLOSE_TIMEOUT_S = 2.0
 
-
-# ---- what the server says, as the rest of the program sees it --------------------------------
-
-
-@dataclass(frozen=True)
-class AnswerAudio:
-    pcm: bytes  # 24 kHz mono PCM16
-    t_received: float
-
-
-@dataclass(frozen=True)
-class UserTranscript:
-    text: str
-
-
-@dataclass(frozen=True)
-class AnswerTranscript:
-    text: str
-
-
-@dataclass(frozen=True)
-class Interrupted:
-    t_received: float
-
-
-@dataclass(frozen=True)
-class TurnComplete:
-    t_received: float
-
-
-@dataclass(frozen=True)
-class GoAway:
-    time_left_s: float | None
-
-
-@dataclass(frozen=True)
-class AnswerCut:
-    """The connection carrying an answer ended before the answer did. The question was re-sent
-    (the resumed session had not heard it), so the answer will come again, whole: drop what is
-    still buffered of this one and treat the turn as cut."""
-
-    t_received: float
-
-
-@dataclass(frozen=True)
-class Connected:
-    attempt: int  # tries this connection took (1: the first try)
-    resumed: bool  # the setup presented our resumption handle and the server accepted it
-    outage_s: float  # how long nothing could be sent before this connection (0 for the first)
-    planned: bool = False  # a switch the server asked for (goAway), not a failure
-    context_lost: bool = False  # the server refused our handle: a fresh conversation began
-
-
-@dataclass(frozen=True)
-class Reconnecting:
-    reason: str
-    attempt: int  # the attempt about to be made
-    delay_s: float  # the wait before it
-    outage_s: float = 0.0  # time without a connection so far
-    gives_up_in_s: float = 0.0  # the run ends with an error if still not connected by then
-    planned: bool = False  # after a goAway: expect a short pause, not a failure
-
-
-ServerEvent = (
-    AnswerAudio
-    | UserTranscript
-    | AnswerTranscript
-    | Interrupted
-    | TurnComplete
-    | GoAway
-    | AnswerCut
-    | Connected
-    | Reconnecting
-)
 
 ConfigFactory = Callable[[str | None], types.LiveConnectConfig]
 
@@ -325,6 +278,7 @@ class LiveLink:
                     0.0, (time_left_s or DEFAULT_TIME_LEFT_S) - self._handover_margin_s
                 )
                 quiet = await self._until_quiet(deadline)
+                log.info("goAway: switching connections %s", "now" if quiet else "mid-turn")
                 conn.retiring = True
                 self._wake.set()
                 await sender
@@ -394,48 +348,26 @@ class LiveLink:
         try:
             while True:
                 async for msg in conn.session.receive():  # type: ignore[attr-defined]
-                    for event in self._translate(msg, conn):
-                        self._emit(event)
+                    self._on_message(msg, conn)
         except CONNECTION_ERRORS:
             if not conn.retiring:
                 raise
 
-    def _translate(self, msg: types.LiveServerMessage, conn: _Connection) -> list[ServerEvent]:
+    def _on_message(self, msg: types.LiveServerMessage, conn: _Connection) -> None:
         now = time.monotonic()
-        out: list[ServerEvent] = []
-        content = msg.server_content
-        if content is not None:
-            if content.interrupted:
-                out.append(Interrupted(now))
-            if content.input_transcription and content.input_transcription.text:
-                out.append(UserTranscript(content.input_transcription.text))
-            if content.model_turn and content.model_turn.parts:
-                for part in content.model_turn.parts:
-                    blob = part.inline_data
-                    if blob and blob.data and (blob.mime_type or "").startswith("audio/pcm"):
-                        out.append(AnswerAudio(_to_speaker_rate(blob.data, blob.mime_type), now))
-            if content.output_transcription and content.output_transcription.text:
-                out.append(AnswerTranscript(content.output_transcription.text))
-            if content.turn_complete:
-                out.append(TurnComplete(now))
-        if msg.go_away is not None:
-            time_left_s = _seconds(msg.go_away.time_left)
-            out.append(GoAway(time_left_s))
-            if not conn.go_away.done():
-                conn.go_away.set_result(time_left_s)
-        update = msg.session_resumption_update
-        if update is not None and update.resumable and update.new_handle:
-            self._handle, self._t_handle = update.new_handle, now
-            self._outbox.commit()
-        self._track_turn(out, now)
-        return out
-
-    def _track_turn(self, events: list[ServerEvent], now: float) -> None:
+        events = translate(msg, now)
         for event in events:
             if isinstance(event, AnswerAudio | AnswerTranscript):
                 self._answering = True
             elif isinstance(event, Interrupted | TurnComplete):
                 self._answering, self._t_turn_end = False, now
+            elif isinstance(event, GoAway) and not conn.go_away.done():
+                conn.go_away.set_result(event.time_left_s)
+            self._emit(event)
+        update = msg.session_resumption_update
+        if update is not None and update.resumable and update.new_handle:
+            self._handle, self._t_handle = update.new_handle, now
+            self._outbox.commit()
 
     def _emit(self, event: ServerEvent) -> None:
         self._events.put_nowait(event)
@@ -452,26 +384,3 @@ async def _send_item(send: Callable[..., object], item: Item) -> None:
         await send(activity_end=types.ActivityEnd())  # type: ignore[misc]
     elif item.kind == "audio_stream_end":
         await send(audio_stream_end=True)  # type: ignore[misc]
-
-
-def _seconds(duration: object) -> float | None:
-    if duration is None:
-        return None
-    with contextlib.suppress(AttributeError, TypeError, ValueError):
-        return float(duration.total_seconds())  # type: ignore[attr-defined]
-    with contextlib.suppress(TypeError, ValueError):
-        return float(str(duration).rstrip("s"))
-    return None
-
-
-def _to_speaker_rate(pcm: bytes, mime_type: str | None) -> bytes:
-    """The service sends 24 kHz; convert if a future model says otherwise."""
-    rate = SPEAKER_RATE_HZ
-    for field in (mime_type or "").split(";"):
-        key, _, value = field.strip().partition("=")
-        if key == "rate" and value.isdigit():
-            rate = int(value)
-    if rate == SPEAKER_RATE_HZ:
-        return pcm
-    samples = np.frombuffer(pcm, dtype=np.int16)
-    return soxr.resample(samples, rate, SPEAKER_RATE_HZ).astype(np.int16).tobytes()

@@ -353,6 +353,77 @@ async def test_reconnect_with_an_unknown_handle_is_refused_with_1007() -> None:
         assert resumed.resumed_with == "saved" and resumed.sent("setup_complete")
 
 
+async def test_a_go_away_is_enforced_with_1011_when_time_left_runs_out() -> None:
+    every = ConnectionFaults(go_away_after_s=0.1, go_away_time_left_s=0.3)
+    async with StandIn(StandInConfig(default_faults=every)) as server:
+        for _ in range(2):  # the default faults apply to every connection
+            async with client_for(server).aio.live.connect(model="m", config=LIVE_CONFIG) as s:
+                stream = messages(s)
+                assert (await anext(stream)).go_away is not None
+                with pytest.raises(errors.APIError) as caught:
+                    await anext(stream)
+            assert caught.value.code == 1011 and "Deadline expired" in str(caught.value)
+        await server.wait_until(lambda: server.connections[-1].close_code is not None)
+        assert [c.close_code for c in server.connections] == [1011, 1011]
+
+
+async def test_a_network_drop_reaches_the_client_as_1006_without_a_close_frame() -> None:
+    drop = ConnectionFaults(drop_after_s=0.2)
+    async with StandIn(StandInConfig(connection_faults=(drop,))) as server:
+        async with client_for(server).aio.live.connect(model="m", config=LIVE_CONFIG) as s:
+            with pytest.raises(errors.APIError) as caught:
+                await anext(messages(s))
+        assert caught.value.code == 1006
+        await server.wait_until(lambda: server.connections[0].close_code is not None)
+        conn = server.connections[0]
+        assert conn.sent("drop") and not conn.sent("close") and conn.close_code == 1006
+
+
+async def test_resuming_while_the_old_connection_is_still_open_is_refused_with_1011() -> None:
+    async with StandIn(StandInConfig(speed=16.0)) as server:
+        client = client_for(server)
+        async with client.aio.live.connect(model="m", config=LIVE_CONFIG) as old:
+            stream = messages(old)
+            await old.send_realtime_input(text="where is the bread?")
+            await hear_turn(stream)
+            handle = (await anext(stream)).session_resumption_update.new_handle
+            with pytest.raises(errors.APIError) as caught:
+                async with client.aio.live.connect(model="m", config=resume_from(handle)):
+                    pass
+            assert caught.value.code == 1011
+        async with client.aio.live.connect(model="m", config=resume_from(handle)):
+            pass  # once the old connection is closed the session resumes
+        await server.wait_until(lambda: server.connections[-1].close_code is not None)
+        old_rec, refused, resumed = server.connections
+        assert old_rec.session_id == resumed.session_id == 0 and refused.session_id is None
+
+
+async def test_a_forgotten_session_refuses_its_handle_and_close_all_ends_every_connection() -> None:
+    forgot = ConnectionFaults(refuse_resumption=True)
+    async with StandIn(StandInConfig(connection_faults=(forgot,), speed=16.0)) as server:
+        client = client_for(server)
+        with pytest.raises(errors.APIError) as caught:
+            async with client.aio.live.connect(model="m", config=resume_from("standin-9-9")):
+                pass
+        assert caught.value.code == 1007
+        async with client.aio.live.connect(model="m", config=LIVE_CONFIG) as s:
+            await s.send_realtime_input(audio=types.Blob(data=tone(0.5), mime_type=MIC_MIME))
+            await server.wait_until(lambda: server.connections[-1].received("audio"))
+            assert await server.close_all(1011) == 1
+            with pytest.raises(errors.APIError) as caught:
+                await anext(messages(s))
+        assert caught.value.code == 1011
+
+
+async def test_a_turn_records_how_much_audio_its_connection_had_received() -> None:
+    async with StandIn() as server:
+        async with client_for(server).aio.live.connect(model="m", config=LIVE_CONFIG) as s:
+            await speak(s, tone(1.0) + silence(1.0))
+            await hear_turn(messages(s))
+        (turn,) = server.connections[0].turns()
+        assert 1.4 <= turn.input_audio_s <= 2.0  # the speech plus the VAD's 500 ms of silence
+
+
 async def test_refused_upgrade_reaches_the_client_as_a_handshake_error() -> None:
     refuse = ConnectionFaults(refuse_http_status=503)
     async with StandIn(StandInConfig(connection_faults=(refuse,))) as server:
