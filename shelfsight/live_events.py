@@ -1,0 +1,137 @@
+"""What the Live server says, as the rest of the program sees it: small frozen dataclasses.
+
+`translate` turns one SDK message into events (pure: no connection state); `LiveLink` adds the
+ones about its connections (Connected, Reconnecting, AnswerCut) and re-exports them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import soxr
+from google.genai import types
+
+SPEAKER_RATE_HZ = 24000
+MIC_CHUNK_S = 0.02
+
+
+@dataclass(frozen=True)
+class AnswerAudio:
+    pcm: bytes  # 24 kHz mono PCM16
+    t_received: float
+
+
+@dataclass(frozen=True)
+class UserTranscript:
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerTranscript:
+    text: str
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    t_received: float
+
+
+@dataclass(frozen=True)
+class TurnComplete:
+    t_received: float
+
+
+@dataclass(frozen=True)
+class GoAway:
+    time_left_s: float | None
+
+
+@dataclass(frozen=True)
+class AnswerCut:
+    """The connection carrying an answer ended before the answer did. Drop what is still
+    buffered of it and treat the turn as cut: its question usually came after the newest
+    resumption handle, so it is re-sent and the answer comes again from its start."""
+
+    t_received: float
+
+
+@dataclass(frozen=True)
+class Connected:
+    attempt: int  # tries this connection took (1: the first try)
+    resumed: bool  # the setup presented our resumption handle and the server accepted it
+    outage_s: float  # how long nothing could be sent before this connection (0 for the first)
+    planned: bool = False  # a switch the server asked for (goAway), not a failure
+    context_lost: bool = False  # the server refused our handle: a fresh conversation began
+
+
+@dataclass(frozen=True)
+class Reconnecting:
+    reason: str
+    attempt: int  # the attempt about to be made
+    delay_s: float  # the wait before it
+    outage_s: float = 0.0  # time without a connection so far
+    gives_up_in_s: float = 0.0  # the run ends with an error if still not connected by then
+    planned: bool = False  # after a goAway: expect a short pause, not a failure
+
+
+ServerEvent = (
+    AnswerAudio
+    | UserTranscript
+    | AnswerTranscript
+    | Interrupted
+    | TurnComplete
+    | GoAway
+    | AnswerCut
+    | Connected
+    | Reconnecting
+)
+
+
+def translate(msg: types.LiveServerMessage, now: float | None = None) -> list[ServerEvent]:
+    """The events one server message carries, in the order a listener needs them."""
+    now = time.monotonic() if now is None else now
+    out: list[ServerEvent] = []
+    content = msg.server_content
+    if content is not None:
+        if content.interrupted:
+            out.append(Interrupted(now))
+        if content.input_transcription and content.input_transcription.text:
+            out.append(UserTranscript(content.input_transcription.text))
+        if content.model_turn and content.model_turn.parts:
+            for part in content.model_turn.parts:
+                blob = part.inline_data
+                if blob and blob.data and (blob.mime_type or "").startswith("audio/pcm"):
+                    out.append(AnswerAudio(_to_speaker_rate(blob.data, blob.mime_type), now))
+        if content.output_transcription and content.output_transcription.text:
+            out.append(AnswerTranscript(content.output_transcription.text))
+        if content.turn_complete:
+            out.append(TurnComplete(now))
+    if msg.go_away is not None:
+        out.append(GoAway(_seconds(msg.go_away.time_left)))
+    return out
+
+
+def _seconds(duration: object) -> float | None:
+    if duration is None:
+        return None
+    with contextlib.suppress(AttributeError, TypeError, ValueError):
+        return float(duration.total_seconds())  # type: ignore[attr-defined]
+    with contextlib.suppress(TypeError, ValueError):
+        return float(str(duration).rstrip("s"))
+    return None
+
+
+def _to_speaker_rate(pcm: bytes, mime_type: str | None) -> bytes:
+    """The service sends 24 kHz; convert if a future model says otherwise."""
+    rate = SPEAKER_RATE_HZ
+    for field in (mime_type or "").split(";"):
+        key, _, value = field.strip().partition("=")
+        if key == "rate" and value.isdigit():
+            rate = int(value)
+    if rate == SPEAKER_RATE_HZ:
+        return pcm
+    samples = np.frombuffer(pcm, dtype=np.int16)
+    return soxr.resample(samples, rate, SPEAKER_RATE_HZ).astype(np.int16).tobytes()
