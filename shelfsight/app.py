@@ -24,10 +24,11 @@ from shelfsight.audio import (
     open_mic,
     open_speaker,
 )
-from shelfsight.camera import Camera, open_camera, redact_url
+from shelfsight.camera import Camera, list_cameras, open_camera, redact_url
 from shelfsight.controls import Control
 from shelfsight.conversation import Conversation, FrameFeed, Options, View
 from shelfsight.echo import EchoCanceller
+from shelfsight.errors import UserError
 from shelfsight.frames import FrameSampler
 from shelfsight.live_link import LiveLink
 from shelfsight.prompt import load_system_prompt
@@ -87,6 +88,19 @@ def live_config(settings: Settings, prompt: str, handle: str | None) -> types.Li
             sliding_window=types.SlidingWindow()
         ),
     )
+
+
+def resolve_camera_spec(spec: str) -> str:
+    """`auto` means an iPhone (Continuity Camera) if present, else the first camera."""
+    if spec.strip().lower() != "auto":
+        return spec
+    cameras = list_cameras()
+    if not cameras:
+        raise UserError(
+            "No camera found. Connect one, or pass --camera with a stream URL or a video file "
+            "(or --camera none to talk without pictures)."
+        )
+    return str(next((c for c in cameras if c.is_continuity), cameras[0]).index)
 
 
 @dataclass

@@ -469,6 +469,35 @@ def devices() -> None:
     _guarded(go)
 
 
+@app.command(
+    epilog="Example:\n\n  shelfsight doctor --camera iphone --mic default --speaker default"
+)
+def doctor(
+    camera: CameraOpt = None,
+    mic: MicOpt = None,
+    speaker: SpeakerOpt = None,
+    model: ModelOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Check the key, the endpoint, the camera, the microphone and the speaker, one line each."""
+    flags = dict(camera=camera, mic=mic, speaker=speaker, model=model)
+    code = 0
+
+    def go() -> None:
+        nonlocal code
+        from shelfsight.doctor import run_doctor
+        from shelfsight.settings import api_key_from_env, load_settings
+
+        settings = load_settings(flags, config_path=config)
+        with contextlib.suppress(UserError):
+            _SECRETS.append(api_key_from_env())
+        code = run_doctor(settings)
+
+    _guarded(go)
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
@@ -476,21 +505,11 @@ def version() -> None:
 
 
 def _resolve_camera(settings: Any) -> Any:
-    """`auto` means an iPhone (Continuity Camera) if present, else the first camera."""
-    if settings.camera != "auto":
-        return settings
     import dataclasses
 
-    from shelfsight.camera import list_cameras
+    from shelfsight.app import resolve_camera_spec
 
-    cameras = list_cameras()
-    if not cameras:
-        raise UserError(
-            "No camera found. Connect one, or pass --camera with a stream URL or a video file "
-            "(or --camera none to talk without pictures)."
-        )
-    chosen = next((c for c in cameras if c.is_continuity), cameras[0])
-    return dataclasses.replace(settings, camera=str(chosen.index))
+    return dataclasses.replace(settings, camera=resolve_camera_spec(settings.camera))
 
 
 # ---- running a command safely -------------------------------------------------------------
