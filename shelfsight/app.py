@@ -221,3 +221,54 @@ def start_recorder(folder: Path, settings: Settings) -> Recorder:
     recorded = {k: v for k, v in asdict(settings).items() if k != "extra"}
     recorded["camera"] = redact_url(settings.camera)
     return Recorder(folder, {"model": settings.model, "settings": recorded})
+
+
+async def converse(
+    settings: Settings,
+    key: str,
+    *,
+    plain: bool,
+    record: Path | None,
+    endpoint: Endpoint | None = None,
+    frames: FrameFeed | None = None,
+    interactive: bool = False,
+    ask: str | None = None,
+) -> None:
+    """Run one conversation with the view, the keyboard (if `interactive`) and a recorder."""
+    from shelfsight.controls import ControlQueue, open_controls, pynput_usable
+    from shelfsight.view import make_view
+
+    view = make_view(plain=True if plain else None, answer_only=ask is not None)
+    controls = ControlQueue() if interactive else None
+    sources = []
+    if controls is not None:
+        hold = settings.mode == "ptt" and pynput_usable()
+        sources = open_controls(controls, talk_key=settings.talk_key, hold_to_talk=hold)
+        view.key_hints = key_hints(settings, hold)
+    view.start()
+    try:
+        await run_conversation(
+            settings,
+            key,
+            view,
+            endpoint or Endpoint(),
+            record_to=record,
+            frames=frames,
+            controls=controls.queue if controls else None,
+            ask=ask,
+        )
+    finally:
+        for source in sources:
+            source.close()
+        view.stop()
+        if record is not None:
+            print(f"Recorded into {record}")
+
+
+def key_hints(settings: Settings, hold: bool) -> str:
+    talk = "space" if settings.talk_key == " " else settings.talk_key
+    hints = []
+    if settings.mode == "ptt":
+        hints.append(f"{talk}: {'hold to talk (or tap to start/stop)' if hold else 'talk / stop'}")
+    hints += ["type + Enter: ask in writing", "Esc: stop answer", "q: quit"]
+    return "  ·  ".join(hints)

@@ -1,18 +1,15 @@
 """The `shelfsight` command line.
 
-Every command runs through `_guarded`, which turns a `UserError` into one line on stderr and
-exit code 2, turns Ctrl-C into exit 130 and SIGTERM into exit 0, and makes sure nothing it
-prints contains the API key.
+Every command runs through `guard.guarded` (one line and exit 2 for bad input, never a
+traceback; 130 for Ctrl-C, 0 for SIGTERM; the key never printed). Heavy imports happen inside
+the commands, so `--help` is fast and a missing system library only matters to who needs it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import signal
-import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +17,7 @@ import typer
 
 from shelfsight import __version__
 from shelfsight.errors import UserError
+from shelfsight.guard import SECRETS, guarded, run_async
 
 app = typer.Typer(
     name="shelfsight",
@@ -193,19 +191,20 @@ def run(
     )
 
     def go() -> Coroutine[Any, Any, None]:
+        from shelfsight.app import converse
         from shelfsight.recording import session_folder_name
         from shelfsight.settings import api_key_from_env, load_settings
 
         settings = load_settings(flags, config_path=config)
         key = api_key_from_env()
-        _SECRETS.append(key)
+        SECRETS.append(key)
         settings = _resolve_camera(settings)
         folder = record
         if folder is None and settings.always_record:
             folder = Path(settings.sessions_dir).expanduser() / session_folder_name()
-        return _converse(settings, key, plain=plain, record=folder, interactive=True)
+        return converse(settings, key, plain=plain, record=folder, interactive=True)
 
-    _guarded(go)
+    guarded(go)
 
 
 @app.command(
@@ -226,17 +225,18 @@ def ask(
     flags = dict(camera=camera, speaker=speaker, model=model, voice=voice, mic="none")
 
     def go() -> Coroutine[Any, Any, None]:
+        from shelfsight.app import converse
         from shelfsight.settings import api_key_from_env, load_settings
 
         if not question.strip():
             raise UserError("The question is empty.")
         settings = load_settings(flags, config_path=config)
         key = api_key_from_env()
-        _SECRETS.append(key)
+        SECRETS.append(key)
         settings = _resolve_camera(settings)
-        return _converse(settings, key, plain=plain, record=None, ask=question.strip())
+        return converse(settings, key, plain=plain, record=None, ask=question.strip())
 
-    _guarded(go)
+    guarded(go)
 
 
 @app.command(
@@ -265,11 +265,13 @@ def replay(
     """Send a recorded session's frames and mic audio again, at the recorded pace."""
 
     def go() -> Coroutine[Any, Any, None]:
-        return _replay(
+        from shelfsight.replay import replay_session
+
+        return replay_session(
             folder, offline=offline, speaker=speaker, model=model, record=record, plain=plain
         )
 
-    _guarded(go)
+    guarded(go)
 
 
 @app.command()
@@ -288,16 +290,20 @@ def demo(
     def go() -> None:
         from importlib import resources
 
+        from shelfsight.replay import demo_speaker, replay_session
+
         bundled = resources.files("shelfsight") / "assets" / "demo-session"
         with resources.as_file(bundled) as folder:
-            target = speaker or _demo_speaker()
-            _run_async(
-                _replay(folder, offline=True, speaker=target, model=None, record=None, plain=plain)
+            target = speaker or demo_speaker()
+            run_async(
+                replay_session(
+                    folder, offline=True, speaker=target, model=None, record=None, plain=plain
+                )
             )
         if target.endswith(".wav"):
             print(f"The spoken answer was written to {Path(target).resolve()}")
 
-    _guarded(go)
+    guarded(go)
 
 
 @app.command()
@@ -337,124 +343,7 @@ def sessions(
             )
         Console().print(table)
 
-    _guarded(go)
-
-
-async def _converse(
-    settings: Any,
-    key: str,
-    *,
-    plain: bool,
-    record: Path | None,
-    endpoint: Any = None,
-    frames: Any = None,
-    interactive: bool = False,
-    ask: str | None = None,
-) -> None:
-    """Run one conversation with the view, the keyboard (if `interactive`) and a recorder."""
-    from shelfsight.app import Endpoint, run_conversation
-    from shelfsight.controls import ControlQueue, open_controls, pynput_usable
-    from shelfsight.view import make_view
-
-    view = make_view(plain=True if plain else None, answer_only=ask is not None)
-    controls = ControlQueue() if interactive else None
-    sources = []
-    if controls is not None:
-        hold = settings.mode == "ptt" and pynput_usable()
-        sources = open_controls(controls, talk_key=settings.talk_key, hold_to_talk=hold)
-        view.key_hints = _key_hints(settings, hold)
-    view.start()
-    try:
-        await run_conversation(
-            settings,
-            key,
-            view,
-            endpoint or Endpoint(),
-            record_to=record,
-            frames=frames,
-            controls=controls.queue if controls else None,
-            ask=ask,
-        )
-    finally:
-        for source in sources:
-            source.close()
-        view.stop()
-        if record is not None:
-            print(f"Recorded into {record}")
-
-
-def _key_hints(settings: Any, hold: bool) -> str:
-    talk = "space" if settings.talk_key == " " else settings.talk_key
-    hints = []
-    if settings.mode == "ptt":
-        hints.append(f"{talk}: {'hold to talk (or tap to start/stop)' if hold else 'talk / stop'}")
-    hints += ["type + Enter: ask in writing", "Esc: stop answer", "q: quit"]
-    return "  ·  ".join(hints)
-
-
-async def _replay(
-    folder: Path,
-    *,
-    offline: bool,
-    speaker: str | None,
-    model: str | None,
-    record: Path | None,
-    plain: bool,
-) -> None:
-    import dataclasses
-
-    from shelfsight.app import Endpoint
-    from shelfsight.recording import load_session
-    from shelfsight.replay import RecordedFrames, recorded_answers
-    from shelfsight.settings import api_key_from_env, load_settings
-
-    session = load_session(folder)
-    recorded = session.manifest.get("settings", {})
-    flags = {
-        "mic": str(folder / "mic.wav"),
-        "camera": "none",
-        "speaker": speaker,
-        "model": model or recorded.get("model"),
-        "voice": recorded.get("voice"),
-        "mode": recorded.get("mode"),
-    }
-    settings = load_settings(flags)
-    frames = RecordedFrames(session)
-    if not offline:
-        key = api_key_from_env()
-        _SECRETS.append(key)
-        await _converse(settings, key, plain=plain, record=record, frames=frames)
-        return
-    from shelfsight.standin import StandIn, StandInConfig
-
-    answers = recorded_answers(session)
-    if not answers:
-        raise UserError(f"{folder} holds no recorded answer to play back offline.")
-    settings = dataclasses.replace(settings, model=settings.model)
-    async with StandIn(StandInConfig(answers=answers)) as server:
-        endpoint = Endpoint(server.base_url, server.client_ssl_context())
-        await _converse(
-            settings,
-            "offline-replay",
-            plain=plain,
-            record=record,
-            endpoint=endpoint,
-            frames=frames,
-        )
-
-
-def _demo_speaker() -> str:
-    """The default speaker if there is one, else a WAV file in the working directory."""
-    from shelfsight.audio import open_speaker
-
-    try:
-        open_speaker("default").close()
-    except UserError as exc:
-        reason = str(exc).split(":")[0].split(";")[0]
-        target = "shelfsight-demo-answer.wav"
-        print(f"No speaker to play on ({reason}): the answer goes into {target}.")
-        return target
-    return "default"
+    guarded(go)
 
 
 @app.command()
@@ -466,7 +355,7 @@ def devices() -> None:
 
         print_devices()
 
-    _guarded(go)
+    guarded(go)
 
 
 @app.command(
@@ -490,10 +379,10 @@ def doctor(
 
         settings = load_settings(flags, config_path=config)
         with contextlib.suppress(UserError):
-            _SECRETS.append(api_key_from_env())
+            SECRETS.append(api_key_from_env())
         code = run_doctor(settings)
 
-    _guarded(go)
+    guarded(go)
     if code:
         raise typer.Exit(code)
 
@@ -510,96 +399,6 @@ def _resolve_camera(settings: Any) -> Any:
     from shelfsight.app import resolve_camera_spec
 
     return dataclasses.replace(settings, camera=resolve_camera_spec(settings.camera))
-
-
-# ---- running a command safely -------------------------------------------------------------
-
-_SECRETS: list[str] = []
-
-
-def _redact(text: str) -> str:
-    for secret in _SECRETS:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _fail(message: str, code: int) -> None:
-    print(f"shelfsight: {_redact(message)}", file=sys.stderr, flush=True)
-    raise typer.Exit(code)
-
-
-def _guarded(main: Callable[[], Coroutine[Any, Any, None] | None]) -> None:
-    """Run `main` (and the coroutine it returns, if any); map errors to one line and a code."""
-    try:
-        coroutine = main()
-        if coroutine is not None:
-            _run_async(coroutine)
-    except UserError as exc:
-        _fail(str(exc), exc.exit_code)
-    except _Terminated:
-        raise typer.Exit(0) from None
-    except KeyboardInterrupt:
-        print("", file=sys.stderr)
-        raise typer.Exit(130) from None
-    except BaseExceptionGroup as group:
-        user_errors = [e for e in _leaves(group) if isinstance(e, UserError)]
-        if user_errors:
-            _fail(str(user_errors[0]), user_errors[0].exit_code)
-        _internal_error(group)
-    except Exception as exc:
-        _internal_error(exc)
-
-
-class _Terminated(Exception):
-    """SIGTERM ended the run: a clean stop, exit 0."""
-
-
-def _run_async(coroutine: Coroutine[Any, Any, None]) -> None:
-    """Run on a fresh event loop; SIGTERM cancels it like Ctrl-C does, then exits 0."""
-    terminated = False
-
-    async def runner() -> None:
-        nonlocal terminated
-        task = asyncio.current_task()
-
-        def on_sigterm() -> None:
-            nonlocal terminated
-            terminated = True
-            if task is not None:
-                task.cancel()
-
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_sigterm)
-        await coroutine
-
-    try:
-        asyncio.run(runner())
-    except asyncio.CancelledError:
-        if terminated:
-            raise _Terminated from None
-        raise
-    if terminated:
-        raise _Terminated
-
-
-def _internal_error(exc: BaseException) -> None:
-    """A bug, not bad input: one line by default, the traceback with SHELFSIGHT_DEBUG=1."""
-    if os.environ.get("SHELFSIGHT_DEBUG") == "1":
-        raise exc
-    leaf = _leaves(exc)[0] if isinstance(exc, BaseExceptionGroup) else exc
-    _fail(
-        f"internal error: {type(leaf).__name__}: {leaf} "
-        "(run again with SHELFSIGHT_DEBUG=1 for details, and please report it)",
-        1,
-    )
-
-
-def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return out
 
 
 def main() -> None:
