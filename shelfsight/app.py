@@ -46,7 +46,14 @@ class Endpoint:
 
 def make_client(api_key: str, endpoint: Endpoint = Endpoint()) -> genai.Client:
     """A client whose websocket closes fast on shutdown (Ctrl-C must end the run within 2 s)."""
-    args: dict[str, object] = {"close_timeout": 1.0, "open_timeout": 10.0}
+    # Keepalive pongs from the Live API can be slow (reports of 8-30 s); a 30 s allowance keeps
+    # a slow pong from being taken for a dead link.
+    args: dict[str, object] = {
+        "close_timeout": 1.0,
+        "open_timeout": 10.0,
+        "ping_interval": 20.0,
+        "ping_timeout": 30.0,
+    }
     if endpoint.ssl_context is not None:
         args["ssl"] = endpoint.ssl_context
     options = types.HttpOptions(base_url=endpoint.base_url, async_client_args=args)
@@ -206,6 +213,7 @@ async def run_conversation(
             controls=controls,
             recorder=recorder,
             echo=echo if echo.enabled else None,
+            camera=devices.camera,
         )
         try:
             await conversation.run()

@@ -120,6 +120,14 @@ def rms_dbfs(pcm16: bytes) -> float:
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
     """Whole file as float32 (frames, channels) and its rate; PCM 8/16/24/32-bit or float 32/64."""
+    tag, channels, rate, bits, pcm = _parse_wav(path)
+    frame_bytes = channels * bits // 8
+    raw = np.frombuffer(pcm[: len(pcm) // frame_bytes * frame_bytes], dtype=np.uint8)
+    return _decode(raw, tag, bits).reshape(-1, channels), rate
+
+
+def _parse_wav(path: Path) -> tuple[int, int, int, int, bytes]:
+    """(format tag, channels, rate, bits, sample bytes), with one-line errors for bad files."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -137,9 +145,7 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
             f"{path}: unsupported WAV encoding (format {tag}, {bits}-bit); "
             "convert it, e.g. `sox in.wav -b 16 out.wav`"
         )
-    frame_bytes = channels * bits // 8
-    raw = np.frombuffer(pcm[: len(pcm) // frame_bytes * frame_bytes], dtype=np.uint8)
-    return _decode(raw, tag, bits).reshape(-1, channels), rate
+    return tag, channels, rate, bits, pcm
 
 
 _WAV_ENCODINGS = {(1, 8), (1, 16), (1, 24), (1, 32), (3, 32), (3, 64)}  # (format tag, bits)
@@ -172,7 +178,14 @@ def _decode(raw: np.ndarray, tag: int, bits: int) -> np.ndarray:
 
 
 def load_mic_pcm(path: Path) -> bytes:
-    """A WAV file of any rate and channel count as 16 kHz mono PCM16."""
+    """A WAV file of any rate and channel count as 16 kHz mono PCM16.
+
+    A file already in that format (every shelfsight recording) is passed through as it is,
+    without a float copy: a half-hour mic file would otherwise take ~0.5 GB on the way.
+    """
+    tag, channels, rate, bits, pcm = _parse_wav(path)
+    if (tag, channels, rate, bits) == (1, 1, MIC_RATE_HZ, 16):
+        return pcm[: len(pcm) // 2 * 2]
     samples, rate = read_wav(path)
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     if rate != MIC_RATE_HZ:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from shelfsight.audio import MicSource, SpeakerSink, rms_dbfs
+from shelfsight.camera import CameraStatus
 from shelfsight.controls import (
     Control,
     Quit,
@@ -35,6 +36,7 @@ from shelfsight.frames import EncodedFrame
 from shelfsight.live_link import (
     MIC_CHUNK_S,
     AnswerAudio,
+    AnswerCut,
     AnswerTranscript,
     Connected,
     GoAway,
@@ -54,6 +56,10 @@ IDLE_AFTER_S = 3.0  # frames slow down this long after the last speech
 
 class FrameFeed(Protocol):
     def frames(self) -> AsyncIterator[EncodedFrame]: ...
+
+
+class CameraWatch(Protocol):
+    def status_changes(self) -> AsyncIterator[CameraStatus]: ...
 
 
 class EchoFilter(Protocol):
@@ -99,10 +105,12 @@ class Conversation:
         controls: asyncio.Queue[Control] | None = None,
         recorder: Recorder | NullRecorder | None = None,
         echo: EchoFilter | None = None,
+        camera: CameraWatch | None = None,
     ) -> None:
         self._link, self._mic, self._speaker, self._frames = link, mic, speaker, frames
         self._view, self._options, self._controls, self._echo = view, options, controls, echo
         self._recorder = recorder or NullRecorder()
+        self._camera = camera
         self._turn = TurnTracker()
         self._ptt = PushToTalk() if options.push_to_talk else None
         self._connected = asyncio.Event()
@@ -122,6 +130,8 @@ class Conversation:
                 tasks.append(tg.create_task(self._pump_controls(self._controls)))
             if self._options.ask is not None:
                 tasks.append(tg.create_task(self._ask(self._options.ask)))
+            if self._camera is not None:
+                tasks.append(tg.create_task(self._watch_camera(self._camera)))
             self._view.state("connecting")
             await self._done.wait()
             for task in tasks:
@@ -200,6 +210,17 @@ class Conversation:
             self._view.frame_sent(frame.width, frame.height, len(frame.jpeg))
             self._first_frame_out.set()
             self._update_frame_rate()
+
+    async def _watch_camera(self, camera: CameraWatch) -> None:
+        """A dropped stream does not end the session: say so, and say when it is back."""
+        async for status in camera.status_changes():
+            self._recorder.event("camera", stalled=status.stalled, outage_s=status.outage_s)
+            if status.stalled:
+                self._view.notice(
+                    "camera stopped sending pictures; reconnecting to it (answers go on)"
+                )
+            else:
+                self._view.notice(f"camera back after {status.outage_s:.0f} s")
 
     def _update_frame_rate(self) -> None:
         """Full frame rate while someone talks or an answer plays, `idle_fps` otherwise.
@@ -306,15 +327,35 @@ class Conversation:
                     self._view.state("thinking")
             case AnswerTranscript(text=text):
                 self._view.answer_said(text)
-            case GoAway(time_left_s=left):
-                self._view.notice(f"server will close this connection in {left or 0:.0f} s")
-            case Connected(resumed=resumed, outage_s=outage):
+            case AnswerCut():
+                # The answer comes again whole on the next connection: drop the partial one.
+                self._speaker.clear()
+                self._end_turn(interrupted=True)
+                self._view.notice("answer cut off by the connection; asking again")
+                self._view.state("reconnecting")
+            case GoAway():
+                pass  # recorded; the link switches connections at a quiet moment by itself
+            case Connected(planned=planned, outage_s=outage, context_lost=lost):
+                first = not self._connected.is_set()
                 self._connected.set()
-                if resumed:
+                if lost:
+                    self._view.notice(
+                        "the server could not resume the conversation; continuing in a fresh "
+                        "one (earlier questions are forgotten)"
+                    )
+                if not first and (not planned or outage > 1.0):
                     self._view.notice(f"reconnected after {outage:.1f} s")
                 self._view.state("listening")
-            case Reconnecting(reason=reason, delay_s=delay):
-                self._view.notice(f"{reason}; retrying in {delay:.1f} s")
+            case Reconnecting(planned=True):
+                self._view.state("reconnecting")
+            case Reconnecting(reason=reason, attempt=attempt, delay_s=delay, outage_s=outage):
+                if attempt >= 3:
+                    self._view.notice(
+                        f"still no connection after {outage:.0f} s ({reason}); giving up in "
+                        f"{event.gives_up_in_s:.0f} s"
+                    )
+                else:
+                    self._view.notice(f"{reason}; retrying in {delay:.1f} s")
                 self._view.state("reconnecting" if self._connected.is_set() else "connecting")
 
     def _end_turn(self, *, interrupted: bool) -> None:

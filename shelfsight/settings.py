@@ -79,7 +79,6 @@ class Settings:
             raise UserError(f"Model name {self.model!r} is not valid: use e.g. {DEFAULT_MODEL}.")
         return self
 
-
     @property
     def talk_key(self) -> str:
         return " " if self.ptt_key.lower() == "space" else self.ptt_key

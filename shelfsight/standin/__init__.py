@@ -4,7 +4,9 @@ The real google-genai client talks to it over real TLS on loopback, so tests, th
 and replays exercise the same connection code as a live run. It speaks the wire format the SDK
 sends (checked against google-genai 3.6): a `setup` message, then `realtime_input` /
 `client_content` messages; it answers with scripted speech in camelCase `serverContent`
-messages and fails the way the real service does (close codes 1007, 1008, 1011).
+messages and fails the way the real service does (close codes 1007, 1008, 1011): scripted per
+connection (`ConnectionFaults`: goAway then its deadline, closes, TCP drops, refused upgrades,
+forgotten sessions) or on demand (`close_all`, `drop_all`).
 
 Threads: the server runs on one asyncio loop (the caller's, or its own thread via
 `StandIn.start_in_thread`); the recordings it keeps are guarded by a lock so tests may read
