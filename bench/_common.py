@@ -11,7 +11,6 @@ import os
 import ssl
 import subprocess
 import sys
-import wave
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from shelfsight.audio import write_wav
 from shelfsight.scene import write_shelf_video
 from shelfsight.standin import synth_speech_pcm16
 
@@ -62,15 +62,6 @@ def table(title: str, rows: Sequence[Sequence[str]]) -> None:
 
 
 # ---- media -----------------------------------------------------------------------------------
-
-
-def write_wav(path: Path, pcm: bytes, rate_hz: int) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate_hz)
-        w.writeframes(pcm)
-    return path
 
 
 @dataclass(frozen=True)

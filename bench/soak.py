@@ -22,13 +22,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from shelfsight.audio import load_mic_pcm
+from shelfsight.audio import load_mic_pcm, write_wav
 from shelfsight.scene import write_shelf_video
 from shelfsight.standin import ConnectionFaults, ConnectionRecord, StandIn, StandInConfig
 
@@ -57,11 +56,7 @@ def write_mic(folder: Path, minutes: float, every_s: float) -> Mic:
         spans.append((float(start_s), float(start_s + len(question) / RATE_HZ)))
     pcm = np.clip(signal, -32768, 32767).astype("<i2").tobytes()
     path = folder / "mic.wav"
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE_HZ)
-        w.writeframes(pcm)
+    write_wav(path, pcm, RATE_HZ)
     return Mic(path, pcm, spans)
 
 

@@ -177,6 +177,16 @@ def _decode(raw: np.ndarray, tag: int, bits: int) -> np.ndarray:
     return (raw.view("<i2" if bits == 16 else "<i4") / float(2 ** (bits - 1))).astype(np.float32)
 
 
+def write_wav(path: Path, pcm16: bytes, rate_hz: int = MIC_RATE_HZ) -> Path:
+    """Write mono PCM16 as a WAV file in one go (fixtures, benchmarks, the demo)."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate_hz)
+        out.writeframes(pcm16)
+    return path
+
+
 def load_mic_pcm(path: Path) -> bytes:
     """A WAV file of any rate and channel count as 16 kHz mono PCM16.
 

@@ -13,21 +13,13 @@ import numpy as np
 import pytest
 
 from shelfsight.app import Endpoint
+from shelfsight.audio import write_wav
 from shelfsight.doctor import run_doctor
 from shelfsight.settings import Settings
 from shelfsight.standin import StandInThread, synth_speech_pcm16
 from tests.conftest import TEST_KEY
 
 CHECKS = ["API key", "endpoint", "camera", "microphone", "speaker"]
-
-
-def write_wav(path: Path, pcm: bytes, rate_hz: int) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate_hz)
-        w.writeframes(pcm)
-    return path
 
 
 def doctor(

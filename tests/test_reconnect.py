@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from shelfsight.app import Endpoint, live_config, make_client
-from shelfsight.audio import AudioDeviceInfo, load_mic_pcm
+from shelfsight.audio import AudioDeviceInfo, load_mic_pcm, write_wav
 from shelfsight.audio_devices import DeviceMic, DeviceSpeaker
 from shelfsight.camera import open_camera
 from shelfsight.errors import UserError
@@ -67,17 +67,9 @@ def two_questions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes
     signal += np.random.default_rng(5).normal(0, 30, len(signal)).astype(np.int32)
     pcm = np.clip(signal, -32768, 32767).astype("<i2").tobytes()
     path = tmp_path_factory.mktemp("mic") / "two-questions.wav"
-    _write_wav(path, pcm, RATE_HZ)
+    write_wav(path, pcm, RATE_HZ)
     q_s = len(question) / RATE_HZ
     return path, pcm, [0.5, 0.5 + q_s, 0.5 + q_s + GAP_S, 0.5 + 2 * q_s + GAP_S]
-
-
-def _write_wav(path: Path, pcm: bytes, rate_hz: int) -> None:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate_hz)
-        w.writeframes(pcm)
 
 
 def _standin_config(*faults: ConnectionFaults, **kwargs: Any) -> StandInConfig:

@@ -10,7 +10,7 @@ import time
 import wave
 from pathlib import Path
 
-from shelfsight.audio import load_mic_pcm
+from shelfsight.audio import load_mic_pcm, write_wav
 from shelfsight.recording import load_session
 from shelfsight.standin import StandInThread
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
@@ -125,11 +125,7 @@ def test_a_recording_cut_by_sigkill_is_still_readable(
     standin: StandInThread, shelf_video: Path, tmp_path: Path
 ) -> None:
     mic = tmp_path / "long.wav"
-    with wave.open(str(mic), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(load_mic_pcm(QUESTION) + bytes(16000 * 2 * 30))
+    write_wav(mic, load_mic_pcm(QUESTION) + bytes(16000 * 2 * 30))
     folder = tmp_path / "killed"
     proc = subprocess.Popen(
         [

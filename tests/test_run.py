@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from shelfsight.audio import load_mic_pcm
+from shelfsight.audio import load_mic_pcm, write_wav
 from shelfsight.standin import StandInThread
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
 
@@ -72,7 +72,7 @@ def test_frames_are_fresh_and_about_one_a_second(
     from shelfsight.scene import read_frame_number
 
     long_mic = tmp_path / "long.wav"
-    _write_wav(long_mic, load_mic_pcm(QUESTION_WAV) + bytes(16000 * 2 * 3), 16000)
+    write_wav(long_mic, load_mic_pcm(QUESTION_WAV) + bytes(16000 * 2 * 3), 16000)
     result = run_cli(
         "run",
         "--camera",
@@ -102,21 +102,13 @@ def test_frames_are_fresh_and_about_one_a_second(
         assert error <= 6, f"frame {b} after {a} over {gap:.2f} s: stale by {error} frames"
 
 
-def _write_wav(path: Path, pcm: bytes, rate: int) -> None:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm)
-
-
 def test_frames_slow_down_while_nobody_talks_and_speed_up_for_a_question(
     standin: StandInThread, shelf_video: Path, tmp_path: Path
 ) -> None:
     question = load_mic_pcm(QUESTION_WAV)
     quiet_s = 6.0
     mic = tmp_path / "mic.wav"
-    _write_wav(mic, bytes(int(32000 * quiet_s)) + question + bytes(32000 * 4), 16000)
+    write_wav(mic, bytes(int(32000 * quiet_s)) + question + bytes(32000 * 4), 16000)
     result = run_cli(
         "run",
         "--camera",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shelfsight.audio import load_mic_pcm
+from shelfsight.audio import load_mic_pcm, write_wav
 from shelfsight.standin import StandInThread
 from tests.conftest import ASSETS, standin_env
 
@@ -22,11 +22,7 @@ def test_signal_ends_the_run_quickly_and_cleanly(
     standin: StandInThread, shelf_video: Path, tmp_path: Path, sig: int, expected_code: int
 ) -> None:
     mic = tmp_path / "long.wav"
-    with wave.open(str(mic), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(load_mic_pcm(ASSETS / "question.wav") + bytes(16000 * 2 * 30))
+    write_wav(mic, load_mic_pcm(ASSETS / "question.wav") + bytes(16000 * 2 * 30))
     out = tmp_path / "out.wav"
     proc = subprocess.Popen(
         [

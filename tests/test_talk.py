@@ -13,22 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from shelfsight.audio import load_mic_pcm, rms_dbfs
+from shelfsight.audio import load_mic_pcm, rms_dbfs, write_wav
 from shelfsight.controls import KeyParser, Quit, StopAnswer, TalkPressed, TypedQuestion, Typing
 from shelfsight.standin import ScriptedAnswer, StandIn, StandInConfig, StandInThread
 from shelfsight.turns import BARGE_IN_S, SPEECH_DBFS, PushToTalk
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
 
 QUESTION = ASSETS / "question.wav"
-
-
-def write_wav(path: Path, pcm: bytes, rate: int = 16000) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm)
-    return path
 
 
 class Terminal:
