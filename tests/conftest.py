@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,33 @@ def run_cli(
         cwd=cwd,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def start_answered_run(
+    server: StandInThread, tmp_path: Path, *args: str, stdout: int = subprocess.PIPE
+) -> subprocess.Popen[str]:
+    """`shelfsight run` with a question then 30 s of silence as mic, in a child process,
+    returned once the endpoint has answered the question (for tests that then stop it)."""
+    from shelfsight.audio import load_mic_pcm, write_wav
+
+    mic = write_wav(
+        tmp_path / "long.wav", load_mic_pcm(ASSETS / "question.wav") + bytes(32000 * 30)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shelfsight", "run", "--mic", str(mic), *args],
+        env={**os.environ, **standin_env(server)},
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stdout,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not server.server.turns_completed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.server.turns_completed:
+        proc.kill()
+        raise AssertionError("the question was never answered")
+    return proc
 
 
 def standin_env(server: StandInThread, key: str = TEST_KEY) -> dict[str, str]:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 import wave
 from pathlib import Path
 
-from shelfsight.audio import load_mic_pcm, write_wav
+from shelfsight.audio import load_mic_pcm
 from shelfsight.recording import load_session
 from shelfsight.standin import StandInThread
-from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
+from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env, start_answered_run
 
 QUESTION = ASSETS / "question.wav"
 DEMO = ASSETS / "demo-session"
@@ -124,33 +122,19 @@ def test_replay_against_the_endpoint_resends_frames_in_order_at_the_recorded_pac
 def test_a_recording_cut_by_sigkill_is_still_readable(
     standin: StandInThread, shelf_video: Path, tmp_path: Path
 ) -> None:
-    mic = tmp_path / "long.wav"
-    write_wav(mic, load_mic_pcm(QUESTION) + bytes(16000 * 2 * 30))
     folder = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "shelfsight",
-            "run",
-            "--camera",
-            str(shelf_video),
-            "--mic",
-            str(mic),
-            "--speaker",
-            "o.wav",
-            "--record",
-            str(folder),
-        ],
-        env={**os.environ, **standin_env(standin)},
-        stdin=subprocess.DEVNULL,
+    proc = start_answered_run(
+        standin,
+        tmp_path,
+        "--camera",
+        str(shelf_video),
+        "--speaker",
+        "o.wav",
+        "--record",
+        str(folder),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not standin.server.turns_completed and time.monotonic() < deadline:
-            time.sleep(0.05)
         time.sleep(0.5)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
