@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from google.genai import types
 
@@ -329,6 +330,10 @@ class LiveLink:
             self._wake.clear()
             while not conn.retiring and (item := self._outbox.take()) is not None:
                 try:
+                    if isinstance(item, Control) and item.kind == "text":
+                        # A typed question is about what the camera sees now: the pending
+                        # frame goes first, or the model answers from an older picture.
+                        await self._send_frame(send)
                     await _send_item(send, item)
                 except BaseException:
                     self._outbox.unsent()
@@ -338,11 +343,16 @@ class LiveLink:
                     self.audio_chunks_sent += 1
             if conn.retiring:
                 return
-            if self._frame is not None:
-                jpeg, self._frame = self._frame, None
-                self._last_frame = jpeg
-                await send(video=types.Blob(data=jpeg, mime_type="image/jpeg"))
-                self.frames_sent += 1
+            await self._send_frame(send)
+
+    async def _send_frame(self, send: Callable[..., Any]) -> None:
+        """Send the latest-only frame slot, if a frame is waiting in it."""
+        if self._frame is None:
+            return
+        jpeg, self._frame = self._frame, None
+        self._last_frame = jpeg
+        await send(video=types.Blob(data=jpeg, mime_type="image/jpeg"))
+        self.frames_sent += 1
 
     async def _receive_loop(self, conn: _Connection) -> None:
         try:

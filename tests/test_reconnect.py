@@ -235,6 +235,23 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+async def test_a_typed_question_goes_out_after_the_frame_it_is_about(
+    tasks: list[asyncio.Task[Any]],
+) -> None:
+    """Queued before the connection is up: audio, a frame, then a question. The question must
+    not overtake the frame (frames otherwise wait until the outbox is empty)."""
+    async with StandIn(_standin_config()) as server:
+        run = LinkRun(server)
+        for _ in range(5):
+            run.link.send_audio(bytes(640))
+        run.link.send_frame(b"\xff\xd8 a shelf \xff\xd9")
+        run.link.send_text("where is the rice?")
+        tasks += [asyncio.create_task(run.link.run()), asyncio.create_task(run.collect())]
+        await run.until(lambda: run.of(TurnComplete))
+        kinds = [e.kind for e in server.connections[-1].received()]
+    assert kinds.index("video") < kinds.index("text"), kinds
+
+
 async def test_an_answer_cut_by_a_drop_is_announced_and_then_comes_again_whole(
     tasks: list[asyncio.Task[Any]],
 ) -> None:
