@@ -20,7 +20,7 @@ import numpy as np
 
 from shelfsight.audio import write_wav
 from shelfsight.scene import write_shelf_video
-from shelfsight.standin import synth_speech_pcm16
+from shelfsight.standin import client_env, synth_speech_pcm16
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -154,11 +154,7 @@ class StandInProcess(Helper):
 
     def env(self) -> dict[str, str]:
         """What points the real SDK in a child process at this stand-in."""
-        return {
-            "GEMINI_API_KEY": BENCH_KEY,
-            "GOOGLE_GEMINI_BASE_URL": self.base_url,
-            "SSL_CERT_FILE": self.ca_pem,
-        }
+        return client_env(self.base_url, self.ca_pem, BENCH_KEY)
 
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca_pem)

@@ -29,7 +29,13 @@ import numpy as np
 
 from shelfsight.audio import load_mic_pcm, write_wav
 from shelfsight.scene import write_shelf_video
-from shelfsight.standin import ConnectionFaults, ConnectionRecord, StandIn, StandInConfig
+from shelfsight.standin import (
+    ConnectionFaults,
+    ConnectionRecord,
+    StandIn,
+    StandInConfig,
+    client_env,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION_WAV = ROOT / "shelfsight" / "assets" / "question.wav"
@@ -75,12 +81,7 @@ def run_client(
 ) -> tuple[int, float | None, float | None, float]:
     """Runs the CLI to the end; returns exit code, RSS at 20 s and at the end, and max RSS."""
     video = write_shelf_video(folder / "shelf.avi", seconds=3.0)
-    env = {
-        **os.environ,
-        "GEMINI_API_KEY": "soak-key-not-secret",
-        "GOOGLE_GEMINI_BASE_URL": standin_url,
-        "SSL_CERT_FILE": str(ca),
-    }
+    env = {**os.environ, **client_env(standin_url, ca, "soak-key-not-secret")}
     command = [
         sys.executable,
         "-m",

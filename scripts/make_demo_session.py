@@ -16,7 +16,7 @@ import wave
 from pathlib import Path
 
 from shelfsight.scene import write_shelf_video
-from shelfsight.standin import ScriptedAnswer, StandIn, StandInConfig
+from shelfsight.standin import ScriptedAnswer, StandIn, StandInConfig, client_env
 
 ASSETS = Path(__file__).resolve().parent.parent / "shelfsight" / "assets"
 QUESTION = "Where is the gluten-free bread?"
@@ -31,12 +31,7 @@ def main() -> None:
     config = StandInConfig(answers=(ScriptedAnswer(QUESTION, ANSWER, answer_pcm),))
     with tempfile.TemporaryDirectory() as tmp, StandIn.start_in_thread(config) as server:
         video = write_shelf_video(Path(tmp) / "shelf.avi", seconds=4.0, size=(1280, 720))
-        env = {
-            **os.environ,
-            "GEMINI_API_KEY": "demo-recording",
-            "GOOGLE_GEMINI_BASE_URL": server.base_url,
-            "SSL_CERT_FILE": str(server.ca_pem_path),
-        }
+        env = {**os.environ, **client_env(server.base_url, server.ca_pem_path, "demo-recording")}
         subprocess.run(
             [
                 sys.executable,

@@ -18,7 +18,7 @@ import pytest
 
 from shelfsight.scene import write_shelf_video
 from shelfsight.settings import DEFAULT_MODEL
-from shelfsight.standin import StandIn, StandInConfig, StandInThread
+from shelfsight.standin import StandIn, StandInConfig, StandInThread, client_env
 
 ASSETS = Path(__file__).resolve().parent.parent / "shelfsight" / "assets"
 TEST_KEY = "test-key-not-secret-0123456789"
@@ -99,8 +99,4 @@ def start_answered_run(
 
 def standin_env(server: StandInThread, key: str = TEST_KEY) -> dict[str, str]:
     """What points the real SDK at the stand-in: a key, the base URL, and the CA to trust."""
-    return {
-        "GEMINI_API_KEY": key,
-        "GOOGLE_GEMINI_BASE_URL": server.base_url,
-        "SSL_CERT_FILE": str(server.ca_pem_path),
-    }
+    return client_env(server.base_url, server.ca_pem_path, key)

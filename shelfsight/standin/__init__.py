@@ -29,7 +29,7 @@ from shelfsight.standin.config import (
     default_answers,
 )
 from shelfsight.standin.records import ConnectionRecord, ReceivedEvent, SentEvent, TurnRecord
-from shelfsight.standin.server import StandIn, StandInThread
+from shelfsight.standin.server import StandIn, StandInThread, client_env
 
 __all__ = [
     "ANSWER_RATE_HZ",
@@ -44,6 +44,7 @@ __all__ = [
     "StandInConfig",
     "StandInThread",
     "TurnRecord",
+    "client_env",
     "default_answers",
     "synth_speech_pcm16",
 ]

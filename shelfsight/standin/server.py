@@ -264,3 +264,13 @@ class StandInThread:
             self._error = error
         finally:
             self._ready.set()
+
+
+def client_env(base_url: str, ca_pem_path: Path | str, api_key: str) -> dict[str, str]:
+    """The environment that points the real SDK in another process at a stand-in: its URL,
+    the CA to trust, and a (fake) key, as a user's shell would set them for Google's."""
+    return {
+        "GEMINI_API_KEY": api_key,
+        "GOOGLE_GEMINI_BASE_URL": base_url,
+        "SSL_CERT_FILE": str(ca_pem_path),
+    }
