@@ -18,9 +18,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from shelfsight.audio import write_wav
-from shelfsight.scene import write_shelf_video
+from shelfsight.media.wav import write_wav
 from shelfsight.standin import client_env, synth_speech_pcm16
+from tests.support.scene import write_shelf_video
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -102,7 +102,8 @@ class Helper:
 
     def __init__(self, *args: str) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, str(BENCH / "_servers.py"), *args],
+            [sys.executable, "-m", "bench._servers", *args],
+            cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -195,7 +196,7 @@ def clean_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 CLI = [sys.executable, "-m", "shelfsight"]
-NAIVE = [sys.executable, str(BENCH / "_naive.py")]
+NAIVE = [sys.executable, "-m", "bench._naive"]
 
 
 def start_child(argv: Sequence[str], env: dict[str, str], log: IO[str]) -> subprocess.Popen[str]:

@@ -9,7 +9,7 @@ that it runs here: PyAudio by a real-time WAV mic and the shelfsight WAV speaker
 from a worker thread, blocking while more than 100 ms is queued, like PortAudio's blocking
 write), PIL by OpenCV, the deprecated `session.send` by `send_realtime_input`.
 
-    python bench/_naive.py --mic q.wav --camera shelf.avi --speaker out.wav [--frames camera]
+    python -m bench._naive --mic q.wav --camera shelf.avi --speaker out.wav [--frames camera]
     (key and endpoint from GEMINI_API_KEY, GOOGLE_GEMINI_BASE_URL, SSL_CERT_FILE)
 """
 
@@ -25,9 +25,10 @@ from typing import Any
 import cv2
 from google.genai import types
 
-from shelfsight.app import Endpoint, live_config, make_client
-from shelfsight.audio import SpeakerSink, WavSpeaker, load_mic_pcm
-from shelfsight.prompt import load_system_prompt
+from shelfsight.live.setup import Endpoint, live_config, make_client
+from shelfsight.media.speaker import SpeakerSink, WavSpeaker
+from shelfsight.media.wav import load_mic_pcm
+from shelfsight.session.prompt import load_system_prompt
 from shelfsight.settings import Settings, api_key_from_env
 
 CHUNK_SIZE = 1024  # samples per mic read, as in the starter

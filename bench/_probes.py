@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 import shelfsight.app
-from shelfsight.audio import MicChunk, MicSource
-from shelfsight.live_link import AnswerAudio, LiveLink, ServerEvent
+from shelfsight.live.link import AnswerAudio, LiveLink, ServerEvent
+from shelfsight.media.mic import MicChunk, MicSource
 
 
 class Probe:

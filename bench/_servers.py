@@ -5,8 +5,8 @@ GIL, and reports times from CLOCK_MONOTONIC, which Linux shares between processe
 times and the client's compare directly. Protocol: one JSON line on stdout when ready; then
 any line on stdin makes it print one JSON line of what it recorded and exit.
 
-    python bench/_servers.py standin [--speed 1] [--answer ramp|speech] [--answer-s 1.2]
-    python bench/_servers.py mjpeg [--size 1280x720] [--fps 30]
+    python -m bench._servers standin [--speed 1] [--answer ramp|speech] [--answer-s 1.2]
+    python -m bench._servers mjpeg [--size 1280x720] [--fps 30]
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from shelfsight.scene import draw_shelf, read_frame_number
 from shelfsight.standin import (
     ANSWER_RATE_HZ,
     DEFAULT_ANSWER_TEXT,
@@ -34,6 +33,7 @@ from shelfsight.standin import (
     StandInConfig,
     synth_speech_pcm16,
 )
+from tests.support.scene import draw_shelf, read_frame_number
 
 RAMP_MAX_S = 32767 / ANSWER_RATE_HZ  # every sample value 1..32767 names its own position
 

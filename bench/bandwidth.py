@@ -9,7 +9,7 @@ setting exists, once with `idle_fps` (frames slow down while nobody talks); the 
 script's shape (bench/_naive.py) runs beside it. Tokens are estimated with the published
 rates (258 per frame at the default media resolution, 32 per second of audio).
 
-    python bench/bandwidth.py [--minutes 2] [--idle-fps 0.2] [--skip-naive]
+    python -m bench.bandwidth [--minutes 2] [--idle-fps 0.2] [--skip-naive]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import (
+from bench._common import (
     CLI,
     MIC_RATE_HZ,
     NAIVE,
@@ -35,7 +35,6 @@ from _common import (
     start_child,
     table,
 )
-
 from shelfsight.settings import Settings
 
 ANSWER_S = 1.5

@@ -10,7 +10,7 @@ The starter script's shape (bench/_naive.py) runs the same way for comparison, o
 a frame a second and once at the camera's rate. With py-spy installed
 (`pip install py-spy`), a further shelfsight run is profiled and summarised.
 
-    python bench/cpu_mem.py [--minutes 5] [--naive-minutes 1] [--profile-seconds 60]
+    python -m bench.cpu_mem [--minutes 5] [--naive-minutes 1] [--profile-seconds 60]
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import _profile
-from _common import (
+from bench import _profile
+from bench._common import (
     CLI,
     NAIVE,
     MicScript,

@@ -1,9 +1,9 @@
 """Echo cancellation on the simulated room: ERLE, convergence, cost and near-end preservation.
 
-    python bench/echo_erle.py
+    python -m bench.echo_erle
 
 The far end is the spoken answer (shelfsight/assets/answer.wav, played twice: 10 s) through
-`shelfsight.room` at several delays and attenuations, on a simulated clock (no waiting).
+`tests.support.room` at several delays and attenuations, on a simulated clock (no waiting).
 ERLE = echo energy at the mic / energy left in the cleaned mic, echo-only input, summed over a
 window: after convergence (2 s to the end), over 0-0.5 s, 0.5-1 s, 1-2 s to show how fast it
 gets there, and the worst 250 ms window of the whole run (among those with echo above
@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from shelfsight.audio import float_to_pcm16, load_mic_pcm, read_wav
-from shelfsight.echo import EchoCanceller
-from shelfsight.room import Room, RoomAcoustics, Simulation, simulate
+from shelfsight.media.echo import EchoCanceller
+from shelfsight.media.pcm import float_to_pcm16
+from shelfsight.media.wav import load_mic_pcm, read_wav
 from shelfsight.standin.audio import EnergyVad
+from tests.support.room import Room, RoomAcoustics, Simulation, simulate
 
 ASSETS = Path(__file__).resolve().parent.parent / "shelfsight" / "assets"
 RATE_HZ = 16000

@@ -12,7 +12,7 @@ two loops here, which send nothing). Three ways of reading the same live stream:
 
 Target: shelfsight's p95 age no more than 70 ms above the floor's p95.
 
-    python bench/freshness.py [--seconds 60] [--floor-seconds 20] [--size 1280x720] [--fps 1]
+    python -m bench.freshness [--seconds 60] [--floor-seconds 20] [--size 1280x720] [--fps 1]
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from _common import (
+
+from bench._common import (
     CLI,
     MIC_RATE_HZ,
     MjpegProcess,
@@ -36,9 +37,8 @@ from _common import (
     table,
     write_wav,
 )
-
-from shelfsight.frames import encode_jpeg
-from shelfsight.scene import read_frame_number
+from shelfsight.media.frames import encode_jpeg
+from tests.support.scene import read_frame_number
 
 TARGET_ABOVE_FLOOR_S = 0.070
 

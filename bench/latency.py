@@ -15,7 +15,7 @@ sample is matched to the exact chunk that carried it. Clocks: CLOCK_MONOTONIC, s
 - end of speech -> first answer sample played, split into the client's share and the
   stand-in's own end-of-speech detection (silence_ms) and answer start.
 
-    python bench/latency.py [--turns 6] [--speed 1] [--skip-naive]
+    python -m bench.latency [--turns 6] [--speed 1] [--skip-naive]
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import (
+
+from bench._common import (
     BENCH_KEY,
     MIC_RATE_HZ,
     Connection,
@@ -43,12 +44,12 @@ from _common import (
     shelf_video,
     table,
 )
-from _naive import run_starter
-from _probes import Probe, QuietView, probed_app
-
-from shelfsight.app import Endpoint, live_config, make_client, run_conversation
-from shelfsight.audio import WavSpeaker
-from shelfsight.prompt import load_system_prompt
+from bench._naive import run_starter
+from bench._probes import Probe, QuietView, probed_app
+from shelfsight.app import run_conversation
+from shelfsight.live.setup import Endpoint, live_config, make_client
+from shelfsight.media.speaker import WavSpeaker
+from shelfsight.session.prompt import load_system_prompt
 from shelfsight.settings import Settings
 
 SPEAKER_RATE_HZ = 24000

@@ -11,7 +11,7 @@ file; re-sent chunks count once), the reconnect gap (stand-in clock: last audio 
 to first audio on the next), and the client's resident memory 20 s in and at the end.
 Targets: every question answered, 100 % of mic audio delivered, gap < 1 s, RSS growth < 20 MB.
 
-    python bench/soak.py [--minutes 30] [--go-away-every-s 60] [--crash-every-min 7]
+    python -m bench.soak [--minutes 30] [--go-away-every-s 60] [--crash-every-min 7]
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shelfsight.audio import load_mic_pcm, write_wav
-from shelfsight.scene import write_shelf_video
+from shelfsight.media.wav import load_mic_pcm, write_wav
 from shelfsight.standin import (
     ConnectionFaults,
     ConnectionRecord,
@@ -36,6 +35,7 @@ from shelfsight.standin import (
     StandInConfig,
     client_env,
 )
+from tests.support.scene import write_shelf_video
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION_WAV = ROOT / "shelfsight" / "assets" / "question.wav"

@@ -2,7 +2,7 @@
 
 A run of `shelfsight run` against the local stand-in endpoint, with the synthetic shelf video as
 camera, the bundled spoken question as mic and the bundled spoken answer as the scripted reply.
-Usage: .venv/bin/python scripts/make_demo_session.py
+Usage: .venv/bin/python -m scripts.make_demo_session
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import tempfile
 import wave
 from pathlib import Path
 
-from shelfsight.scene import write_shelf_video
 from shelfsight.standin import ScriptedAnswer, StandIn, StandInConfig, client_env
+from tests.support.scene import write_shelf_video
 
 ASSETS = Path(__file__).resolve().parent.parent / "shelfsight" / "assets"
 QUESTION = "Where is the gluten-free bread?"

@@ -8,106 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from google import genai
-from google.genai import types
-
-from shelfsight.audio import (
-    MicSource,
-    PlayedCallback,
-    SpeakerSink,
-    is_wav_spec,
-    open_mic,
-    open_speaker,
-)
-from shelfsight.camera import Camera, list_cameras, open_camera, redact_url
-from shelfsight.controls import Control
-from shelfsight.conversation import Conversation, FrameFeed, Options, View
-from shelfsight.echo import EchoCanceller
-from shelfsight.errors import UserError
-from shelfsight.frames import FrameSampler
-from shelfsight.live_link import LiveLink
-from shelfsight.prompt import load_system_prompt
-from shelfsight.recording import Recorder
+from shelfsight.live.link import LiveLink
+from shelfsight.live.setup import Endpoint, live_config, make_client
+from shelfsight.media.camera import Camera, open_camera, redact_url
+from shelfsight.media.echo import EchoCanceller
+from shelfsight.media.frames import FrameSampler
+from shelfsight.media.mic import MicSource
+from shelfsight.media.open_audio import is_wav_spec, open_mic, open_speaker
+from shelfsight.media.speaker import PlayedCallback, SpeakerSink
+from shelfsight.session.conversation import Conversation, FrameFeed, Options, View
+from shelfsight.session.prompt import load_system_prompt
+from shelfsight.session.recording import Recorder
 from shelfsight.settings import Settings
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where the Live API is: Google's by default, a local stand-in for demo and replay."""
-
-    base_url: str | None = None
-    ssl_context: ssl.SSLContext | None = None
-
-
-def make_client(api_key: str, endpoint: Endpoint = Endpoint()) -> genai.Client:
-    """A client whose websocket closes fast on shutdown (Ctrl-C must end the run within 2 s)."""
-    # Keepalive pongs from the Live API can be slow (reports of 8-30 s); a 30 s allowance keeps
-    # a slow pong from being taken for a dead link.
-    args: dict[str, object] = {
-        "close_timeout": 1.0,
-        "open_timeout": 10.0,
-        "ping_interval": 20.0,
-        "ping_timeout": 30.0,
-    }
-    if endpoint.ssl_context is not None:
-        args["ssl"] = endpoint.ssl_context
-    options = types.HttpOptions(base_url=endpoint.base_url, async_client_args=args)
-    return genai.Client(api_key=api_key, http_options=options)
-
-
-def live_config(settings: Settings, prompt: str, handle: str | None) -> types.LiveConnectConfig:
-    """The session setup, rebuilt on every (re)connect with the newest resumption handle."""
-    start = {
-        "low": types.StartSensitivity.START_SENSITIVITY_LOW,
-        "high": types.StartSensitivity.START_SENSITIVITY_HIGH,
-    }
-    end = {
-        "low": types.EndSensitivity.END_SENSITIVITY_LOW,
-        "high": types.EndSensitivity.END_SENSITIVITY_HIGH,
-    }
-    detection = types.AutomaticActivityDetection(
-        disabled=settings.mode == "ptt",
-        start_of_speech_sensitivity=start[settings.start_sensitivity],
-        end_of_speech_sensitivity=end[settings.end_sensitivity],
-        prefix_padding_ms=settings.prefix_padding_ms,
-        silence_duration_ms=settings.silence_ms,
-    )
-    voice = types.VoiceConfig(
-        prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=settings.voice)
-    )
-    return types.LiveConnectConfig(
-        response_modalities=[types.Modality.AUDIO],
-        system_instruction=prompt,
-        speech_config=types.SpeechConfig(voice_config=voice),
-        input_audio_transcription=types.AudioTranscriptionConfig(),
-        output_audio_transcription=types.AudioTranscriptionConfig(),
-        realtime_input_config=types.RealtimeInputConfig(
-            automatic_activity_detection=detection,
-            activity_handling=types.ActivityHandling.START_OF_ACTIVITY_INTERRUPTS,
-        ),
-        session_resumption=types.SessionResumptionConfig(handle=handle),
-        context_window_compression=types.ContextWindowCompressionConfig(
-            sliding_window=types.SlidingWindow()
-        ),
-    )
-
-
-def resolve_camera_spec(spec: str) -> str:
-    """`auto` means an iPhone (Continuity Camera) if present, else the first camera."""
-    if spec.strip().lower() != "auto":
-        return spec
-    cameras = list_cameras()
-    if not cameras:
-        raise UserError(
-            "No camera found. Connect one, or pass --camera with a stream URL or a video file "
-            "(or --camera none to talk without pictures)."
-        )
-    return str(next((c for c in cameras if c.is_continuity), cameras[0]).index)
+from shelfsight.ui.controls import Control
 
 
 @dataclass
@@ -159,7 +76,7 @@ async def run_conversation(
     settings: Settings,
     api_key: str,
     view: View,
-    endpoint: Endpoint = Endpoint(),
+    endpoint: Endpoint | None = None,
     *,
     record_to: Path | None = None,
     frames: FrameFeed | None = None,
@@ -174,7 +91,7 @@ async def run_conversation(
     would open (tests and benchmarks inject a simulated room this way).
     """
     prompt = load_system_prompt(settings.prompt_file)
-    client = make_client(api_key, endpoint)
+    client = make_client(api_key, endpoint or Endpoint())
     link = LiveLink(
         client=client,
         model=settings.model,
@@ -243,8 +160,8 @@ async def converse(
     ask: str | None = None,
 ) -> None:
     """Run one conversation with the view, the keyboard (if `interactive`) and a recorder."""
-    from shelfsight.controls import ControlQueue, open_controls, pynput_usable
-    from shelfsight.view import make_view
+    from shelfsight.ui.controls import ControlQueue, open_controls, pynput_usable
+    from shelfsight.ui.view import make_view
 
     view = make_view(plain=True if plain else None, answer_only=ask is not None)
     controls = ControlQueue() if interactive else None

@@ -192,7 +192,7 @@ def run(
 
     def go() -> Coroutine[Any, Any, None]:
         from shelfsight.app import converse
-        from shelfsight.recording import session_folder_name
+        from shelfsight.session.recording import session_folder_name
         from shelfsight.settings import api_key_from_env, load_settings
 
         settings = load_settings(flags, config_path=config)
@@ -265,7 +265,7 @@ def replay(
     """Send a recorded session's frames and mic audio again, at the recorded pace."""
 
     def go() -> Coroutine[Any, Any, None]:
-        from shelfsight.replay import replay_session
+        from shelfsight.playback import replay_session
 
         return replay_session(
             folder, offline=offline, speaker=speaker, model=model, record=record, plain=plain
@@ -290,7 +290,7 @@ def demo(
     def go() -> None:
         from importlib import resources
 
-        from shelfsight.replay import demo_speaker, replay_session
+        from shelfsight.playback import demo_speaker, replay_session
 
         bundled = resources.files("shelfsight") / "assets" / "demo-session"
         with resources.as_file(bundled) as folder:
@@ -319,8 +319,8 @@ def sessions(
         from rich.console import Console
         from rich.table import Table
 
-        from shelfsight.recording import load_session
-        from shelfsight.replay import describe, find_sessions
+        from shelfsight.session.recording import load_session
+        from shelfsight.session.replay import describe, find_sessions
         from shelfsight.settings import load_settings
 
         root = folder or Path(load_settings({}).sessions_dir).expanduser()
@@ -351,7 +351,7 @@ def devices() -> None:
     """List cameras, microphones and speakers by name and index."""
 
     def go() -> None:
-        from shelfsight.devices_report import print_devices
+        from shelfsight.ui.device_list import print_devices
 
         print_devices()
 
@@ -396,7 +396,7 @@ def version() -> None:
 def _resolve_camera(settings: Any) -> Any:
     import dataclasses
 
-    from shelfsight.app import resolve_camera_spec
+    from shelfsight.media.camera import resolve_camera_spec
 
     return dataclasses.replace(settings, camera=resolve_camera_spec(settings.camera))
 

@@ -22,11 +22,12 @@ import numpy as np
 from google.genai import errors
 from websockets.exceptions import InvalidStatus, WebSocketException
 
-from shelfsight.app import Endpoint, live_config, make_client, resolve_camera_spec
-from shelfsight.audio import SPEAKER_RATE_HZ, open_mic, open_speaker, rms_dbfs
-from shelfsight.camera import open_camera
 from shelfsight.errors import UserError
-from shelfsight.prompt import load_system_prompt
+from shelfsight.live.setup import Endpoint, live_config, make_client
+from shelfsight.media.camera import open_camera, resolve_camera_spec
+from shelfsight.media.open_audio import open_mic, open_speaker
+from shelfsight.media.pcm import SPEAKER_RATE_HZ, rms_dbfs
+from shelfsight.session.prompt import load_system_prompt
 from shelfsight.settings import Settings, api_key_from_env
 
 HEARD_DBFS = -90.0  # quieter than this is a muted, blocked or disconnected microphone

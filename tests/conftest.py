@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from shelfsight.scene import write_shelf_video
 from shelfsight.settings import DEFAULT_MODEL
 from shelfsight.standin import StandIn, StandInConfig, StandInThread, client_env
+from tests.support.scene import write_shelf_video
 
 ASSETS = Path(__file__).resolve().parent.parent / "shelfsight" / "assets"
 TEST_KEY = "test-key-not-secret-0123456789"
@@ -35,7 +35,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def shelf_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """3 s of 30 fps synthetic shelf, each frame numbered (see shelfsight.scene)."""
+    """3 s of 30 fps synthetic shelf, each frame numbered (see tests.support.scene)."""
     return write_shelf_video(tmp_path_factory.mktemp("video") / "shelf.avi", seconds=3.0)
 
 
@@ -75,7 +75,7 @@ def start_answered_run(
 ) -> subprocess.Popen[str]:
     """`shelfsight run` with a question then 30 s of silence as mic, in a child process,
     returned once the endpoint has answered the question (for tests that then stop it)."""
-    from shelfsight.audio import load_mic_pcm, write_wav
+    from shelfsight.media.wav import load_mic_pcm, write_wav
 
     mic = write_wav(
         tmp_path / "long.wav", load_mic_pcm(ASSETS / "question.wav") + bytes(32000 * 30)

@@ -11,19 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shelfsight.audio import (
-    MIC_CHUNK_BYTES,
-    SILENCE_DBFS,
-    JitterBuffer,
-    MicChunk,
-    list_audio_devices,
-    open_mic,
-    open_speaker,
-    rms_dbfs,
-    to_mono_pcm16,
-)
-from shelfsight.audio_devices import PORTAUDIO_MISSING, MicConverter, SpeakerRenderer
 from shelfsight.errors import UserError
+from shelfsight.media.mic import MicChunk
+from shelfsight.media.open_audio import list_audio_devices, open_mic, open_speaker
+from shelfsight.media.pcm import MIC_CHUNK_BYTES, SILENCE_DBFS, rms_dbfs, to_mono_pcm16
+from shelfsight.media.sound_devices import PORTAUDIO_MISSING, MicConverter, SpeakerRenderer
+from shelfsight.media.speaker import JitterBuffer
 
 
 def tone(freq_hz: float, seconds: float, rate_hz: int, amplitude: float = 0.5) -> np.ndarray:

@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 import pytest
 
-from shelfsight.camera import (
+from shelfsight.errors import UserError
+from shelfsight.media.camera import (
     AVFoundationDevice,
     Camera,
     CameraInfo,
@@ -31,8 +32,7 @@ from shelfsight.camera import (
     opencv_order,
     parse_system_profiler,
 )
-from shelfsight.errors import UserError
-from shelfsight.frames import EncodedFrame, FrameSampler
+from shelfsight.media.frames import EncodedFrame, FrameSampler
 
 FPS = 30
 BITS = 10  # frame numbers up to 1023

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shelfsight.app import Endpoint
-from shelfsight.audio import write_wav
 from shelfsight.doctor import run_doctor
+from shelfsight.live.setup import Endpoint
+from shelfsight.media.wav import write_wav
 from shelfsight.settings import Settings
 from shelfsight.standin import StandInThread, synth_speech_pcm16
 from tests.conftest import TEST_KEY

@@ -2,7 +2,7 @@
 the mic; the canceller must remove it without removing a user who talks over it.
 
 Real assets (answer.wav as the far end, question.wav as the user), the real WebRTC module, and
-`shelfsight.room` as the acoustic path. Most runs use a simulated clock (seconds of audio in a
+`tests.support.room` as the acoustic path. Most runs use a simulated clock (seconds of audio in a
 fraction of a second); one runs a real WAV speaker thread against a real-time room mic.
 """
 
@@ -17,10 +17,13 @@ import numpy as np
 import pytest
 import soxr
 
-from shelfsight.audio import MIC_CHUNK_BYTES, MicChunk, WavSpeaker, load_mic_pcm, read_wav
-from shelfsight.echo import EchoCanceller
-from shelfsight.room import Room, RoomAcoustics, RoomMic, Simulation, fan_out, simulate
+from shelfsight.media.echo import EchoCanceller
+from shelfsight.media.mic import MicChunk
+from shelfsight.media.pcm import MIC_CHUNK_BYTES
+from shelfsight.media.speaker import WavSpeaker
+from shelfsight.media.wav import load_mic_pcm, read_wav
 from shelfsight.standin.audio import EnergyVad
+from tests.support.room import Room, RoomAcoustics, RoomMic, Simulation, fan_out, simulate
 
 ASSETS = Path(__file__).resolve().parent.parent / "shelfsight" / "assets"
 RATE_HZ = 16000

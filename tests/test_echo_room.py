@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from shelfsight.app import Devices, Endpoint, run_conversation
-from shelfsight.audio import WavSpeaker
-from shelfsight.echo import EchoCanceller
-from shelfsight.room import Room, RoomAcoustics, RoomMic, fan_out
+from shelfsight.app import Devices, run_conversation
+from shelfsight.live.setup import Endpoint
+from shelfsight.media.echo import EchoCanceller
+from shelfsight.media.speaker import WavSpeaker
 from shelfsight.settings import load_settings
 from shelfsight.standin import ScriptedAnswer, StandIn, StandInConfig
-from shelfsight.view import PlainView
+from shelfsight.ui.view import PlainView
 from tests.conftest import ASSETS, TEST_KEY
+from tests.support.room import Room, RoomAcoustics, RoomMic, fan_out
 
 
 def converse_in_a_room(tmp_path: Path, *, aec: bool) -> tuple[int, int, bytes, bytes]:

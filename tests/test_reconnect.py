@@ -24,12 +24,8 @@ import cv2
 import numpy as np
 import pytest
 
-from shelfsight.app import Endpoint, live_config, make_client
-from shelfsight.audio import AudioDeviceInfo, load_mic_pcm, write_wav
-from shelfsight.audio_devices import DeviceMic, DeviceSpeaker
-from shelfsight.camera import open_camera
 from shelfsight.errors import UserError
-from shelfsight.live_link import (
+from shelfsight.live.link import (
     AnswerAudio,
     AnswerCut,
     Connected,
@@ -38,8 +34,11 @@ from shelfsight.live_link import (
     ServerEvent,
     TurnComplete,
 )
-from shelfsight.live_outbox import Audio, Outbox
-from shelfsight.scene import draw_shelf, read_frame_number
+from shelfsight.live.outbox import Audio, Outbox
+from shelfsight.live.setup import Endpoint, live_config, make_client
+from shelfsight.media.camera import open_camera
+from shelfsight.media.sound_devices import AudioDeviceInfo, DeviceMic, DeviceSpeaker
+from shelfsight.media.wav import load_mic_pcm, write_wav
 from shelfsight.settings import DEFAULT_MODEL, Settings
 from shelfsight.standin import (
     ConnectionFaults,
@@ -51,6 +50,7 @@ from shelfsight.standin import (
     synth_speech_pcm16,
 )
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
+from tests.support.scene import draw_shelf, read_frame_number
 
 RATE_HZ = 16_000
 CHUNK = 640  # the client's 20 ms mic chunk

@@ -8,8 +8,8 @@ import time
 import wave
 from pathlib import Path
 
-from shelfsight.audio import load_mic_pcm
-from shelfsight.recording import load_session
+from shelfsight.media.wav import load_mic_pcm
+from shelfsight.session.recording import load_session
 from shelfsight.standin import StandInThread
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env, start_answered_run
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from shelfsight.audio import load_mic_pcm, write_wav
+from shelfsight.media.wav import load_mic_pcm, write_wav
 from shelfsight.standin import StandInThread
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
 
@@ -69,7 +69,7 @@ def test_frames_are_fresh_and_about_one_a_second(
     standin: StandInThread, shelf_video: Path, tmp_path: Path
 ) -> None:
     """Each frame sent shows the video position at its send time, not a buffered old one."""
-    from shelfsight.scene import read_frame_number
+    from tests.support.scene import read_frame_number
 
     long_mic = tmp_path / "long.wav"
     write_wav(long_mic, load_mic_pcm(QUESTION_WAV) + bytes(16000 * 2 * 3), 16000)

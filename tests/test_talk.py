@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from shelfsight.audio import load_mic_pcm, rms_dbfs, write_wav
-from shelfsight.controls import KeyParser, Quit, StopAnswer, TalkPressed, TypedQuestion, Typing
+from shelfsight.media.pcm import rms_dbfs
+from shelfsight.media.wav import load_mic_pcm, write_wav
+from shelfsight.session.turns import BARGE_IN_S, SPEECH_DBFS, PushToTalk
 from shelfsight.standin import ScriptedAnswer, StandIn, StandInConfig, StandInThread
-from shelfsight.turns import BARGE_IN_S, SPEECH_DBFS, PushToTalk
+from shelfsight.ui.controls import KeyParser, Quit, StopAnswer, TalkPressed, TypedQuestion, Typing
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
 
 QUESTION = ASSETS / "question.wav"

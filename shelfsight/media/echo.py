@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from shelfsight.audio import MIC_RATE_HZ, SPEAKER_RATE_HZ, MicChunk
 from shelfsight.errors import UserError
+from shelfsight.media.mic import MicChunk
+from shelfsight.media.pcm import MIC_RATE_HZ, SPEAKER_RATE_HZ
 
 FRAME_S = 0.01  # the native module's frame
 MIC_FRAME_BYTES = int(MIC_RATE_HZ * FRAME_S) * 2  # 320

@@ -11,28 +11,37 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal
 
 import numpy as np
 import soxr
 
-from shelfsight.audio import (
+from shelfsight.errors import UserError
+from shelfsight.media.mic import MicChunk
+from shelfsight.media.pcm import (
     CHUNK_S,
     MIC_CHUNK_BYTES,
     MIC_RATE_HZ,
     SPEAKER_BLOCK_BYTES,
     SPEAKER_RATE_HZ,
-    AudioDeviceInfo,
-    BufferedSink,
-    JitterBuffer,
-    MicChunk,
-    PlayedCallback,
     float_to_pcm16,
     mono_float,
     to_mono_pcm16,
 )
-from shelfsight.errors import UserError
+from shelfsight.media.speaker import BufferedSink, JitterBuffer, PlayedCallback
+
+
+@dataclass(frozen=True)
+class AudioDeviceInfo:
+    name: str
+    index: int
+    kind: Literal["in", "out"]
+    channels: int
+    default_rate_hz: float
+    is_default: bool
+
 
 PORTAUDIO_MISSING = (
     "PortAudio is not installed (needed for microphone and speaker devices): on Debian/Ubuntu "

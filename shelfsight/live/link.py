@@ -3,7 +3,7 @@
 `LiveLink` connects, sends, receives and reconnects; nothing else touches the SDK session.
 Sources hand it audio, frames and turn events at any time, even before the first connection is
 up or while it is reconnecting: audio and control events wait in one ordered, bounded outbox
-(see `shelfsight.live_outbox`; audio is never dropped for video's sake), and frames sit in a
+(see `shelfsight.live.outbox`; audio is never dropped for video's sake), and frames sit in a
 single latest-only slot, so a slow link drops frames, never audio. What the server says comes
 out of `events()` as small frozen dataclasses, in order.
 
@@ -30,10 +30,9 @@ from typing import Any
 
 from google.genai import types
 
-from shelfsight.audio import rms_dbfs
 from shelfsight.errors import UserError
-from shelfsight.live_errors import CONNECTION_ERRORS, backoff_s, classify, most_telling
-from shelfsight.live_events import (
+from shelfsight.live.errors import CONNECTION_ERRORS, backoff_s, classify, most_telling
+from shelfsight.live.events import (
     MIC_CHUNK_S,
     SPEAKER_RATE_HZ,
     AnswerAudio,
@@ -48,7 +47,8 @@ from shelfsight.live_events import (
     UserTranscript,
     translate,
 )
-from shelfsight.live_outbox import Audio, Control, Item, Outbox
+from shelfsight.live.outbox import Audio, Control, Item, Outbox
+from shelfsight.media.pcm import rms_dbfs
 
 log = logging.getLogger(__name__)
 

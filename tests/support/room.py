@@ -20,16 +20,16 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from shelfsight.audio import (
+from shelfsight.media.mic import MicChunk
+from shelfsight.media.pcm import (
     CHUNK_S,
     MIC_CHUNK_BYTES,
     MIC_RATE_HZ,
     SPEAKER_RATE_HZ,
-    MicChunk,
-    PlayedCallback,
     float_to_pcm16,
-    load_mic_pcm,
 )
+from shelfsight.media.speaker import PlayedCallback
+from shelfsight.media.wav import load_mic_pcm
 
 KEEP_PLAYED_S = 10.0  # played audio kept for echoes; trimmed to half when it grows past this
 RESAMPLE_MARGIN_S = 0.01  # context around each rendered window, so soxr's edges fall outside

@@ -520,3 +520,16 @@ def _no_iphone_message(cameras: Sequence[CameraInfo]) -> str:
         "and still, in landscape (iPhone: Settings > General > AirPlay & Continuity). "
         f"{describe_cameras(cameras)} Or pass a phone camera app's rtsp:// or http:// URL."
     )
+
+
+def resolve_camera_spec(spec: str) -> str:
+    """`auto` means an iPhone (Continuity Camera) if present, else the first camera."""
+    if spec.strip().lower() != "auto":
+        return spec
+    cameras = list_cameras()
+    if not cameras:
+        raise UserError(
+            "No camera found. Connect one, or pass --camera with a stream URL or a video file "
+            "(or --camera none to talk without pictures)."
+        )
+    return str(next((c for c in cameras if c.is_continuity), cameras[0]).index)

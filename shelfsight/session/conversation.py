@@ -21,19 +21,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from shelfsight.audio import MicSource, SpeakerSink, rms_dbfs
-from shelfsight.camera import CameraStatus
-from shelfsight.controls import (
-    Control,
-    Quit,
-    StopAnswer,
-    TalkPressed,
-    TalkReleased,
-    TypedQuestion,
-    Typing,
-)
-from shelfsight.frames import EncodedFrame
-from shelfsight.live_link import (
+from shelfsight.live.link import (
     MIC_CHUNK_S,
     AnswerAudio,
     AnswerCut,
@@ -47,8 +35,22 @@ from shelfsight.live_link import (
     TurnComplete,
     UserTranscript,
 )
-from shelfsight.recording import NullRecorder, Recorder
-from shelfsight.turns import BARGE_IN_S, PushToTalk, TurnTracker
+from shelfsight.media.camera import CameraStatus
+from shelfsight.media.frames import EncodedFrame
+from shelfsight.media.mic import MicSource
+from shelfsight.media.pcm import rms_dbfs
+from shelfsight.media.speaker import SpeakerSink
+from shelfsight.session.recording import NullRecorder, Recorder
+from shelfsight.session.turns import BARGE_IN_S, PushToTalk, TurnTracker
+from shelfsight.ui.controls import (
+    Control,
+    Quit,
+    StopAnswer,
+    TalkPressed,
+    TalkReleased,
+    TypedQuestion,
+    Typing,
+)
 
 SILENCE_CHUNK = bytes(int(16000 * MIC_CHUNK_S) * 2)
 IDLE_AFTER_S = 3.0  # frames slow down this long after the last speech
@@ -67,7 +69,7 @@ class EchoFilter(Protocol):
 
 
 class View(Protocol):
-    """What the conversation tells the terminal; see shelfsight.view."""
+    """What the conversation tells the terminal; see shelfsight.ui.view."""
 
     def state(self, state: str) -> None: ...
     def mic_level(self, dbfs: float) -> None: ...

@@ -16,7 +16,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from shelfsight.camera import Frame
+from shelfsight.media.camera import Frame
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from shelfsight.errors import UserError
 
 def print_devices(console: Console | None = None) -> None:
     """Cameras first, then sound devices; a missing PortAudio is said, not raised."""
-    from shelfsight.audio import list_audio_devices
-    from shelfsight.camera import list_cameras
+    from shelfsight.media.camera import list_cameras
+    from shelfsight.media.open_audio import list_audio_devices
 
     console = console or Console()
     cameras = Table(title="Cameras (--camera NAME or INDEX)", title_justify="left")

@@ -1,0 +1,219 @@
+"""Speaker sinks: the contract, the jitter buffer both sinks drain, and a WAV file sink.
+
+24 kHz mono PCM16 goes through a thread-safe jitter buffer that a clock thread (WAV) or the
+PortAudio callback (`shelfsight.media.sound_devices.DeviceSpeaker`) drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import wave
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from shelfsight.errors import UserError
+from shelfsight.media.pcm import CHUNK_S, SPEAKER_BLOCK_BYTES, SPEAKER_RATE_HZ
+
+log = logging.getLogger(__name__)
+
+LATE_GAP_S = 0.5  # audio arriving this soon after the buffer ran dry counts as an underrun
+
+PlayedCallback = Callable[[bytes, float], None]
+
+
+class SpeakerSink(Protocol):
+    """Plays 24 kHz mono PCM16 from a jitter buffer; methods on the loop thread, except that
+    `on_played(pcm24k, t_monotonic)` runs on the audio thread for every block played."""
+
+    name: str
+    on_played: PlayedCallback | None
+    underruns: int
+
+    def start(self) -> None: ...
+    def play(self, pcm24k: bytes) -> None: ...
+    def clear(self) -> None: ...
+    @property
+    def pending_s(self) -> float: ...
+    async def drained(self) -> None: ...
+    def close(self) -> None: ...
+
+
+
+class JitterBuffer:
+    """Thread-safe FIFO of mono PCM16 between the loop thread (push) and an audio thread (pop).
+
+    Bounded to `max_s` seconds; overflow drops the oldest audio and counts it in `dropped_s`.
+    The lock is held only for a copy, so the audio callback never waits long.
+    """
+
+    def __init__(self, rate_hz: int, max_s: float = 60.0) -> None:
+        self.rate_hz = rate_hz
+        self.dropped_s = 0.0
+        self._max_bytes = int(rate_hz * max_s) * 2
+        self._buf = bytearray()
+        self._lock = threading.Lock()
+        self._playing = False  # audio was pushed and has not yet run out
+        self._dry_at: float | None = None  # monotonic time the audio last ran out mid-play
+
+    def push(self, pcm: bytes) -> None:
+        if len(pcm) % 2:
+            raise ValueError("PCM16 data must have an even number of bytes")
+        with self._lock:
+            self._buf += pcm
+            self._playing = self._playing or bool(pcm)
+            excess = len(self._buf) - self._max_bytes
+            if excess > 0:
+                del self._buf[:excess]
+                self.dropped_s += excess / 2 / self.rate_hz
+
+    def pop(self, n_bytes: int) -> bytes:
+        """Up to n_bytes of the oldest audio (fewer when running dry)."""
+        with self._lock:
+            out = bytes(self._buf[:n_bytes])
+            del self._buf[:n_bytes]
+            if len(out) < n_bytes and self._playing:
+                self._playing = False
+                self._dry_at = time.monotonic()
+        return out
+
+    def clear(self) -> None:
+        with self._lock:
+            self._buf.clear()
+            self._playing = False
+            self._dry_at = None
+
+    def ran_dry_within(self, seconds: float) -> bool:
+        """True (once) if queued audio ran out less than `seconds` ago: a gap mid-answer."""
+        with self._lock:
+            dry_at, self._dry_at = self._dry_at, None
+        return dry_at is not None and time.monotonic() - dry_at < seconds
+
+    @property
+    def pending_bytes(self) -> int:
+        return len(self._buf)
+
+
+class BufferedSink:
+    """The half both sinks share: the loop thread fills a jitter buffer, an audio thread drains it.
+
+    `underruns` counts audio that arrived within LATE_GAP_S after the buffer ran dry: a gap a
+    listener heard mid-answer. `on_played(pcm24k, t_monotonic)` runs on the audio thread for
+    every block played (silence included), with the time it is heard; set it before `start()`.
+    """
+
+    def __init__(self, name: str, rate_hz: int, on_played: PlayedCallback | None) -> None:
+        self.name = name
+        self.on_played = on_played
+        self.underruns = 0
+        self._buffer = JitterBuffer(rate_hz)
+        self._closed = False
+        self._drain_event: asyncio.Event | None = None  # created and awaited on the loop thread
+        self._drain_loop: asyncio.AbstractEventLoop | None = None
+
+    def play(self, pcm24k: bytes) -> None:
+        if self._buffer.ran_dry_within(LATE_GAP_S):
+            self.underruns += 1
+        self._buffer.push(pcm24k)
+
+    def clear(self) -> None:
+        self._buffer.clear()
+
+    @property
+    def pending_s(self) -> float:
+        return self._buffer.pending_bytes / 2 / self._buffer.rate_hz
+
+    async def drained(self) -> None:
+        """Returns once the buffer is empty (or the sink is closed); the audio thread wakes it."""
+        if self._closed or self._is_drained():
+            return
+        if self._drain_event is None:
+            self._drain_loop = asyncio.get_running_loop()
+            self._drain_event = asyncio.Event()
+        await self._drain_event.wait()
+
+    def _is_drained(self) -> bool:
+        return self._buffer.pending_bytes == 0
+
+    def _wake_drained(self) -> None:
+        """Audio thread, after every block: releases drained() waiters once the buffer is empty."""
+        event, loop = self._drain_event, self._drain_loop
+        if event is None or loop is None or not (self._closed or self._is_drained()):
+            return
+        self._drain_event = None
+        try:
+            loop.call_soon_threadsafe(event.set)
+        except RuntimeError:  # the loop has closed: nobody is waiting any more
+            pass
+
+    def _notify_played(self, pcm24k: bytes, t_monotonic: float) -> None:
+        """Audio thread: a failing callback is logged, never allowed to stop playback."""
+        if self.on_played is not None:
+            try:
+                self.on_played(pcm24k, t_monotonic)
+            except Exception:
+                log.exception("on_played callback failed")
+
+
+class WavSpeaker(BufferedSink):
+    """Writes 24 kHz mono PCM16 to a WAV file on a real-time clock, as a device would play it.
+
+    A clock thread writes one 20 ms block per tick on absolute deadlines (catching up after a
+    stall), silence when nothing is queued, so the file's timeline is what a listener heard and
+    its length is the wall time the sink was open. The header is patched and the file flushed
+    on every block, so the file is a valid WAV at every moment, even after a crash.
+    """
+
+    def __init__(self, path: Path, on_played: PlayedCallback | None = None) -> None:
+        super().__init__(f"WAV file {path}", SPEAKER_RATE_HZ, on_played)
+        self._path = path
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if not self._path.parent.is_dir():
+            raise UserError(f"cannot write speaker WAV {self._path}: its folder does not exist")
+        try:
+            file = self._path.open("wb")
+        except OSError as e:
+            raise UserError(f"cannot write speaker WAV {self._path}: {e.strerror}") from None
+        writer = wave.open(file, "wb")
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(SPEAKER_RATE_HZ)
+        writer.writeframes(b"")  # header now, so the file is valid from the start
+        file.flush()
+        self._thread = threading.Thread(
+            target=self._run_clock, args=(file, writer), name="wav-speaker", daemon=True
+        )
+        self._thread.start()
+
+    def _run_clock(self, file: BinaryIO, writer: wave.Wave_write) -> None:
+        t0 = time.monotonic()
+        n = 0
+        try:
+            while not self._stop.is_set():
+                while t0 + n * CHUNK_S <= time.monotonic():  # catch up on missed deadlines
+                    block = self._buffer.pop(SPEAKER_BLOCK_BYTES).ljust(SPEAKER_BLOCK_BYTES, b"\0")
+                    writer.writeframes(block)
+                    file.flush()
+                    self._notify_played(block, t0 + n * CHUNK_S)
+                    n += 1
+                self._wake_drained()
+                self._stop.wait(max(0.0, t0 + n * CHUNK_S - time.monotonic()))
+        except OSError:
+            log.exception("writing %s failed; speaker output stops", self._path)
+        finally:
+            writer.close()
+            file.close()
+            self._wake_drained()
+
+    def close(self) -> None:
+        self._closed = True
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+        self._wake_drained()

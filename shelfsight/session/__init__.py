@@ -1,0 +1,1 @@
+"""One conversation: turn taking, the system prompt, recording and replaying it."""

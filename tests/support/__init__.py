@@ -1,0 +1,1 @@
+"""Test and benchmark support: a simulated room, a synthetic shelf scene."""
