@@ -1,11 +1,9 @@
-"""Probes on the real pipeline for bench/latency.py, taken without editing the product.
+"""Probes on the real pipeline for bench/latency.py, injected the way tests inject parts.
 
-`run_conversation` opens its own devices and link, so `probed_app` swaps three names in
-`shelfsight.app` for the duration of a run: `open_mic` (wrapped to log each chunk's capture
-time), `open_speaker` (its `play` timed and its `on_played` chained to log each block played)
-and `LiveLink`
-(a subclass logging when each answer chunk came out of the SDK). A product hook would make
-this unnecessary: see the report's "hooks" section.
+`probed_parts` opens the devices and link that `run_conversation` takes as arguments: the mic
+wrapped to log each chunk's capture time, the speaker's `play` timed and its `on_played`
+chained to log each block played, and the link wrapped to log when each answer chunk came out
+of the SDK.
 """
 
 from __future__ import annotations
@@ -13,14 +11,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
 
-import shelfsight.app
-from shelfsight.live.link import AnswerAudio, LiveLink, ServerEvent
+from shelfsight.app import Devices, make_link, open_devices
+from shelfsight.live.link import AnswerAudio, ServerEvent
+from shelfsight.live.setup import Endpoint
 from shelfsight.media.mic import MicChunk, MicSource
+from shelfsight.settings import Settings
 
 
 class Probe:
@@ -114,38 +114,42 @@ def _chain(first: Callable[[bytes, float], None] | None, probe: Probe) -> Callab
     return played
 
 
-@contextlib.contextmanager
-def probed_app(probe: Probe) -> Iterator[None]:
-    """Within this block, run_conversation's mic, speaker and link report to `probe`."""
-    app: Any = shelfsight.app
-    real = (app.open_mic, app.open_speaker, app.LiveLink)
+class TimedLink:
+    """The real link, with the time each answer chunk came out of the SDK reported."""
 
-    def open_mic(*args: Any, **kwargs: Any) -> TimedMic:
-        return TimedMic(real[0](*args, **kwargs), probe)
+    def __init__(self, link: Any, probe: Probe) -> None:
+        self._link, self._probe = link, probe
 
-    def open_speaker(*args: Any, **kwargs: Any) -> Any:
-        sink = real[1](*args, **kwargs)
-        sink.on_played = _chain(sink.on_played, probe)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._link, name)
+
+    async def events(self) -> AsyncIterator[ServerEvent]:
+        async for event in self._link.events():
+            if isinstance(event, AnswerAudio):
+                self._probe.on_answer(event.t_received)
+            yield event
+
+
+@contextlib.asynccontextmanager
+async def probed_parts(
+    probe: Probe, settings: Settings, key: str, endpoint: Endpoint
+) -> AsyncIterator[dict[str, Any]]:
+    """run_conversation's devices and link, opened here and reporting to `probe`; pass the
+    yielded dict as keyword arguments (`run_conversation(..., **parts)`)."""
+    async with open_devices(settings) as devices:
+        sink = devices.speaker
+        sink.on_played = _chain(sink.on_played, probe)  # read by the clock thread per block
         play = sink.play
 
         def timed_play(pcm24k: bytes) -> None:
             probe.on_play(time.monotonic())
             play(pcm24k)
 
-        sink.play = timed_play
-        return sink
-
-    class TimedLink(LiveLink):
-        async def events(self) -> AsyncIterator[ServerEvent]:
-            async for event in super().events():
-                if isinstance(event, AnswerAudio):
-                    probe.on_answer(event.t_received)
-                yield event
-
-    app.open_mic, app.open_speaker, app.LiveLink = open_mic, open_speaker, TimedLink
-    try:
-        yield
-    finally:
-        app.open_mic, app.open_speaker, app.LiveLink = real
+        sink.play = timed_play  # type: ignore[method-assign]
+        mic = TimedMic(devices.mic, probe) if devices.mic is not None else None
+        yield {
+            "devices": Devices(devices.camera, mic, sink),
+            "link": TimedLink(make_link(settings, key, endpoint), probe),
+        }
     if not probe.played_blocks():
         raise RuntimeError("no speaker block reached the probe: was on_played replaced?")

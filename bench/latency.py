@@ -45,7 +45,7 @@ from bench._common import (
     table,
 )
 from bench._naive import run_starter
-from bench._probes import Probe, QuietView, probed_app
+from bench._probes import Probe, QuietView, probed_parts
 from shelfsight.app import run_conversation
 from shelfsight.live.setup import Endpoint, live_config, make_client
 from shelfsight.media.speaker import WavSpeaker
@@ -82,8 +82,8 @@ def shelfsight_runner(mic: MicScript, video: Path, work: Path) -> Runner:
             Settings(), camera=str(video), mic=str(mic.path), speaker=str(work / "ours.wav")
         )
         endpoint = Endpoint(standin.base_url, standin.ssl_context())
-        with probed_app(probe):
-            await run_conversation(settings, BENCH_KEY, QuietView(probe), endpoint)
+        async with probed_parts(probe, settings, BENCH_KEY, endpoint) as parts:
+            await run_conversation(settings, BENCH_KEY, QuietView(probe), endpoint, **parts)
 
     return run
 

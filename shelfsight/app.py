@@ -20,9 +20,11 @@ from shelfsight.media.frames import FrameSampler
 from shelfsight.media.mic import MicSource
 from shelfsight.media.open_audio import is_wav_spec, open_mic, open_speaker
 from shelfsight.media.speaker import PlayedCallback, SpeakerSink
-from shelfsight.session.conversation import Conversation, FrameFeed, Options, View
+from shelfsight.session.conversation import Conversation, FrameFeed, Link, Options, View
+from shelfsight.session.frame_rate import FrameRatePolicy
 from shelfsight.session.prompt import load_system_prompt
 from shelfsight.session.recording import Recorder
+from shelfsight.session.summary import SessionSummary
 from shelfsight.settings import Settings
 from shelfsight.ui.controls import Control
 
@@ -84,27 +86,20 @@ async def run_conversation(
     ask: str | None = None,
     devices: Devices | None = None,
     echo: EchoCanceller | None = None,
-) -> None:
-    """One conversation with the given settings.
+    link: Link | None = None,
+) -> SessionSummary:
+    """One conversation with the given settings; returns its summary (also shown and recorded).
 
-    `frames` replaces the camera (replays); `devices` and `echo` replace what the settings
-    would open (tests and benchmarks inject a simulated room this way).
+    `frames` replaces the camera (replays); `devices`, `echo` and `link` replace what the
+    settings would open (tests and benchmarks inject a simulated room or a probed link this way).
     """
-    prompt = load_system_prompt(settings.prompt_file)
-    client = make_client(api_key, endpoint or Endpoint())
-    link = LiveLink(
-        client=client,
-        model=settings.model,
-        config_for=lambda handle: live_config(settings, prompt, handle),
-        max_outage_s=settings.max_outage_s,
-        first_connect_timeout_s=settings.connect_timeout_s,
-    )
+    live = link or make_link(settings, api_key, endpoint or Endpoint())
+    idle_fps = min(settings.idle_fps, settings.fps) if settings.idle_fps and not ask else None
     options = Options(
         push_to_talk=settings.mode == "ptt",
         answer_wait_s=settings.answer_wait_s,
         ask=ask,
-        fps=settings.fps,
-        idle_fps=min(settings.idle_fps, settings.fps) if settings.idle_fps and not ask else None,
+        frame_rate=FrameRatePolicy(fps=settings.fps, idle_fps=idle_fps),
         barge_in_s=settings.barge_in_ms / 1000,
     )
     recorder = start_recorder(record_to, settings) if record_to is not None else None
@@ -113,15 +108,16 @@ async def run_conversation(
     async with contextlib.AsyncExitStack() as stack:
         if devices is None:
             devices = await stack.enter_async_context(open_devices(settings, echo.on_played))
+        sampler: FrameSampler | None = None
         if frames is None and devices.camera is not None:
-            frames = FrameSampler(
+            frames = sampler = FrameSampler(
                 devices.camera,
                 fps=settings.fps,
                 max_side=settings.max_side,
                 jpeg_quality=settings.jpeg_quality,
             )
         conversation = Conversation(
-            link=link,
+            link=live,
             mic=devices.mic,
             speaker=devices.speaker,
             frames=frames,
@@ -131,14 +127,34 @@ async def run_conversation(
             recorder=recorder,
             echo=echo if echo.enabled else None,
             camera=devices.camera,
+            frame_rate=sampler,
         )
         try:
             await conversation.run()
         finally:
+            summary = SessionSummary(
+                link=live.stats(),
+                speaker_underruns=devices.speaker.underruns,
+                mic_dropped_chunks=getattr(devices.mic, "dropped_chunks", 0),
+                echo=echo.stats if echo.enabled else None,
+            )
             if recorder is not None:
-                recorder.close(
-                    audio_chunks_sent=link.audio_chunks_sent, frames_sent=link.frames_sent
-                )
+                recorder.close(**summary.as_dict())
+            if summary.link.connections:
+                view.notice(summary.line())
+    return summary
+
+
+def make_link(settings: Settings, api_key: str, endpoint: Endpoint) -> LiveLink:
+    """The Live link for these settings: the SDK client's connect, the setup, the limits."""
+    prompt = load_system_prompt(settings.prompt_file)
+    return LiveLink(
+        connect=make_client(api_key, endpoint).aio.live.connect,
+        model=settings.model,
+        config_for=lambda handle: live_config(settings, prompt, handle),
+        max_outage_s=settings.max_outage_s,
+        first_connect_timeout_s=settings.connect_timeout_s,
+    )
 
 
 def start_recorder(folder: Path, settings: Settings) -> Recorder:
@@ -176,7 +192,7 @@ async def converse(
             settings,
             key,
             view,
-            endpoint or Endpoint(),
+            endpoint,
             record_to=record,
             frames=frames,
             controls=controls.queue if controls else None,

@@ -37,6 +37,7 @@ from shelfsight.live.link import (
 from shelfsight.live.outbox import Audio, Outbox
 from shelfsight.live.setup import Endpoint, live_config, make_client
 from shelfsight.media.camera import open_camera
+from shelfsight.media.frames import EncodedFrame
 from shelfsight.media.sound_devices import AudioDeviceInfo, DeviceMic, DeviceSpeaker
 from shelfsight.media.wav import load_mic_pcm, write_wav
 from shelfsight.settings import DEFAULT_MODEL, Settings
@@ -193,9 +194,10 @@ class LinkRun:
 
     def __init__(self, server: StandIn, **link_args: Any) -> None:
         client = make_client(TEST_KEY, Endpoint(server.base_url, server.client_ssl_context()))
+        connect = client.aio.live.connect
         settings = Settings()
         self.link = LiveLink(
-            client=client,
+            connect=connect,
             model=settings.model,
             config_for=lambda handle: live_config(settings, "Answer briefly.", handle),
             **link_args,
@@ -216,6 +218,11 @@ class LinkRun:
             while not predicate():
                 self._changed.clear()
                 await self._changed.wait()
+
+
+def jpeg_frame(jpeg: bytes) -> EncodedFrame:
+    now = time.monotonic()
+    return EncodedFrame(jpeg=jpeg, width=4, height=3, t_capture=now, t_encoded=now, seq=0)
 
 
 @pytest.fixture
@@ -244,7 +251,7 @@ async def test_a_typed_question_goes_out_after_the_frame_it_is_about(
         run = LinkRun(server)
         for _ in range(5):
             run.link.send_audio(bytes(640))
-        run.link.send_frame(b"\xff\xd8 a shelf \xff\xd9")
+        run.link.send_frame(jpeg_frame(b"\xff\xd8 a shelf \xff\xd9"))
         run.link.send_text("where is the rice?")
         tasks += [asyncio.create_task(run.link.run()), asyncio.create_task(run.collect())]
         await run.until(lambda: run.of(TurnComplete))
@@ -280,7 +287,7 @@ async def test_a_go_away_that_cannot_wait_for_the_answer_cuts_it_and_asks_again(
     async with StandIn(_standin_config(hurry, answers=(long_answer,), speed=1.0)) as server:
         run = LinkRun(server)
         tasks += [asyncio.create_task(run.link.run()), asyncio.create_task(run.collect())]
-        run.link.send_frame(b"the only picture")
+        run.link.send_frame(jpeg_frame(b"the only picture"))
         run.link.send_text("where are the crackers?")
         await run.until(lambda: run.of(TurnComplete))
     first, second = server.connections

@@ -15,7 +15,8 @@ import pytest
 
 from shelfsight.media.pcm import rms_dbfs
 from shelfsight.media.wav import load_mic_pcm, write_wav
-from shelfsight.session.turns import BARGE_IN_S, SPEECH_DBFS, PushToTalk
+from shelfsight.session.speech import SPEECH_DBFS
+from shelfsight.session.turns import BARGE_IN_S, PushToTalk
 from shelfsight.standin import ScriptedAnswer, StandIn, StandInConfig, StandInThread
 from shelfsight.ui.controls import KeyParser, Quit, StopAnswer, TalkPressed, TypedQuestion, Typing
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env

@@ -1,7 +1,8 @@
 """What the Live server says, as the rest of the program sees it: small frozen dataclasses.
 
 `translate` turns one SDK message into events (pure: no connection state); `LiveLink` adds the
-ones about its connections (Connected, Reconnecting, AnswerCut) and re-exports them all.
+ones about its connections (Connected, Reconnecting, AnswerCut, FrameSent) and re-exports them
+all.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 from google.genai import types
+
+from shelfsight.media.frames import EncodedFrame
 
 SPEAKER_RATE_HZ = 24000
 MIC_CHUNK_S = 0.02
@@ -59,6 +62,15 @@ class AnswerCut:
 
 
 @dataclass(frozen=True)
+class FrameSent:
+    """A frame went out on the wire (a frame handed to the link may be replaced by a newer one
+    before it is sent: only these reached the model)."""
+
+    frame: EncodedFrame
+    t_sent: float
+
+
+@dataclass(frozen=True)
 class Connected:
     attempt: int  # tries this connection took (1: the first try)
     resumed: bool  # the setup presented our resumption handle and the server accepted it
@@ -85,6 +97,7 @@ ServerEvent = (
     | TurnComplete
     | GoAway
     | AnswerCut
+    | FrameSent
     | Connected
     | Reconnecting
 )

@@ -24,11 +24,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from google.genai import types
+from google.genai.live import AsyncSession
 
 from shelfsight.errors import UserError
 from shelfsight.live.errors import CONNECTION_ERRORS, backoff_s, classify, most_telling
@@ -39,6 +41,7 @@ from shelfsight.live.events import (
     AnswerCut,
     AnswerTranscript,
     Connected,
+    FrameSent,
     GoAway,
     Interrupted,
     Reconnecting,
@@ -47,8 +50,8 @@ from shelfsight.live.events import (
     UserTranscript,
     translate,
 )
-from shelfsight.live.outbox import Audio, Control, Item, Outbox
-from shelfsight.media.pcm import rms_dbfs
+from shelfsight.live.outbox import ActivityEnd, ActivityStart, Audio, Item, Outbox, Text
+from shelfsight.media.frames import EncodedFrame
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ __all__ = [  # the events are defined in live_events; callers import them from h
     "AnswerCut",
     "AnswerTranscript",
     "Connected",
+    "FrameSent",
     "GoAway",
     "Interrupted",
     "LiveLink",
@@ -69,7 +73,6 @@ __all__ = [  # the events are defined in live_events; callers import them from h
 ]
 
 MIC_MIME = "audio/pcm;rate=16000"
-SPEECH_DBFS = -42.0  # a mic chunk above this counts as the user speaking (a question pending)
 PENDING_INPUT_S = 4.0  # user input with no answer yet holds a goAway switch this long
 HANDLE_WAIT_S = 2.0  # after a turn, wait this long for its resumption handle before switching
 STABLE_S = 5.0  # a connection that lived less than this before failing continues the outage
@@ -80,10 +83,32 @@ CLOSE_TIMEOUT_S = 2.0
 ConfigFactory = Callable[[str | None], types.LiveConnectConfig]
 
 
+class Connect(Protocol):
+    """`client.aio.live.connect`, or anything shaped like it (tests, benchmarks)."""
+
+    def __call__(
+        self, *, model: str, config: types.LiveConnectConfig
+    ) -> AbstractAsyncContextManager[AsyncSession]: ...
+
+
+@dataclass(frozen=True)
+class LinkStats:
+    """What the link did in a session, for the summary and the recording's manifest."""
+
+    connections: int
+    audio_chunks_sent: int
+    audio_replayed_s: float  # re-sent after lost connections (the resumed session lacked it)
+    audio_dropped_s: float  # lost: an outage outlasted the audio buffer
+    frames_sent: int
+    frames_skipped: int  # replaced by a newer frame before the link could send them
+
+
 class _Connection:
     """One open SDK session (loop thread only)."""
 
-    def __init__(self, session: object, stack: contextlib.AsyncExitStack, resumed: bool) -> None:
+    def __init__(
+        self, session: AsyncSession, stack: contextlib.AsyncExitStack, resumed: bool
+    ) -> None:
         self.session = session
         self.resumed = resumed
         self.t_opened = time.monotonic()
@@ -121,7 +146,7 @@ class LiveLink:
     def __init__(
         self,
         *,
-        client: object,
+        connect: Connect,
         model: str,
         config_for: ConfigFactory,
         max_outage_s: float = 60.0,
@@ -130,15 +155,15 @@ class LiveLink:
         replay_s: float = 15.0,
         handover_margin_s: float = 1.5,
     ) -> None:
-        self._client = client
+        self._connect_to = connect
         self._model = model
         self._config_for = config_for
         self._max_outage_s = max_outage_s
         self._first_connect_timeout_s = first_connect_timeout_s
         self._handover_margin_s = handover_margin_s
         self._outbox = Outbox(max_audio_s=audio_buffer_s, replay_s=replay_s)
-        self._frame: bytes | None = None
-        self._last_frame: bytes | None = None  # re-sent on a new connection if none is newer
+        self._frame: EncodedFrame | None = None
+        self._last_frame: EncodedFrame | None = None  # re-sent on a new connection if none is newer
         self._wake = asyncio.Event()
         # Server events: unbounded by design, consumed at once by the conversation task; the
         # producer is the network, already paced by the server.
@@ -146,11 +171,14 @@ class LiveLink:
         self._handle: str | None = None
         self._context_lost = False
         # Turn state, for choosing when to switch connections (monotonic seconds).
+        # Whether an answer is arriving on the current connection: wire state, for AnswerCut
+        # and the goAway switch (the conversation keeps its own turn state from the events).
         self._answering = False
         self._activity_open = False
         self._t_input = 0.0  # last speech, typed text or activity end put in the outbox
         self._t_turn_end = 0.0  # last turn_complete or interrupted
         self._t_handle = 0.0  # last resumption handle
+        self.connections = 0
         self.audio_chunks_sent = 0
         self.audio_replayed_s = 0.0
         self.frames_sent = 0
@@ -158,31 +186,33 @@ class LiveLink:
 
     # -- input side ---------------------------------------------------------------------------
 
-    def send_audio(self, pcm: bytes) -> None:
-        if rms_dbfs(pcm) > SPEECH_DBFS:
+    def send_audio(self, pcm: bytes, *, speech: bool = False) -> None:
+        """16 kHz mono PCM16; `speech`: the caller's detector heard the user in this chunk
+        (a question is then pending, which holds off a goAway switch)."""
+        if speech:
             self._t_input = time.monotonic()
         self._outbox.put(Audio(pcm))
         self._wake.set()
 
-    def send_frame(self, jpeg: bytes) -> None:
+    def send_frame(self, frame: EncodedFrame) -> None:
+        """Latest-only: a frame still waiting is replaced (and counted as skipped)."""
         if self._frame is not None:
             self.frames_skipped += 1
-        self._frame = jpeg
+        self._frame = frame
         self._wake.set()
 
     def send_text(self, text: str) -> None:
-        self._control("text", text)
+        self._t_input = time.monotonic()
+        self._put(Text(text))
 
     def activity_start(self) -> None:
         self._activity_open = True
-        self._control("activity_start")
+        self._put(ActivityStart())
 
     def activity_end(self) -> None:
         self._activity_open = False
-        self._control("activity_end")
-
-    def audio_stream_end(self) -> None:
-        self._control("audio_stream_end")
+        self._t_input = time.monotonic()
+        self._put(ActivityEnd())
 
     @property
     def audio_backlog_s(self) -> float:
@@ -197,14 +227,22 @@ class LiveLink:
     def resumption_handle(self) -> str | None:
         return self._handle
 
+    def stats(self) -> LinkStats:
+        return LinkStats(
+            connections=self.connections,
+            audio_chunks_sent=self.audio_chunks_sent,
+            audio_replayed_s=round(self.audio_replayed_s, 2),
+            audio_dropped_s=round(self.audio_dropped_s, 2),
+            frames_sent=self.frames_sent,
+            frames_skipped=self.frames_skipped,
+        )
+
     async def events(self) -> AsyncIterator[ServerEvent]:
         while True:
             yield await self._events.get()
 
-    def _control(self, kind: str, text: str = "") -> None:
-        if kind in ("text", "activity_end"):
-            self._t_input = time.monotonic()
-        self._outbox.put(Control(kind, text))
+    def _put(self, item: Item) -> None:
+        self._outbox.put(item)
         self._wake.set()
 
     # -- connection lifecycle ------------------------------------------------------------------
@@ -262,10 +300,10 @@ class LiveLink:
     async def _open(self) -> _Connection:
         handle = self._handle
         stack = contextlib.AsyncExitStack()
-        connect = self._client.aio.live.connect  # type: ignore[attr-defined]
         session = await stack.enter_async_context(
-            connect(model=self._model, config=self._config_for(handle))
+            self._connect_to(model=self._model, config=self._config_for(handle))
         )
+        self.connections += 1
         return _Connection(session, stack, resumed=handle is not None)
 
     async def _serve(self, conn: _Connection) -> _Ending:
@@ -321,7 +359,7 @@ class LiveLink:
     # -- pumps ----------------------------------------------------------------------------------
 
     async def _send_loop(self, conn: _Connection) -> None:
-        send = conn.session.send_realtime_input  # type: ignore[attr-defined]
+        send = conn.session.send_realtime_input
         if self._frame is None:
             self._frame = self._last_frame  # the freshest picture goes out on every connection
         self._wake.set()  # whatever piled up while disconnected goes out now
@@ -330,7 +368,7 @@ class LiveLink:
             self._wake.clear()
             while not conn.retiring and (item := self._outbox.take()) is not None:
                 try:
-                    if isinstance(item, Control) and item.kind == "text":
+                    if isinstance(item, Text):
                         # A typed question is about what the camera sees now: the pending
                         # frame goes first, or the model answers from an older picture.
                         await self._send_frame(send)
@@ -345,19 +383,20 @@ class LiveLink:
                 return
             await self._send_frame(send)
 
-    async def _send_frame(self, send: Callable[..., Any]) -> None:
+    async def _send_frame(self, send: _Send) -> None:
         """Send the latest-only frame slot, if a frame is waiting in it."""
         if self._frame is None:
             return
-        jpeg, self._frame = self._frame, None
-        self._last_frame = jpeg
-        await send(video=types.Blob(data=jpeg, mime_type="image/jpeg"))
+        frame, self._frame = self._frame, None
+        self._last_frame = frame
+        await send(video=types.Blob(data=frame.jpeg, mime_type="image/jpeg"))
         self.frames_sent += 1
+        self._emit(FrameSent(frame, time.monotonic()))
 
     async def _receive_loop(self, conn: _Connection) -> None:
         try:
             while True:
-                async for msg in conn.session.receive():  # type: ignore[attr-defined]
+                async for msg in conn.session.receive():
                     self._on_message(msg, conn)
         except CONNECTION_ERRORS:
             if not conn.retiring:
@@ -383,14 +422,16 @@ class LiveLink:
         self._events.put_nowait(event)
 
 
-async def _send_item(send: Callable[..., object], item: Item) -> None:
-    if isinstance(item, Audio):
-        await send(audio=types.Blob(data=item.pcm, mime_type=MIC_MIME))  # type: ignore[misc]
-    elif item.kind == "text":
-        await send(text=item.text)  # type: ignore[misc]
-    elif item.kind == "activity_start":
-        await send(activity_start=types.ActivityStart())  # type: ignore[misc]
-    elif item.kind == "activity_end":
-        await send(activity_end=types.ActivityEnd())  # type: ignore[misc]
-    elif item.kind == "audio_stream_end":
-        await send(audio_stream_end=True)  # type: ignore[misc]
+_Send = Callable[..., Awaitable[None]]  # AsyncSession.send_realtime_input
+
+
+async def _send_item(send: _Send, item: Item) -> None:
+    match item:
+        case Audio(pcm=pcm):
+            await send(audio=types.Blob(data=pcm, mime_type=MIC_MIME))
+        case Text(text=text):
+            await send(text=text)
+        case ActivityStart():
+            await send(activity_start=types.ActivityStart())
+        case ActivityEnd():
+            await send(activity_end=types.ActivityEnd())

@@ -1,7 +1,7 @@
 """What the Live link sends, in order, and what it may have to send again.
 
-Mic audio and control items (typed text, activity start and end, audio stream end) leave in
-the order they were put in. An item leaves the queue only once its send has returned; it is
+Mic audio and control items (typed text, activity start and end) leave in the order they were
+put in. An item leaves the queue only once its send has returned; it is
 then kept in a replay list until the server's next resumption handle. A resumed session holds
 what the server had consumed when it issued its newest handle and nothing sent after it (the
 Gemini API does not say how much of that it consumed: `last_consumed_client_message_index` is
@@ -29,11 +29,23 @@ class Audio:
 
 
 @dataclass(frozen=True)
-class Control:
-    kind: str  # "text" | "activity_start" | "activity_end" | "audio_stream_end"
-    text: str = ""
+class Text:
+    """A typed question; the link sends the pending frame just before it."""
+
+    text: str
 
 
+@dataclass(frozen=True)
+class ActivityStart:
+    """Push-to-talk: the user started talking (automatic activity detection is off)."""
+
+
+@dataclass(frozen=True)
+class ActivityEnd:
+    """Push-to-talk: the user stopped talking."""
+
+
+Control = Text | ActivityStart | ActivityEnd
 Item = Audio | Control
 
 

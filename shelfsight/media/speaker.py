@@ -42,7 +42,6 @@ class SpeakerSink(Protocol):
     def close(self) -> None: ...
 
 
-
 class JitterBuffer:
     """Thread-safe FIFO of mono PCM16 between the loop thread (push) and an audio thread (pop).
 
@@ -111,7 +110,10 @@ class BufferedSink:
         self.underruns = 0
         self._buffer = JitterBuffer(rate_hz)
         self._closed = False
-        self._drain_event: asyncio.Event | None = None  # created and awaited on the loop thread
+        # A drained() waiter: created and awaited on the loop thread, released by the audio
+        # thread; the pair is read and written only under `_drain_lock`.
+        self._drain_lock = threading.Lock()
+        self._drain_event: asyncio.Event | None = None
         self._drain_loop: asyncio.AbstractEventLoop | None = None
 
     def play(self, pcm24k: bytes) -> None:
@@ -128,22 +130,25 @@ class BufferedSink:
 
     async def drained(self) -> None:
         """Returns once the buffer is empty (or the sink is closed); the audio thread wakes it."""
-        if self._closed or self._is_drained():
-            return
-        if self._drain_event is None:
-            self._drain_loop = asyncio.get_running_loop()
-            self._drain_event = asyncio.Event()
-        await self._drain_event.wait()
+        with self._drain_lock:
+            if self._closed or self._is_drained():
+                return
+            if self._drain_event is None:
+                self._drain_loop = asyncio.get_running_loop()
+                self._drain_event = asyncio.Event()
+            event = self._drain_event
+        await event.wait()
 
     def _is_drained(self) -> bool:
         return self._buffer.pending_bytes == 0
 
     def _wake_drained(self) -> None:
         """Audio thread, after every block: releases drained() waiters once the buffer is empty."""
-        event, loop = self._drain_event, self._drain_loop
-        if event is None or loop is None or not (self._closed or self._is_drained()):
-            return
-        self._drain_event = None
+        with self._drain_lock:
+            event, loop = self._drain_event, self._drain_loop
+            if event is None or loop is None or not (self._closed or self._is_drained()):
+                return
+            self._drain_event = self._drain_loop = None
         try:
             loop.call_soon_threadsafe(event.set)
         except RuntimeError:  # the loop has closed: nobody is waiting any more

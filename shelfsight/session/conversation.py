@@ -3,14 +3,16 @@
 The tasks are fixed and few, all in one TaskGroup so that Ctrl-C, `q`, a fatal error or the
 end of the input stops them together:
 
-    mic ──(echo canceller)──(push-to-talk gate)──▶ link.send_audio
-    frames ─────────────────────────────────────▶ link.send_frame
-    keys / typed lines ─────────────────────────▶ link.activity_* / link.send_text
+    mic ──(echo canceller)──(speech detector)──(push-to-talk gate)──▶ link.send_audio
+    frames ─────────────────────────────────────────────────────────▶ link.send_frame
+    keys / typed lines ─────────────────────────────────────────────▶ link.activity_* / send_text
     link.events ─▶ speaker / view / recorder / turn state
     link.run (connect, reconnect)
 
 It owns no devices: the caller opens and closes them, so tests and replays pass WAV files and
-video files through exactly the code a live run uses.
+video files through exactly the code a live run uses. Turn state has one owner (`TurnTracker`);
+policies live in small modules: `speech` (is the user talking), `frame_rate`, `status` (what
+the user is told), `event_log` (what is recorded).
 """
 
 from __future__ import annotations
@@ -21,29 +23,34 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from shelfsight.live.link import (
+from shelfsight.live.events import (
     MIC_CHUNK_S,
     AnswerAudio,
     AnswerCut,
     AnswerTranscript,
     Connected,
-    GoAway,
+    FrameSent,
     Interrupted,
-    LiveLink,
     Reconnecting,
     ServerEvent,
     TurnComplete,
     UserTranscript,
 )
+from shelfsight.live.link import LinkStats
 from shelfsight.media.camera import CameraStatus
 from shelfsight.media.frames import EncodedFrame
 from shelfsight.media.mic import MicSource
 from shelfsight.media.pcm import rms_dbfs
 from shelfsight.media.speaker import SpeakerSink
+from shelfsight.session.event_log import record_event
+from shelfsight.session.frame_rate import FrameRatePolicy, RateControl
 from shelfsight.session.recording import NullRecorder, Recorder
+from shelfsight.session.speech import LevelDetector, SpeechDetector
+from shelfsight.session.status import State, camera_notice, link_notice
 from shelfsight.session.turns import BARGE_IN_S, PushToTalk, TurnTracker
 from shelfsight.ui.controls import (
     Control,
+    EndOfInput,
     Quit,
     StopAnswer,
     TalkPressed,
@@ -53,7 +60,19 @@ from shelfsight.ui.controls import (
 )
 
 SILENCE_CHUNK = bytes(int(16000 * MIC_CHUNK_S) * 2)
-IDLE_AFTER_S = 3.0  # frames slow down this long after the last speech
+
+
+class Link(Protocol):
+    """What the conversation needs of `shelfsight.live.link.LiveLink` (loop thread only)."""
+
+    def send_audio(self, pcm: bytes, *, speech: bool = False) -> None: ...
+    def send_frame(self, frame: EncodedFrame) -> None: ...
+    def send_text(self, text: str) -> None: ...
+    def activity_start(self) -> None: ...
+    def activity_end(self) -> None: ...
+    def events(self) -> AsyncIterator[ServerEvent]: ...
+    async def run(self) -> None: ...
+    def stats(self) -> LinkStats: ...
 
 
 class FrameFeed(Protocol):
@@ -71,9 +90,9 @@ class EchoFilter(Protocol):
 class View(Protocol):
     """What the conversation tells the terminal; see shelfsight.ui.view."""
 
-    def state(self, state: str) -> None: ...
-    def mic_level(self, dbfs: float) -> None: ...
-    def frame_sent(self, width: int, height: int, nbytes: int) -> None: ...
+    def state(self, state: State) -> None: ...
+    def mic_level(self, dbfs: float, speaking: bool) -> None: ...
+    def frame_sent(self, nbytes: int) -> None: ...
     def user_said(self, text: str) -> None: ...
     def user_typed(self, text: str) -> None: ...
     def typing(self, text: str | None) -> None: ...
@@ -87,8 +106,7 @@ class Options:
     push_to_talk: bool = False
     answer_wait_s: float = 20.0
     ask: str | None = None  # one typed question, then exit once it is answered (`ask`)
-    fps: float = 1.0
-    idle_fps: float | None = None  # frame rate while nobody talks (None: always `fps`)
+    frame_rate: FrameRatePolicy = FrameRatePolicy()
     barge_in_s: float = BARGE_IN_S  # speech over a queued answer that stops it; 0: never
 
 
@@ -98,7 +116,7 @@ class Conversation:
     def __init__(
         self,
         *,
-        link: LiveLink,
+        link: Link,
         mic: MicSource | None,
         speaker: SpeakerSink,
         frames: FrameFeed | None,
@@ -108,11 +126,14 @@ class Conversation:
         recorder: Recorder | NullRecorder | None = None,
         echo: EchoFilter | None = None,
         camera: CameraWatch | None = None,
+        frame_rate: RateControl | None = None,
+        speech: SpeechDetector | None = None,
     ) -> None:
         self._link, self._mic, self._speaker, self._frames = link, mic, speaker, frames
         self._view, self._options, self._controls, self._echo = view, options, controls, echo
         self._recorder = recorder or NullRecorder()
-        self._camera = camera
+        self._camera, self._frame_rate = camera, frame_rate
+        self._speech = speech or LevelDetector()
         self._turn = TurnTracker()
         self._ptt = PushToTalk() if options.push_to_talk else None
         self._connected = asyncio.Event()
@@ -134,7 +155,7 @@ class Conversation:
                 tasks.append(tg.create_task(self._ask(self._options.ask)))
             if self._camera is not None:
                 tasks.append(tg.create_task(self._watch_camera(self._camera)))
-            self._view.state("connecting")
+            self._view.state(State.CONNECTING)
             await self._done.wait()
             for task in tasks:
                 task.cancel()
@@ -149,28 +170,39 @@ class Conversation:
             self._on_mic(pcm, chunk.t_capture)
         self._recorder.event("mic_end")
         if self._options.ask is None:
-            self._view.notice("microphone input ended; waiting for the answer to finish")
-            await self._wait_for_answer(keep_mic_alive=True)
-            self._done.set()
+            await self._finish(keep_mic_alive=True, why="microphone input ended")
+
+    async def _finish(self, *, keep_mic_alive: bool, why: str) -> None:
+        """The input has ended: once connected, wait for the pending answer, then stop."""
+        while not self._connected.is_set():  # the link gives up on its own if it never comes
+            if keep_mic_alive:
+                self._on_mic(SILENCE_CHUNK, time.monotonic())
+            await asyncio.sleep(MIC_CHUNK_S)
+        if self._turn.answering or self._turn.speech_since_answer:
+            self._view.notice(f"{why}; waiting for the answer to finish")
+        await self._wait_for_answer(keep_mic_alive=keep_mic_alive)
+        self._done.set()
 
     def _on_mic(self, pcm: bytes, t_capture: float) -> None:
         level = rms_dbfs(pcm)
-        self._view.mic_level(level)
+        speaking = self._speech.is_speech(pcm, level)
+        self._view.mic_level(level, speaking)
         send, end_turn = (True, False) if self._ptt is None else self._ptt.mic(pcm, t_capture)
         if send:
-            if self._turn.on_mic(level, t_capture):
+            self._turn.on_mic(speaking, t_capture)
+            if speaking:
                 self._update_frame_rate()
-                barge_in_s = self._options.barge_in_s
-                if self._ptt is None and barge_in_s and self._turn.speech_run_s >= barge_in_s:
+                if self._ptt is None and self._turn.barge_in_due(self._options.barge_in_s):
                     # The server interrupts an answer it is still generating; one already
                     # generated and queued here is ours to stop.
                     self._stop_answer("you spoke")
-            self._send_audio(pcm)
+            self._send_audio(pcm, speaking)
         if end_turn:
-            self._activity("activity_end")
+            self._link.activity_end()
+            self._recorder.event("activity_end")
 
-    def _send_audio(self, pcm: bytes) -> None:
-        self._link.send_audio(pcm)
+    def _send_audio(self, pcm: bytes, speaking: bool) -> None:
+        self._link.send_audio(pcm, speech=speaking)
         self._recorder.mic(pcm)
 
     async def _wait_for_answer(self, *, keep_mic_alive: bool) -> None:
@@ -206,40 +238,24 @@ class Conversation:
 
     async def _pump_frames(self, feed: FrameFeed) -> None:
         async for frame in feed.frames():
-            self._link.send_frame(frame.jpeg)
-            age_ms = round((time.monotonic() - frame.t_capture) * 1000, 1)
-            self._recorder.frame(frame.jpeg, width=frame.width, height=frame.height, age_ms=age_ms)
-            self._view.frame_sent(frame.width, frame.height, len(frame.jpeg))
-            self._first_frame_out.set()
-            self._update_frame_rate()
+            self._link.send_frame(frame)
 
     async def _watch_camera(self, camera: CameraWatch) -> None:
         """A dropped stream does not end the session: say so, and say when it is back."""
         async for status in camera.status_changes():
             self._recorder.event("camera", stalled=status.stalled, outage_s=status.outage_s)
-            if status.stalled:
-                self._view.notice(
-                    "camera stopped sending pictures; reconnecting to it (answers go on)"
-                )
-            else:
-                self._view.notice(f"camera back after {status.outage_s:.0f} s")
+            self._view.notice(camera_notice(status))
 
     def _update_frame_rate(self) -> None:
-        """Full frame rate while someone talks or an answer plays, `idle_fps` otherwise.
-
-        Called on every change of who talks; the sampler wakes at once when its interval
-        shrinks, so the first words of a question already go out with a fresh frame.
-        """
-        idle_fps = self._options.idle_fps
-        if idle_fps is None or not hasattr(self._frames, "interval_s"):
+        """Called on every change of who talks (see `shelfsight.session.frame_rate`)."""
+        if self._frame_rate is None:
             return
         busy = self._turn.answering or (self._ptt is not None and self._ptt.talking)
-        recent = self._turn.t_last_speech is not None and (
-            time.monotonic() - self._turn.t_last_speech < IDLE_AFTER_S
+        interval_s = self._options.frame_rate.interval_s(
+            busy=busy, t_last_speech=self._turn.t_last_speech, now=time.monotonic()
         )
-        interval_s = 1.0 / (self._options.fps if busy or recent else idle_fps)
-        if self._frames.interval_s != interval_s:  # type: ignore[union-attr]
-            self._frames.interval_s = interval_s  # type: ignore[union-attr]
+        if self._frame_rate.interval_s != interval_s:
+            self._frame_rate.interval_s = interval_s
 
     async def _pump_controls(self, controls: asyncio.Queue[Control]) -> None:
         while True:
@@ -250,7 +266,7 @@ class Conversation:
                     if self._ptt.release(t):
                         self._turn.on_question_sent(t + self._ptt.tail_s)
                         self._recorder.event("key", key="talk", action="release")
-                        self._view.state("thinking")
+                        self._view.state(State.THINKING)
                 case TypedQuestion(text=text):
                     self._typed(text)
                 case Typing(text=text):
@@ -260,6 +276,9 @@ class Conversation:
                 case Quit():
                     self._recorder.event("key", key="quit")
                     self._done.set()
+                case EndOfInput() if self._mic is None and self._options.ask is None:
+                    # Questions came from a pipe and it ended: answer the last one, then stop.
+                    await self._finish(keep_mic_alive=False, why="input ended")
                 case _:
                     pass
 
@@ -269,14 +288,15 @@ class Conversation:
         self._recorder.event("key", key="talk", action=action)
         if action == "start":
             self._stop_answer("talk key")
-            self._activity("activity_start")
+            self._link.activity_start()
+            self._recorder.event("activity_start")
             for pcm in preroll:
-                self._send_audio(pcm)
-            self._view.state("user talking")
+                self._send_audio(pcm, False)
+            self._view.state(State.USER_TALKING)
             self._update_frame_rate()
         else:
             self._turn.on_question_sent(t + self._ptt.tail_s)
-            self._view.state("thinking")
+            self._view.state(State.THINKING)
 
     def _typed(self, text: str) -> None:
         self._stop_answer("new question")
@@ -284,11 +304,7 @@ class Conversation:
         self._turn.on_question_sent(time.monotonic())
         self._recorder.event("typed_text", text=text)
         self._view.user_typed(text)
-        self._view.state("thinking")
-
-    def _activity(self, kind: str) -> None:
-        getattr(self._link, kind)()
-        self._recorder.event(kind)
+        self._view.state(State.THINKING)
 
     def _stop_answer(self, why: str) -> None:
         """Barge-in from this side: silence what is queued and drop the rest of this answer."""
@@ -304,14 +320,18 @@ class Conversation:
 
     async def _pump_events(self) -> None:
         async for event in self._link.events():
-            self._record(event)
+            record_event(self._recorder, event)
             self._on_event(event)
+            if notice := link_notice(event, first_connection=not self._connected.is_set()):
+                self._view.notice(notice)
+            if isinstance(event, Connected):
+                self._connected.set()
 
     def _on_event(self, event: ServerEvent) -> None:
         match event:
             case AnswerAudio(pcm=pcm, t_received=t):
                 if self._turn.on_answer_audio(t):
-                    self._view.state("answering")
+                    self._view.state(State.ANSWERING)
                     self._update_frame_rate()
                 if not self._turn.muted:
                     self._speaker.play(pcm)
@@ -322,59 +342,31 @@ class Conversation:
                 if self._turn.answering:
                     self._recorder.event("turn_latency", latency_s=self._turn.latency_s)
                     self._end_turn(interrupted=False)
-                self._view.state("listening")
+                self._view.state(State.LISTENING)
             case UserTranscript(text=text):
                 self._view.user_said(text)
                 if not self._turn.answering:
-                    self._view.state("thinking")
+                    self._view.state(State.THINKING)
             case AnswerTranscript(text=text):
                 self._view.answer_said(text)
             case AnswerCut():
                 # The answer comes again whole on the next connection: drop the partial one.
                 self._speaker.clear()
                 self._end_turn(interrupted=True)
-                self._view.notice("answer cut off by the connection; asking again")
-                self._view.state("reconnecting")
-            case GoAway():
-                pass  # recorded; the link switches connections at a quiet moment by itself
-            case Connected(planned=planned, outage_s=outage, context_lost=lost):
-                first = not self._connected.is_set()
-                self._connected.set()
-                if lost:
-                    self._view.notice(
-                        "the server could not resume the conversation; continuing in a fresh "
-                        "one (earlier questions are forgotten)"
-                    )
-                if not first and (not planned or outage > 1.0):
-                    self._view.notice(f"reconnected after {outage:.1f} s")
-                self._view.state("listening")
-            case Reconnecting(planned=True):
-                self._view.state("reconnecting")
-            case Reconnecting(reason=reason, attempt=attempt, delay_s=delay, outage_s=outage):
-                if attempt >= 3:
-                    self._view.notice(
-                        f"still no connection after {outage:.0f} s ({reason}); giving up in "
-                        f"{event.gives_up_in_s:.0f} s"
-                    )
-                else:
-                    self._view.notice(f"{reason}; retrying in {delay:.1f} s")
-                self._view.state("reconnecting" if self._connected.is_set() else "connecting")
+                self._view.state(State.RECONNECTING)
+            case FrameSent(frame=frame):
+                self._view.frame_sent(len(frame.jpeg))
+                self._first_frame_out.set()
+                self._update_frame_rate()
+            case Connected():
+                self._view.state(State.LISTENING)
+            case Reconnecting():
+                connected_before = self._connected.is_set()
+                self._view.state(State.RECONNECTING if connected_before else State.CONNECTING)
 
     def _end_turn(self, *, interrupted: bool) -> None:
         was_answering = self._turn.answering
         self._turn.on_turn_end(interrupted=interrupted)
         if was_answering:
             self._view.turn_done(self._turn.latency_s, interrupted=interrupted)
-        self._view.state("listening")
-
-    def _record(self, event: ServerEvent) -> None:
-        """Every server event goes into the recording; answer audio into its own WAV."""
-        if isinstance(event, AnswerAudio):
-            self._recorder.answer_audio(event.pcm)
-            return
-        fields = {k: v for k, v in vars(event).items() if k != "t_received" and v is not None}
-        self._recorder.event(_snake(type(event).__name__), **fields)
-
-
-def _snake(name: str) -> str:
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+        self._view.state(State.LISTENING)

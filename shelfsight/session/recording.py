@@ -18,6 +18,7 @@ complete, readable record up to that moment.
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import queue
 import threading
@@ -31,6 +32,8 @@ from typing import Any
 
 from shelfsight import __version__
 from shelfsight.errors import UserError
+
+log = logging.getLogger(__name__)
 
 MIC_RATE_HZ = 16000
 ANSWER_RATE_HZ = 24000
@@ -129,13 +132,21 @@ class Recorder:
         self._jobs.put(self._write_manifest)
         self._jobs.put(None)
         self._thread.join(timeout=5)
-        for wav in (self._mic, self._answer):
-            wav.close()
-        self._events.close()
+        if self._thread.is_alive():
+            log.warning(
+                "recording into %s is still being written; it finishes on its own", self.folder
+            )
 
     def _write_loop(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            job()
+        """Writer thread: runs every job in order, then closes the files itself, so nothing
+        is closed under a write that is still going (a slow disk outlasting close())."""
+        try:
+            while (job := self._jobs.get()) is not None:
+                job()
+        finally:
+            for wav in (self._mic, self._answer):
+                wav.close()
+            self._events.close()
 
     def _write_line(self, line: str) -> None:
         self._events.write(line + "\n")

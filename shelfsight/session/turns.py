@@ -9,14 +9,13 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass, field
 
-SPEECH_DBFS = -42.0  # local level above which a mic chunk counts as speech
 BARGE_IN_S = 0.1  # this much speech over a playing answer stops it (hands-free)
 HOLD_S = 0.4  # a talk key held at least this long ends the turn on release (hold-to-talk)
 
 
 @dataclass
 class TurnTracker:
-    """Derives the conversation state from mic levels and server events."""
+    """The one owner of turn state, driven by speech decisions, keys and server events."""
 
     answering: bool = False
     muted: bool = False  # the user stopped this answer: drop the rest of it
@@ -26,13 +25,15 @@ class TurnTracker:
     latency_s: float | None = None
     speech_run_s: float = 0.0  # how long the user has been speaking without a pause
 
-    def on_mic(self, dbfs: float, t: float, chunk_s: float = 0.02) -> bool:
-        speaking = dbfs > SPEECH_DBFS
+    def on_mic(self, speaking: bool, t: float, chunk_s: float = 0.02) -> None:
         self.speech_run_s = self.speech_run_s + chunk_s if speaking else 0.0
         if speaking:
             self.t_last_speech = t
             self.speech_since_answer = True
-        return speaking
+
+    def barge_in_due(self, hold_s: float) -> bool:
+        """The user has talked for `hold_s` without a pause: stop what is playing (0: never)."""
+        return hold_s > 0 and self.speech_run_s >= hold_s
 
     def on_question_sent(self, t: float) -> None:
         """A typed question or a released talk key: the turn's latency counts from here."""

@@ -51,13 +51,18 @@ class Quit:
 
 
 @dataclass(frozen=True)
+class EndOfInput:
+    """Standard input (a pipe of questions) has ended."""
+
+
+@dataclass(frozen=True)
 class Typing:
     """The question being typed so far, for the view to echo; None when the prompt closes."""
 
     text: str | None
 
 
-Control = TalkPressed | TalkReleased | TypedQuestion | StopAnswer | Quit | Typing
+Control = TalkPressed | TalkReleased | TypedQuestion | StopAnswer | Quit | Typing | EndOfInput
 CONTROL_QUEUE_SIZE = 256
 ESC, ENTER, BACKSPACES, CTRL_D = "\x1b", ("\r", "\n"), ("\x7f", "\x08"), "\x04"
 
@@ -74,7 +79,9 @@ class ControlQueue:
             self.queue.put_nowait(event)
 
     def put_threadsafe(self, event: Control) -> None:
-        self._loop.call_soon_threadsafe(self.put, event)
+        """From any thread; a no-op once the loop has closed (the session is over)."""
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self.put, event)
 
 
 class KeyParser:
@@ -172,6 +179,7 @@ class LineReader:
             for line in self._stream:
                 if line.strip():
                     self._controls.put_threadsafe(TypedQuestion(line.strip()))
+        self._controls.put_threadsafe(EndOfInput())
 
     def close(self) -> None:
         pass  # a daemon thread blocked on a pipe ends with the process

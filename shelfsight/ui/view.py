@@ -16,13 +16,15 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from shelfsight.session.status import State
+
 STATE_LABELS = {
-    "connecting": "connecting…",
-    "listening": "listening",
-    "user talking": "you're talking",
-    "thinking": "thinking…",
-    "answering": "answering",
-    "reconnecting": "reconnecting…",
+    State.CONNECTING: "connecting…",
+    State.LISTENING: "listening",
+    State.USER_TALKING: "you're talking",
+    State.THINKING: "thinking…",
+    State.ANSWERING: "answering",
+    State.RECONNECTING: "reconnecting…",
 }
 
 
@@ -33,10 +35,11 @@ class PlainView:
         self._out = out or sys.stdout
         self._user: list[str] = []
         self._answer: list[str] = []
-        self._state = ""
+        self._state: State | None = None
         self.frames_sent = 0
         self.frame_bytes = 0
         self.level_dbfs = -120.0
+        self.speaking = False
         self.last_latency_s: float | None = None
         self.typed_so_far: str | None = None
         self.key_hints = ""
@@ -47,19 +50,20 @@ class PlainView:
     def stop(self) -> None:
         self._flush_transcripts()
 
-    def state(self, state: str) -> None:
+    def state(self, state: State) -> None:
         if state != self._state:
             self._state = state
             self._on_state(state)
 
-    def _on_state(self, state: str) -> None:
-        if state in ("connecting", "reconnecting", "listening") and self.frames_sent == 0:
-            self._line(f"[{STATE_LABELS.get(state, state)}]")
+    def _on_state(self, state: State) -> None:
+        quiet = (State.CONNECTING, State.RECONNECTING, State.LISTENING)
+        if state in quiet and self.frames_sent == 0:
+            self._line(f"[{STATE_LABELS[state]}]")
 
-    def mic_level(self, dbfs: float) -> None:
-        self.level_dbfs = dbfs
+    def mic_level(self, dbfs: float, speaking: bool) -> None:
+        self.level_dbfs, self.speaking = dbfs, speaking
 
-    def frame_sent(self, width: int, height: int, nbytes: int) -> None:
+    def frame_sent(self, nbytes: int) -> None:
         self.frames_sent += 1
         self.frame_bytes += nbytes
 
@@ -123,15 +127,15 @@ class LiveView(PlainView):
         super().stop()
         self._live.stop()
 
-    def _on_state(self, state: str) -> None:
+    def _on_state(self, state: State) -> None:
         self._redraw(force=True)
 
-    def mic_level(self, dbfs: float) -> None:
-        super().mic_level(dbfs)
+    def mic_level(self, dbfs: float, speaking: bool) -> None:
+        super().mic_level(dbfs, speaking)
         self._redraw()
 
-    def frame_sent(self, width: int, height: int, nbytes: int) -> None:
-        super().frame_sent(width, height, nbytes)
+    def frame_sent(self, nbytes: int) -> None:
+        super().frame_sent(nbytes)
         self._redraw(force=True)
 
     def _line(self, text: str) -> None:
@@ -151,11 +155,11 @@ class LiveView(PlainView):
         filled = int(max(0.0, min(1.0, (self.level_dbfs + 60) / 60)) * 20)
         meter = "█" * filled + "·" * (20 - filled)
         latency = f"  last answer {self.last_latency_s:.2f} s" if self.last_latency_s else ""
-        label = STATE_LABELS.get(self._state, self._state)
+        label = STATE_LABELS[self._state] if self._state else ""
         status = Text.assemble(
             (f" {label:<15}", "bold cyan"),
             ("mic ", "dim"),
-            (meter, "green" if self.level_dbfs > -42 else "dim"),
+            (meter, "green" if self.speaking else "dim"),
             f"  frames {self.frames_sent}{latency}",
         )
         if self.typed_so_far is not None:

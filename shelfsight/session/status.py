@@ -1,0 +1,58 @@
+"""What the user is told about the session besides the answers: its state and its notices.
+
+`State` is the vocabulary the view shows; the notice functions are pure (event in, sentence or
+None out), so the wording is tested directly and every way of telling the user (screen today,
+sound and speech later) says the same thing.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from shelfsight.live.events import AnswerCut, Connected, Reconnecting, ServerEvent
+from shelfsight.media.camera import CameraStatus
+
+
+class State(StrEnum):
+    CONNECTING = "connecting"
+    LISTENING = "listening"
+    USER_TALKING = "user talking"
+    THINKING = "thinking"
+    ANSWERING = "answering"
+    RECONNECTING = "reconnecting"
+
+
+def link_notice(event: ServerEvent, *, first_connection: bool) -> str | None:
+    """The sentence a connection event deserves, if any.
+
+    A planned switch (goAway) that took under a second is not worth a word; a failed one is.
+    """
+    match event:
+        case Connected(planned=planned, outage_s=outage, context_lost=lost):
+            parts = []
+            if lost:
+                parts.append(
+                    "the server could not resume the conversation; continuing in a fresh one "
+                    "(earlier questions are forgotten)"
+                )
+            if not first_connection and (not planned or outage > 1.0):
+                parts.append(f"reconnected after {outage:.1f} s")
+            return "; ".join(parts) or None
+        case Reconnecting(planned=True):
+            return None
+        case Reconnecting(reason=reason, attempt=attempt, delay_s=delay, outage_s=outage):
+            if attempt >= 3:
+                return (
+                    f"still no connection after {outage:.0f} s ({reason}); giving up in "
+                    f"{event.gives_up_in_s:.0f} s"
+                )
+            return f"{reason}; retrying in {delay:.1f} s"
+        case AnswerCut():
+            return "answer cut off by the connection; asking again"
+    return None
+
+
+def camera_notice(status: CameraStatus) -> str:
+    if status.stalled:
+        return "camera stopped sending pictures; reconnecting to it (answers go on)"
+    return f"camera back after {status.outage_s:.0f} s"

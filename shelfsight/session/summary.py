@@ -1,0 +1,47 @@
+"""The end-of-session summary: what went out, what was lost, what the listener may have heard.
+
+The same figures go into the recording's manifest and, as one line, onto the screen, so a
+problem in a store (a lossy link, a starved speaker) is visible afterwards, not only in a log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from shelfsight.live.link import LinkStats
+from shelfsight.media.echo import EchoStats
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    link: LinkStats
+    speaker_underruns: int  # gaps a listener heard mid-answer
+    mic_dropped_chunks: int  # 20 ms chunks the device delivered faster than the loop read
+    echo: EchoStats | None
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            **asdict(self.link),
+            "speaker_underruns": self.speaker_underruns,
+            "mic_dropped_chunks": self.mic_dropped_chunks,
+        }
+        if self.echo is not None:
+            out["echo"] = asdict(self.echo)
+        return out
+
+    def line(self) -> str:
+        link = self.link
+        parts = [
+            f"{link.connections} connection{'s' if link.connections != 1 else ''}",
+            f"{link.frames_sent} frames sent ({link.frames_skipped} replaced by newer ones)",
+            f"{link.audio_chunks_sent * 0.02:.0f} s of mic audio sent",
+        ]
+        if link.audio_replayed_s:
+            parts.append(f"{link.audio_replayed_s:.1f} s re-sent after a dropped connection")
+        if link.audio_dropped_s:
+            parts.append(f"{link.audio_dropped_s:.1f} s of what you said was lost")
+        if self.speaker_underruns:
+            parts.append(f"{self.speaker_underruns} gaps in answer playback")
+        if self.mic_dropped_chunks:
+            parts.append(f"{self.mic_dropped_chunks * 20} ms of microphone audio dropped")
+        return "session: " + ", ".join(parts)
