@@ -116,10 +116,12 @@ def test_push_to_talk_in_a_terminal_sends_activity_signals_on_time(
     assert "shelfsight: " in term.screen.decode(errors="replace")
 
 
+@pytest.mark.parametrize("with_mic", [True, False], ids=["quiet-mic", "mic-none"])
 def test_a_typed_line_on_standard_input_is_asked_and_answered(
-    standin: StandInThread, tmp_path: Path
+    standin: StandInThread, tmp_path: Path, with_mic: bool
 ) -> None:
-    mic = write_wav(tmp_path / "quiet.wav", bytes(16000 * 2 * 2))
+    """With --mic none the run ends once the piped questions are answered."""
+    mic = write_wav(tmp_path / "quiet.wav", bytes(16000 * 2 * 2)) if with_mic else "none"
     proc = subprocess.run(
         [
             sys.executable,
@@ -138,6 +140,7 @@ def test_a_typed_line_on_standard_input_is_asked_and_answered(
         text=True,
         timeout=60,
         env={**os.environ, **standin_env(standin)},
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     assert standin.server.connections[-1].texts() == ["where is the oat milk?"]

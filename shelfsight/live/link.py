@@ -241,6 +241,13 @@ class LiveLink:
         while True:
             yield await self._events.get()
 
+    def drain_events(self) -> list[ServerEvent]:
+        """The events not yet taken from `events()`: at the end, so the recording is whole."""
+        out = []
+        while not self._events.empty():
+            out.append(self._events.get_nowait())
+        return out
+
     def _put(self, item: Item) -> None:
         self._outbox.put(item)
         self._wake.set()

@@ -1,0 +1,314 @@
+"""The conversation's small parts, driven directly: no network, no devices, no clock waits.
+
+`Conversation` runs here against a scripted link (our own `Link` contract, not the SDK: the
+end-to-end tests run the real SDK against the stand-in) and in-memory mic and speaker, so
+barge-in, push-to-talk and the `ask` lifecycle are checked in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from shelfsight.live.events import (
+    AnswerAudio,
+    AnswerCut,
+    Connected,
+    FrameSent,
+    Reconnecting,
+    ServerEvent,
+    TurnComplete,
+)
+from shelfsight.live.link import LinkStats
+from shelfsight.media.camera import CameraStatus
+from shelfsight.media.frames import EncodedFrame
+from shelfsight.media.mic import MicChunk
+from shelfsight.session.conversation import Conversation, Options
+from shelfsight.session.frame_rate import FrameRatePolicy
+from shelfsight.session.status import State, camera_notice, link_notice
+from shelfsight.session.summary import SessionSummary
+from shelfsight.session.turns import TurnTracker
+from shelfsight.ui.controls import Control, TalkPressed
+
+pytestmark = pytest.mark.anyio
+
+LOUD = (np.sin(np.arange(320) / 3) * 8000).astype("<i2").tobytes()  # 20 ms, about -15 dBFS
+QUIET = bytes(640)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+# ---- pure parts ------------------------------------------------------------------------------
+
+
+def test_reconnect_notices_say_what_happened_and_when_it_gives_up() -> None:
+    failed = Reconnecting("connection lost", attempt=1, delay_s=0.5, outage_s=0.1)
+    assert link_notice(failed, first_connection=False) == "connection lost; retrying in 0.5 s"
+    long = Reconnecting("no network", attempt=3, delay_s=2, outage_s=12, gives_up_in_s=48)
+    assert link_notice(long, first_connection=False) == (
+        "still no connection after 12 s (no network); giving up in 48 s"
+    )
+    assert link_notice(Reconnecting("goAway", 1, 0.0, planned=True), first_connection=False) is None
+    quick_switch = Connected(attempt=1, resumed=True, outage_s=0.05, planned=True)
+    assert link_notice(quick_switch, first_connection=False) is None
+    back = Connected(attempt=2, resumed=True, outage_s=3.2)
+    assert link_notice(back, first_connection=False) == "reconnected after 3.2 s"
+    assert link_notice(Connected(1, False, 0.0), first_connection=True) is None
+    assert "asking again" in (link_notice(AnswerCut(0.0), first_connection=False) or "")
+
+
+def test_camera_notices_promise_answers_go_on() -> None:
+    assert "answers go on" in camera_notice(CameraStatus("cam", stalled=True))
+    assert (
+        camera_notice(CameraStatus("cam", stalled=False, outage_s=4.4)) == "camera back after 4 s"
+    )
+
+
+def test_frames_slow_down_only_when_nobody_talks() -> None:
+    policy = FrameRatePolicy(fps=1.0, idle_fps=0.2, idle_after_s=3.0)
+    assert policy.interval_s(busy=True, t_last_speech=None, now=100.0) == 1.0
+    assert policy.interval_s(busy=False, t_last_speech=98.0, now=100.0) == 1.0
+    assert policy.interval_s(busy=False, t_last_speech=90.0, now=100.0) == 5.0
+    assert FrameRatePolicy(fps=2.0).interval_s(busy=False, t_last_speech=None, now=0) == 0.5
+
+
+def test_barge_in_needs_unbroken_speech_for_the_hold_time() -> None:
+    turn = TurnTracker()
+    for _ in range(4):
+        turn.on_mic(True, 0.0)
+    assert not turn.barge_in_due(0.1)
+    turn.on_mic(False, 0.0)
+    for _ in range(5):
+        turn.on_mic(True, 0.0)
+    assert turn.barge_in_due(0.1)
+    assert not turn.barge_in_due(0.0)  # 0 turns it off
+
+
+def test_summary_names_losses_only_when_there_are_some() -> None:
+    stats = LinkStats(2, 500, 0.0, 0.0, frames_sent=9, frames_skipped=1)
+    clean = SessionSummary(stats, speaker_underruns=0, mic_dropped_chunks=0, echo=None).line()
+    assert clean == (
+        "session: 2 connections, 9 frames sent (1 replaced by newer ones), 10 s of mic audio sent"
+    )
+    lossy = SessionSummary(
+        LinkStats(3, 500, 1.5, 2.25, 9, 1), speaker_underruns=2, mic_dropped_chunks=3, echo=None
+    )
+    assert lossy.line().endswith(
+        "1.5 s re-sent after a dropped connection, 2.2 s of what you said was lost, "
+        "2 gaps in answer playback, 60 ms of microphone audio dropped"
+    )
+    assert lossy.as_dict()["audio_dropped_s"] == 2.25
+
+
+# ---- the conversation against a scripted link ------------------------------------------------
+
+
+@dataclass
+class ScriptedLink:
+    """Records what the conversation sends; the test pushes server events."""
+
+    sent: list[tuple[str, object]] = field(default_factory=list)
+    queue: asyncio.Queue[ServerEvent] = field(default_factory=asyncio.Queue)
+
+    def send_audio(self, pcm: bytes, *, speech: bool = False) -> None:
+        self.sent.append(("audio", speech))
+
+    def send_frame(self, frame: EncodedFrame) -> None:
+        self.sent.append(("frame", frame.seq))
+        self.queue.put_nowait(FrameSent(frame, 0.0))
+
+    def send_text(self, text: str) -> None:
+        self.sent.append(("text", text))
+
+    def activity_start(self) -> None:
+        self.sent.append(("activity_start", None))
+
+    def activity_end(self) -> None:
+        self.sent.append(("activity_end", None))
+
+    async def events(self) -> AsyncIterator[ServerEvent]:
+        while True:
+            yield await self.queue.get()
+
+    def drain_events(self) -> list[ServerEvent]:
+        return []
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()
+
+    def stats(self) -> LinkStats:
+        return LinkStats(1, 0, 0.0, 0.0, 0, 0)
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _ in self.sent]
+
+
+class MemorySpeaker:
+    """A sink that plays nothing: what is queued stays until `play_all()` or `clear()`."""
+
+    name = "memory"
+    on_played = None
+    underruns = 0
+
+    def __init__(self) -> None:
+        self.queued = bytearray()
+        self.cleared = 0
+        self._drained = asyncio.Event()
+
+    def start(self) -> None:
+        pass
+
+    def play(self, pcm24k: bytes) -> None:
+        self.queued += pcm24k
+        self._drained.clear()
+
+    def clear(self) -> None:
+        self.queued.clear()
+        self.cleared += 1
+        self._drained.set()
+
+    def play_all(self) -> None:
+        self.queued.clear()
+        self._drained.set()
+
+    @property
+    def pending_s(self) -> float:
+        return len(self.queued) / 48000
+
+    async def drained(self) -> None:
+        if self.queued:
+            await self._drained.wait()
+
+    def close(self) -> None:
+        pass
+
+
+class QueueMic:
+    name = "queue"
+
+    def __init__(self) -> None:
+        self.chunks: asyncio.Queue[MicChunk | None] = asyncio.Queue()
+        self._n = 0
+
+    async def start(self) -> None:
+        pass
+
+    def say(self, pcm: bytes, count: int = 1) -> None:
+        for _ in range(count):
+            self.chunks.put_nowait(MicChunk(pcm, self._n * 0.02))
+            self._n += 1
+
+    async def read(self) -> MicChunk | None:
+        return await self.chunks.get()
+
+    def close(self) -> None:
+        pass
+
+
+class Screen:
+    def __init__(self) -> None:
+        self.states: list[State] = []
+        self.notices: list[str] = []
+
+    def state(self, state: State) -> None:
+        self.states.append(state)
+
+    def notice(self, message: str) -> None:
+        self.notices.append(message)
+
+    def __getattr__(self, name: str) -> object:
+        return lambda *args, **kwargs: None
+
+
+class OneFrame:
+    async def frames(self) -> AsyncIterator[EncodedFrame]:
+        yield EncodedFrame(jpeg=b"jpeg", width=4, height=3, t_capture=0, t_encoded=0, seq=7)
+        await asyncio.Event().wait()
+
+
+async def until(predicate: Callable[[], bool], timeout_s: float = 2.0) -> None:
+    """Poll the in-memory fakes (each step is a loop turn, no clock is involved)."""
+    async with asyncio.timeout(timeout_s):
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+
+
+async def test_ask_waits_for_the_connection_and_a_frame_then_ends_after_the_answer() -> None:
+    link, speaker = ScriptedLink(), MemorySpeaker()
+    conversation = Conversation(
+        link=link, mic=None, speaker=speaker, frames=OneFrame(), view=Screen(),
+        options=Options(ask="where is the bread?"),
+    )  # fmt: skip
+    run = asyncio.create_task(conversation.run())
+    await until(lambda: link.kinds() == ["frame"])
+    await asyncio.sleep(0.01)
+    assert "text" not in link.kinds()  # not connected yet
+    link.queue.put_nowait(Connected(1, False, 0.0))
+    await until(lambda: "text" in link.kinds())
+    assert link.sent[-1] == ("text", "where is the bread?")
+    link.queue.put_nowait(AnswerAudio(bytes(4800), 0.0))
+    link.queue.put_nowait(TurnComplete(0.0))
+    await asyncio.sleep(0.05)
+    assert not run.done()  # the answer is still playing
+    speaker.play_all()
+    await asyncio.wait_for(run, 2.0)
+
+
+async def test_talking_over_a_received_answer_stops_it_and_the_next_answer_plays() -> None:
+    link, speaker, mic = ScriptedLink(), MemorySpeaker(), QueueMic()
+    conversation = Conversation(
+        link=link, mic=mic, speaker=speaker, frames=None, view=Screen(),
+        options=Options(barge_in_s=0.1),
+    )  # fmt: skip
+    run = asyncio.create_task(conversation.run())
+    link.queue.put_nowait(Connected(1, False, 0.0))
+    link.queue.put_nowait(AnswerAudio(bytes(48000), 0.0))
+    await until(lambda: speaker.pending_s > 0)
+    mic.say(LOUD, 4)  # 80 ms: not yet
+    await until(lambda: link.kinds().count("audio") == 4)
+    assert speaker.pending_s > 0
+    mic.say(LOUD, 1)  # 100 ms of speech
+    await until(lambda: speaker.pending_s == 0)
+    assert ("audio", True) in link.sent  # the link was told it is speech
+    link.queue.put_nowait(TurnComplete(0.0))
+    link.queue.put_nowait(AnswerAudio(bytes(960), 0.0))  # the reply to what was said
+    await until(lambda: speaker.pending_s > 0)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+
+async def test_push_to_talk_sends_nothing_until_the_key_then_preroll_then_a_tail() -> None:
+    link, speaker, mic = ScriptedLink(), MemorySpeaker(), QueueMic()
+    controls: asyncio.Queue[Control] = asyncio.Queue()
+    conversation = Conversation(
+        link=link, mic=mic, speaker=speaker, frames=None, view=Screen(),
+        options=Options(push_to_talk=True), controls=controls,
+    )  # fmt: skip
+    run = asyncio.create_task(conversation.run())
+    mic.say(QUIET, 15)
+    await until(lambda: mic.chunks.empty())
+    await asyncio.sleep(0.01)
+    assert link.kinds() == []
+    controls.put_nowait(TalkPressed(1.0))
+    await until(lambda: "activity_start" in link.kinds())
+    assert link.kinds() == ["activity_start"] + ["audio"] * 10  # 200 ms of pre-roll
+    mic.say(LOUD, 3)
+    controls.put_nowait(TalkPressed(mic._n * 0.02))  # the key again: the tail follows
+    await until(lambda: controls.empty())
+    mic.say(QUIET, 20)
+    await until(lambda: "activity_end" in link.kinds())
+    after_start = link.kinds()[11:]
+    assert after_start[:3] == ["audio"] * 3
+    tail = after_start[3 : after_start.index("activity_end")]
+    assert len(tail) == 15  # 300 ms
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
