@@ -175,7 +175,7 @@ def run(
     max_side: Annotated[
         int | None,
         typer.Option(
-            help="Longest side of a sent frame in pixels [768, Google's figure for Live video].",
+            help="Longest side of a sent frame in pixels [768].",
             show_default=False,
         ),
     ] = None,

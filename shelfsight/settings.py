@@ -38,7 +38,7 @@ class Settings:
     fps: float = 1.0
     # Frames a second while nobody talks and no answer plays; 0 means always `fps`.
     idle_fps: float = 0.2
-    # Google recommends 768 px for Live video (see README, "What it costs").
+    # 768 px: Gemini fits images into 768 x 768 tiles (see README, "What it costs").
     max_side: int = 768
     # Tokens per frame the model spends (setup `mediaResolution`): low, medium or high.
     media_resolution: str = "medium"
