@@ -369,9 +369,10 @@ def sessions(
             print(f"No recorded sessions in {root}. Record one with: shelfsight run --record DIR")
             return
         table = Table(title=f"Sessions in {root}", title_justify="left")
-        columns = ("folder", "started", "duration", "questions", "answers", "tokens in/out")
-        for column in (*columns, "cost", ""):
+        table.add_column("folder", no_wrap=True)
+        for column in ("started", "duration", "questions", "answers", "tokens", "cost"):
             table.add_column(column)
+        table.add_column("", no_wrap=True)  # "cut short"
         for path in found:
             row = describe(load_session(path))
             table.add_row(
@@ -380,7 +381,7 @@ def sessions(
                 f"{row['duration_s']:.0f} s",
                 str(row["questions"]),
                 str(row["answers"]),
-                f"{row['tokens_in']:,} / {row['tokens_out']:,}",
+                f"{row['tokens_in'] + row['tokens_out']:,}",  # type: ignore[operator]
                 format_usd(float(row["cost_usd"])),  # type: ignore[arg-type]
                 "" if row["complete"] else "cut short",
             )

@@ -65,7 +65,8 @@ def test_each_answer_shows_its_tokens_and_price_everywhere_the_user_looks(
 
     listed = run_cli("sessions", str(tmp_path / "sessions"), env={"COLUMNS": "200"})
     assert listed.code == 0 and "trip" in listed.stdout
-    assert f"{tokens_in:,}" in listed.stdout and f"${total:.4f}" in listed.stdout
+    tokens = sum(b["totalTokenCount"] for b in billed)
+    assert f"{tokens:,}" in listed.stdout and f"${total:.4f}" in listed.stdout
 
 
 def test_a_bad_price_or_vocabulary_is_one_clear_line(tmp_path: Path) -> None:

@@ -137,7 +137,13 @@ class ConnectionRecord:
         return [e.data for e in self.received("video")]
 
     def texts(self) -> list[str]:
+        """Realtime text (`send_realtime_input(text=...)`)."""
         return [e.text for e in self.received("text")]
+
+    def questions(self) -> list[str]:
+        """Typed questions as they came: realtime text or a client-content turn's text."""
+        kinds = ("text", "client_content")
+        return [e.text for e in self.received() if e.kind in kinds and e.text]
 
     @property
     def turns_completed(self) -> int:
