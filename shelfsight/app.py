@@ -21,6 +21,7 @@ from shelfsight.media.mic import MicSource
 from shelfsight.media.open_audio import is_wav_spec, open_mic, open_speaker
 from shelfsight.media.speaker import PlayedCallback, SpeakerSink
 from shelfsight.session.conversation import Conversation, FrameFeed, Link, Options, View
+from shelfsight.session.cost import CostMeter, Prices
 from shelfsight.session.frame_rate import FrameRatePolicy
 from shelfsight.session.prompt import load_system_prompt
 from shelfsight.session.recording import Recorder
@@ -128,6 +129,7 @@ async def run_conversation(
             echo=echo if echo.enabled else None,
             camera=devices.camera,
             frame_rate=sampler,
+            cost=CostMeter(Prices.from_settings(settings)),
         )
         try:
             await conversation.run()
@@ -137,6 +139,7 @@ async def run_conversation(
                 speaker_underruns=devices.speaker.underruns,
                 mic_dropped_chunks=getattr(devices.mic, "dropped_chunks", 0),
                 echo=echo.stats if echo.enabled else None,
+                cost=conversation.cost,
             )
             if recorder is not None:
                 recorder.close(**summary.as_dict())

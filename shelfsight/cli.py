@@ -83,6 +83,30 @@ ConfigOpt = Annotated[
     typer.Option(help="Config file (TOML). Default: the user's shelfsight/config.toml."),
 ]
 PlainOpt = Annotated[bool, typer.Option(help="Plain lines instead of the live terminal view.")]
+MediaResolutionOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="LEVEL",
+        help="Tokens the model spends on each frame: low, medium or high [medium]. Low costs "
+        "less and sees less detail. Env SHELFSIGHT_MEDIA_RESOLUTION.",
+        show_default=False,
+    ),
+]
+VocabularyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--vocabulary",
+        metavar="NAMES",
+        help="Brand or product names to recognise in what you say, comma-separated or the "
+        "option repeated. Config: vocabulary = [...].",
+        show_default=False,
+    ),
+]
+
+
+def vocabulary_flag(values: list[str] | None) -> str | None:
+    """Repeated --vocabulary options as one comma-separated setting (None: not given)."""
+    return ",".join(values) if values else None
 
 
 @app.command(
@@ -150,8 +174,13 @@ def run(
     ] = None,
     max_side: Annotated[
         int | None,
-        typer.Option(help="Longest side of a sent frame in pixels [1024].", show_default=False),
+        typer.Option(
+            help="Longest side of a sent frame in pixels [768].",
+            show_default=False,
+        ),
     ] = None,
+    media_resolution: MediaResolutionOpt = None,
+    vocabulary: VocabularyOpt = None,
     jpeg_quality: Annotated[
         int | None, typer.Option(help="JPEG quality of sent frames [80].", show_default=False)
     ] = None,
@@ -188,6 +217,8 @@ def run(
         max_side=max_side,
         jpeg_quality=jpeg_quality,
         prompt_file=prompt_file,
+        media_resolution=media_resolution,
+        vocabulary=vocabulary_flag(vocabulary),
     )
 
     def go() -> Coroutine[Any, Any, None]:
@@ -218,11 +249,19 @@ def ask(
     speaker: SpeakerOpt = None,
     model: ModelOpt = None,
     voice: VoiceOpt = None,
+    media_resolution: MediaResolutionOpt = None,
     config: ConfigOpt = None,
     plain: PlainOpt = False,
 ) -> None:
     """Ask one typed question about what the camera sees; print and speak the answer, exit 0."""
-    flags = dict(camera=camera, speaker=speaker, model=model, voice=voice, mic="none")
+    flags = dict(
+        camera=camera,
+        speaker=speaker,
+        model=model,
+        voice=voice,
+        mic="none",
+        media_resolution=media_resolution,
+    )
 
     def go() -> Coroutine[Any, Any, None]:
         from shelfsight.app import converse
@@ -319,6 +358,7 @@ def sessions(
         from rich.console import Console
         from rich.table import Table
 
+        from shelfsight.session.cost import format_usd
         from shelfsight.session.recording import load_session
         from shelfsight.session.replay import describe, find_sessions
         from shelfsight.settings import load_settings
@@ -329,8 +369,10 @@ def sessions(
             print(f"No recorded sessions in {root}. Record one with: shelfsight run --record DIR")
             return
         table = Table(title=f"Sessions in {root}", title_justify="left")
-        for column in ("folder", "started", "duration", "questions", "answers", ""):
+        table.add_column("folder", no_wrap=True)
+        for column in ("started", "duration", "questions", "answers", "tokens", "cost"):
             table.add_column(column)
+        table.add_column("", no_wrap=True)  # "cut short"
         for path in found:
             row = describe(load_session(path))
             table.add_row(
@@ -339,9 +381,82 @@ def sessions(
                 f"{row['duration_s']:.0f} s",
                 str(row["questions"]),
                 str(row["answers"]),
+                f"{row['tokens_in'] + row['tokens_out']:,}",  # type: ignore[operator]
+                format_usd(float(row["cost_usd"])),  # type: ignore[arg-type]
                 "" if row["complete"] else "cut short",
             )
         Console().print(table)
+
+    guarded(go)
+
+
+@app.command(
+    name="eval",
+    epilog="Examples:\n\n"
+    "  shelfsight eval                                   (the bundled suite)\n\n"
+    "  shelfsight eval my-shop-suite --json > today.json\n\n"
+    "  shelfsight eval --prompt-file terse.md --model gemini-3.8-live\n\n"
+    "A suite is a folder with cases.json; see the README, 'Measuring answer quality'.",
+)
+def eval_suite(
+    suite: Annotated[
+        Path | None,
+        typer.Argument(help="A suite folder (cases.json). Default: the bundled shelf suite."),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON document on stdout instead of the table.")
+    ] = False,
+    model: ModelOpt = None,
+    prompt_file: Annotated[
+        Path | None,
+        typer.Option(help="Use this system instruction instead of the built-in one."),
+    ] = None,
+    media_resolution: MediaResolutionOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Ask every case of a suite, score the answers (found, shelf, position, colour), and print
+    a table with totals."""
+    flags = dict(
+        model=model,
+        prompt_file=prompt_file,
+        media_resolution=media_resolution,
+        camera="none",
+        mic="none",
+    )
+
+    def go() -> None:
+        import json
+        import sys
+
+        from rich.console import Console
+
+        from shelfsight.eval.cases import bundled_suite, load_suite
+        from shelfsight.eval.report import as_json, table
+        from shelfsight.eval.runner import run_suite
+        from shelfsight.settings import api_key_from_env, load_settings
+
+        folder = suite or bundled_suite()
+        cases = load_suite(folder)
+        settings = load_settings(flags, config_path=config)
+        key = api_key_from_env()
+        SECRETS.append(key)
+        progress = Console(stderr=True)
+
+        def said(result: Any) -> None:
+            mark = "right" if result.score.correct else "wrong"
+            progress.print(f"{result.case.id}: {mark} — {result.answer}", highlight=False)
+
+        results: list[Any] = []
+
+        async def ask_all() -> None:
+            results.extend(await run_suite(cases, settings, key, on_result=said))
+
+        run_async(ask_all())
+        if json_out:
+            json.dump(as_json(results, settings.model), sys.stdout, indent=2)
+            print()
+        else:
+            Console().print(table(results, f"{folder.name}: {settings.model}"))
 
     guarded(go)
 

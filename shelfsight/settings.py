@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shelfsight.errors import UserError
+from shelfsight.session.prices import DEFAULT_PRICES
 
 DEFAULT_MODEL = "gemini-3.8-live"
 DEFAULT_VOICE = "Kore"
 Mode = Literal["handsfree", "ptt"]
 MODES: tuple[str, ...] = ("handsfree", "ptt")
 SENSITIVITIES: tuple[str, ...] = ("low", "high")
+MEDIA_RESOLUTIONS: tuple[str, ...] = ("low", "medium", "high")
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,10 @@ class Settings:
     fps: float = 1.0
     # Frames a second while nobody talks and no answer plays; 0 means always `fps`.
     idle_fps: float = 0.2
-    max_side: int = 1024
+    # 768 px: Gemini fits images into 768 x 768 tiles (see README, "What it costs").
+    max_side: int = 768
+    # Tokens per frame the model spends (setup `mediaResolution`): low, medium or high.
+    media_resolution: str = "medium"
     jpeg_quality: int = 80
     prompt_file: Path | None = None
     ptt_key: str = "space"
@@ -57,6 +62,15 @@ class Settings:
     # Recording: `always_record` puts every run into a dated folder under `sessions_dir`.
     always_record: bool = False
     sessions_dir: str = "sessions"
+    # Brand and product names that bias the transcription of what the user says
+    # (`AudioTranscriptionConfig.custom_vocabulary`).
+    vocabulary: tuple[str, ...] = ()
+    # Estimated price in USD per 1M tokens (defaults: shelfsight.session.cost.PRICES_AS_OF).
+    price_text_in: float = DEFAULT_PRICES["text_in"]
+    price_audio_in: float = DEFAULT_PRICES["audio_in"]
+    price_video_in: float = DEFAULT_PRICES["video_in"]
+    price_text_out: float = DEFAULT_PRICES["text_out"]
+    price_audio_out: float = DEFAULT_PRICES["audio_out"]
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def validate(self) -> Settings:
@@ -75,6 +89,16 @@ class Settings:
         for name in ("start_sensitivity", "end_sensitivity"):
             if getattr(self, name) not in SENSITIVITIES:
                 raise UserError(f"{name} must be 'low' or 'high', not {getattr(self, name)!r}.")
+        if self.media_resolution not in MEDIA_RESOLUTIONS:
+            raise UserError(
+                f"--media-resolution {self.media_resolution!r}: use low, medium or high."
+            )
+        for word in self.vocabulary:
+            if not word.strip() or len(word) > 100:
+                raise UserError(f"Vocabulary entry {word!r} must be 1 to 100 characters.")
+        for name in PRICE_FIELDS:
+            if getattr(self, name) < 0:
+                raise UserError(f"{name} {getattr(self, name)} must be 0 or more (USD per 1M).")
         if not model_name_is_plausible(self.model):
             raise UserError(f"Model name {self.model!r} is not valid: use e.g. {DEFAULT_MODEL}.")
         return self
@@ -90,6 +114,7 @@ def model_name_is_plausible(model: str) -> bool:
 
 
 ENV_PREFIX = "SHELFSIGHT_"
+PRICE_FIELDS = tuple(f"price_{name}" for name in DEFAULT_PRICES)
 
 
 def default_config_path() -> Path:
@@ -157,6 +182,8 @@ def _build(values: dict[str, Any]) -> Settings:
         try:
             if name == "prompt_file":
                 kwargs[name] = Path(str(raw)).expanduser() if raw else None
+            elif name == "vocabulary":
+                kwargs[name] = parse_vocabulary(raw)
             elif kind is bool and isinstance(raw, str):
                 kwargs[name] = _parse_bool(name, raw)
             elif kind in (int, float) and not isinstance(raw, kind):
@@ -164,8 +191,17 @@ def _build(values: dict[str, Any]) -> Settings:
             else:
                 kwargs[name] = raw
         except (TypeError, ValueError):
-            raise UserError(f"Setting {name} = {raw!r} is not a valid {kind.__name__}.") from None
+            kind_name = "list of names" if kind is tuple else kind.__name__
+            raise UserError(f"Setting {name} = {raw!r} is not a valid {kind_name}.") from None
     return dataclasses.replace(Settings(), **kwargs, extra=extra)
+
+
+def parse_vocabulary(raw: object) -> tuple[str, ...]:
+    """A config list, or a comma-separated string (env, flag): stripped, empties dropped."""
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ValueError("vocabulary must be a list of strings")
+    return tuple(dict.fromkeys(i.strip() for i in items if i.strip()))
 
 
 def _parse_bool(name: str, raw: str) -> bool:

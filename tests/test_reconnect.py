@@ -255,8 +255,13 @@ async def test_a_typed_question_goes_out_after_the_frame_it_is_about(
         run.link.send_text("where is the rice?")
         tasks += [asyncio.create_task(run.link.run()), asyncio.create_task(run.collect())]
         await run.until(lambda: run.of(TurnComplete))
-        kinds = [e.kind for e in server.connections[-1].received()]
-    assert kinds.index("video") < kinds.index("text"), kinds
+        received = server.connections[-1].received()
+    asked = [e for e in received if e.kind != "audio"]
+    assert [(e.kind, e.text) for e in asked] == [
+        ("video", "client_content"),  # the frame travels in the question's own turn, first
+        ("client_content", "where is the rice?"),
+    ]
+    assert asked[0].data == b"\xff\xd8 a shelf \xff\xd9"
 
 
 async def test_an_answer_cut_by_a_drop_is_announced_and_then_comes_again_whole(
@@ -276,7 +281,7 @@ async def test_an_answer_cut_by_a_drop_is_announced_and_then_comes_again_whole(
     assert after_cut == long_answer.answer_pcm24k, "the answer comes again from its start"
     first, second = server.connections
     assert first.close_code == 1006  # cut without a close frame
-    assert second.texts() == ["where are the crackers?"]  # the unanswered question, re-sent
+    assert second.questions() == ["where are the crackers?"]  # the unanswered question, re-sent
 
 
 async def test_a_go_away_that_cannot_wait_for_the_answer_cuts_it_and_asks_again(
@@ -297,7 +302,7 @@ async def test_a_go_away_that_cannot_wait_for_the_answer_cuts_it_and_asks_again(
     assert kinds.index("GoAway") < kinds.index("AnswerCut") < kinds.index("TurnComplete")
     reconnecting = run.of(Reconnecting)[0]
     assert reconnecting.planned and reconnecting.delay_s == 0.0
-    assert second.texts() == ["where are the crackers?"]
+    assert second.questions() == ["where are the crackers?"]
     assert second.turns()[0].outcome == "completed"
 
 
@@ -314,7 +319,7 @@ async def test_a_forgotten_session_falls_back_once_to_a_fresh_one(
         await run.until(lambda: len(run.of(TurnComplete)) == 2)
     first, refused, fresh = server.connections
     assert refused.resumed_with == server.issued_handles[0] and refused.close_code == 1007
-    assert fresh.resumed_with is None and fresh.texts() == ["and the milk?"]
+    assert fresh.resumed_with is None and fresh.questions() == ["and the milk?"]
     last = run.of(Connected)[-1]
     assert last.context_lost and not last.resumed
 

@@ -11,6 +11,8 @@ import time
 import wave
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from shelfsight.media.pcm import rms_dbfs
@@ -20,6 +22,7 @@ from shelfsight.session.turns import BARGE_IN_S, PushToTalk
 from shelfsight.standin import ScriptedAnswer, StandIn, StandInConfig, StandInThread
 from shelfsight.ui.controls import KeyParser, Quit, StopAnswer, TalkPressed, TypedQuestion, Typing
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
+from tests.support.scene import read_frame_number
 
 QUESTION = ASSETS / "question.wav"
 
@@ -113,6 +116,7 @@ def test_push_to_talk_in_a_terminal_sends_activity_signals_on_time(
     tail = events["activity_end"] - t_end
     assert 0.25 < tail < 0.45, f"activity_end {tail:.3f} s after the key: the tail is ~0.3 s"
     assert standin.server.turns_completed >= 1
+    assert conn.violations == [] and conn.close_code == 1000, "nothing 3.8 refuses (strict)"
     assert "shelfsight: " in term.screen.decode(errors="replace")
 
 
@@ -143,7 +147,9 @@ def test_a_typed_line_on_standard_input_is_asked_and_answered(
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    assert standin.server.connections[-1].texts() == ["where is the oat milk?"]
+    conn = standin.server.connections[-1]
+    assert [e.text for e in conn.received("client_content")] == ["where is the oat milk?"]
+    assert conn.texts() == [] and conn.violations == []
     assert "You (typed): where is the oat milk?" in proc.stdout
     assert "shelfsight: Third shelf" in proc.stdout
 
@@ -162,8 +168,18 @@ def test_ask_prints_the_answer_and_writes_it_to_the_speaker_file(
     )
     assert result.code == 0, result.stderr
     conn = standin.server.connections[-1]
-    kinds = [e.kind for e in conn.received()]
-    assert kinds.index("video") < kinds.index("text"), "the model must see the shelf first"
+    received = [e for e in conn.received() if e.kind != "audio"]
+    asked = [i for i, e in enumerate(received) if e.kind == "client_content"]
+    assert len(asked) == 1 and conn.texts() == [], "one client-content turn, no realtime text"
+    picture = received[asked[0] - 1]
+    assert (picture.kind, picture.text, picture.mime_type) == (
+        "video",
+        "client_content",
+        "image/jpeg",
+    ), "the frame goes in the same turn as the question, just before its text"
+    earlier = [frame_number(e.data) for e in received[: asked[0] - 1] if e.kind == "video"]
+    assert all(n <= frame_number(picture.data) for n in earlier), "never an older picture"
+    assert conn.violations == []
     answer = standin.server.config.answers[0]
     assert result.stdout.strip().splitlines()[-1] == answer.answer_text
     with wave.open(str(tmp_path / "answer.wav"), "rb") as w:
@@ -251,6 +267,10 @@ def test_push_to_talk_sends_preroll_and_a_tail() -> None:
     assert ptt.mic(b"x", 1.31) == (False, True)  # then activity_end
     ptt.press(2.0)
     assert ptt.release(2.5) is True  # held: releasing ends the turn
+
+
+def frame_number(jpeg: bytes) -> int:
+    return read_frame_number(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
 
 
 def _wait_for(term: Terminal, text: str, timeout_s: float = 20.0) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import soxr
@@ -45,6 +45,22 @@ class Interrupted:
 @dataclass(frozen=True)
 class TurnComplete:
     t_received: float
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one answer was billed, from the server's `usageMetadata`, in tokens.
+
+    `prompt_tokens` is the whole context window the turn read (the service bills it again on
+    every turn); the `*_by_modality` maps use lower-case keys: text, audio, video, image.
+    """
+
+    prompt_tokens: int
+    response_tokens: int
+    total_tokens: int
+    thoughts_tokens: int = 0
+    prompt_by_modality: dict[str, int] = field(default_factory=dict)
+    response_by_modality: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,6 +112,7 @@ ServerEvent = (
     | Interrupted
     | TurnComplete
     | GoAway
+    | Usage
     | AnswerCut
     | FrameSent
     | Connected
@@ -122,8 +139,32 @@ def translate(msg: types.LiveServerMessage, now: float | None = None) -> list[Se
             out.append(AnswerTranscript(content.output_transcription.text))
         if content.turn_complete:
             out.append(TurnComplete(now))
+    if msg.usage_metadata is not None:  # after the turn it bills, when both come together
+        out.append(usage_from(msg.usage_metadata))
     if msg.go_away is not None:
         out.append(GoAway(_seconds(msg.go_away.time_left)))
+    return out
+
+
+def usage_from(meta: types.UsageMetadata) -> Usage:
+    """The SDK's UsageMetadata as a Usage; missing counts are 0."""
+    return Usage(
+        prompt_tokens=meta.prompt_token_count or 0,
+        response_tokens=meta.response_token_count or 0,
+        total_tokens=meta.total_token_count or 0,
+        thoughts_tokens=meta.thoughts_token_count or 0,
+        prompt_by_modality=_by_modality(meta.prompt_tokens_details),
+        response_by_modality=_by_modality(meta.response_tokens_details),
+    )
+
+
+def _by_modality(details: list[types.ModalityTokenCount] | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for detail in details or []:
+        modality = detail.modality
+        name = (modality.value if modality is not None else "TEXT").lower()
+        name = "text" if name == "modality_unspecified" else name  # the API's own rule
+        out[name] = out.get(name, 0) + (detail.token_count or 0)
     return out
 
 
@@ -140,8 +181,8 @@ def _seconds(duration: object) -> float | None:
 def _to_speaker_rate(pcm: bytes, mime_type: str | None) -> bytes:
     """The service sends 24 kHz; convert if a future model says otherwise."""
     rate = SPEAKER_RATE_HZ
-    for field in (mime_type or "").split(";"):
-        key, _, value = field.strip().partition("=")
+    for param in (mime_type or "").split(";"):
+        key, _, value = param.strip().partition("=")
         if key == "rate" and value.isdigit():
             rate = int(value)
     if rate == SPEAKER_RATE_HZ:

@@ -376,10 +376,9 @@ class LiveLink:
             while not conn.retiring and (item := self._outbox.take()) is not None:
                 try:
                     if isinstance(item, Text):
-                        # A typed question is about what the camera sees now: the pending
-                        # frame goes first, or the model answers from an older picture.
-                        await self._send_frame(send)
-                    await _send_item(send, item)
+                        await self._send_question(conn.session, item)
+                    else:
+                        await _send_item(send, item)
                 except BaseException:
                     self._outbox.unsent()
                     raise
@@ -399,6 +398,29 @@ class LiveLink:
         await send(video=types.Blob(data=frame.jpeg, mime_type="image/jpeg"))
         self.frames_sent += 1
         self._emit(FrameSent(frame, time.monotonic()))
+
+    async def _send_question(self, session: AsyncSession, item: Text) -> None:
+        """A typed question and the picture it is about, as ONE client-content turn.
+
+        Realtime video and text are separate streams the API does not order (SDK docstring
+        of `send_realtime_input`; 3.8 migration notes), so sent apart the model may answer
+        from an older frame. A client-content turn is added to the context in order: the
+        newest frame (the pending one, else the last one sent) as an inline JPEG part, then
+        the text; `turn_complete=True` asks for the answer now and, on 3.8, ends any answer
+        still being generated.
+        """
+        frame = self._frame or self._last_frame
+        self._frame = None
+        parts = [types.Part(text=item.text)]
+        if frame is not None:
+            image = types.Blob(data=frame.jpeg, mime_type="image/jpeg")
+            parts.insert(0, types.Part(inline_data=image))
+        turn = types.Content(role="user", parts=parts)
+        await session.send_client_content(turns=turn, turn_complete=True)
+        if frame is not None:
+            self._last_frame = frame
+            self.frames_sent += 1
+            self._emit(FrameSent(frame, time.monotonic()))
 
     async def _receive_loop(self, conn: _Connection) -> None:
         try:
@@ -433,11 +455,10 @@ _Send = Callable[..., Awaitable[None]]  # AsyncSession.send_realtime_input
 
 
 async def _send_item(send: _Send, item: Item) -> None:
+    """A realtime item; a typed question (Text) is never one (see `_send_question`)."""
     match item:
         case Audio(pcm=pcm):
             await send(audio=types.Blob(data=pcm, mime_type=MIC_MIME))
-        case Text(text=text):
-            await send(text=text)
         case ActivityStart():
             await send(activity_start=types.ActivityStart())
         case ActivityEnd():

@@ -30,7 +30,8 @@ class Audio:
 
 @dataclass(frozen=True)
 class Text:
-    """A typed question; the link sends the pending frame just before it."""
+    """A typed question; the link sends it with the newest frame as one client-content turn
+    (`LiveLink._send_question`), never as realtime text."""
 
     text: str
 

@@ -35,8 +35,21 @@ def make_client(api_key: str, endpoint: Endpoint = Endpoint()) -> genai.Client:
     return genai.Client(api_key=api_key, http_options=options)
 
 
+MEDIA_RESOLUTION = {
+    "low": types.MediaResolution.MEDIA_RESOLUTION_LOW,
+    "medium": types.MediaResolution.MEDIA_RESOLUTION_MEDIUM,
+    "high": types.MediaResolution.MEDIA_RESOLUTION_HIGH,
+}
+
+
 def live_config(settings: Settings, prompt: str, handle: str | None) -> types.LiveConnectConfig:
-    """The session setup, rebuilt on every (re)connect with the newest resumption handle."""
+    """The session setup, rebuilt on every (re)connect with the newest resumption handle.
+
+    Only fields gemini-3.8-live accepts: no `thinking_config`, `proactivity` or
+    `enable_affective_dialog` (the service refuses them; see shelfsight.standin.strict).
+    Turn coverage is left at its 3.8 default (all video), which is why frames are sent only
+    as often as the frame-rate policy allows.
+    """
     start = {
         "low": types.StartSensitivity.START_SENSITIVITY_LOW,
         "high": types.StartSensitivity.START_SENSITIVITY_HIGH,
@@ -59,7 +72,12 @@ def live_config(settings: Settings, prompt: str, handle: str | None) -> types.Li
         response_modalities=[types.Modality.AUDIO],
         system_instruction=prompt,
         speech_config=types.SpeechConfig(voice_config=voice),
-        input_audio_transcription=types.AudioTranscriptionConfig(),
+        media_resolution=MEDIA_RESOLUTION[settings.media_resolution],
+        # custom_vocabulary biases the transcription of what the user says towards these names
+        # (google-genai types.AudioTranscriptionConfig); None rather than [] when there are none.
+        input_audio_transcription=types.AudioTranscriptionConfig(
+            custom_vocabulary=list(settings.vocabulary) or None
+        ),
         output_audio_transcription=types.AudioTranscriptionConfig(),
         realtime_input_config=types.RealtimeInputConfig(
             automatic_activity_detection=detection,

@@ -34,6 +34,7 @@ from shelfsight.live.events import (
     Reconnecting,
     ServerEvent,
     TurnComplete,
+    Usage,
     UserTranscript,
 )
 from shelfsight.live.link import LinkStats
@@ -42,6 +43,7 @@ from shelfsight.media.frames import EncodedFrame
 from shelfsight.media.mic import MicSource
 from shelfsight.media.pcm import rms_dbfs
 from shelfsight.media.speaker import SpeakerSink
+from shelfsight.session.cost import CostMeter, format_usd
 from shelfsight.session.event_log import record_event
 from shelfsight.session.frame_rate import FrameRatePolicy, RateControl
 from shelfsight.session.recording import NullRecorder, Recorder
@@ -100,6 +102,7 @@ class View(Protocol):
     def answer_said(self, text: str) -> None: ...
     def turn_done(self, latency_s: float | None, interrupted: bool) -> None: ...
     def notice(self, message: str) -> None: ...
+    def answer_cost(self, line: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -129,12 +132,14 @@ class Conversation:
         camera: CameraWatch | None = None,
         frame_rate: RateControl | None = None,
         speech: SpeechDetector | None = None,
+        cost: CostMeter | None = None,
     ) -> None:
         self._link, self._mic, self._speaker, self._frames = link, mic, speaker, frames
         self._view, self._options, self._controls, self._echo = view, options, controls, echo
         self._recorder = recorder or NullRecorder()
         self._camera, self._frame_rate = camera, frame_rate
         self._speech = speech or LevelDetector()
+        self.cost = cost or CostMeter()
         self._turn = TurnTracker()
         self._ptt = PushToTalk() if options.push_to_talk else None
         self._connected = asyncio.Event()
@@ -361,6 +366,12 @@ class Conversation:
                 self._view.frame_sent(len(frame.jpeg))
                 self._first_frame_out.set()
                 self._update_frame_rate()
+            case Usage():
+                bill = self.cost.add(event)
+                self._recorder.event("answer_cost", usd=round(bill.usd, 6), **vars(bill.tokens))
+                self._view.answer_cost(
+                    f"cost: {bill.line()}; session so far {format_usd(self.cost.usd)}"
+                )
             case Connected():
                 self._view.state(State.LISTENING)
             case Reconnecting():

@@ -86,6 +86,26 @@ def describe(session: RecordedSession) -> dict[str, object]:
         "questions": len(_turns_asked(session)),
         "answers": len(session.of_type("turn_latency")),
         "complete": "ended_at" in session.manifest,
+        **_billed(session),
+    }
+
+
+def _billed(session: RecordedSession) -> dict[str, object]:
+    """Tokens and estimated price: the manifest's totals, else the `answer_cost` events so far
+    (a session cut short has no final manifest)."""
+    tokens = session.manifest.get("tokens")
+    if isinstance(tokens, dict) and "cost_usd" in session.manifest:
+        return {
+            "tokens_in": int(tokens.get("in", 0)),
+            "tokens_out": int(tokens.get("out", 0)),
+            "cost_usd": float(session.manifest["cost_usd"]),
+        }
+    bills = session.of_type("answer_cost")
+    kinds_in, kinds_out = ("audio_in", "video_in", "text_in"), ("audio_out", "text_out")
+    return {
+        "tokens_in": sum(int(b.get(k, 0)) for b in bills for k in kinds_in),
+        "tokens_out": sum(int(b.get(k, 0)) for b in bills for k in kinds_out),
+        "cost_usd": sum(float(b.get("usd", 0.0)) for b in bills),
     }
 
 

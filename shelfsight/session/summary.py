@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from shelfsight.live.link import LinkStats
 from shelfsight.media.echo import EchoStats
+from shelfsight.session.cost import CostMeter
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class SessionSummary:
     speaker_underruns: int  # gaps a listener heard mid-answer
     mic_dropped_chunks: int  # 20 ms chunks the device delivered faster than the loop read
     echo: EchoStats | None
+    cost: CostMeter | None = None  # what the answers were billed, from usageMetadata
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -27,6 +29,8 @@ class SessionSummary:
         }
         if self.echo is not None:
             out["echo"] = asdict(self.echo)
+        if self.cost is not None:
+            out.update(self.cost.as_dict())
         return out
 
     def line(self) -> str:
@@ -44,4 +48,6 @@ class SessionSummary:
             parts.append(f"{self.speaker_underruns} gaps in answer playback")
         if self.mic_dropped_chunks:
             parts.append(f"{self.mic_dropped_chunks * 20} ms of microphone audio dropped")
+        if self.cost is not None and self.cost.answers:
+            parts.append(self.cost.line())
         return "session: " + ", ".join(parts)

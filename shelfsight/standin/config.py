@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shelfsight.standin.audio import synth_speech_pcm16
+from shelfsight.standin.usage import UsageRates
 
 ANSWER_RATE_HZ = 24_000
 DEFAULT_ANSWER_TEXT = "Third shelf from the top, right end, green bag."
@@ -69,7 +70,9 @@ class StandInConfig:
     audio is sent (inf: no pacing). With `one_socket_per_session`, resuming a session while
     an earlier connection of it is still open is refused with 1011, as the service is reported
     to do: a client must close the old connection first. `keep_frames=False` records frames
-    without their JPEG bytes (long soak runs).
+    without their JPEG bytes (long soak runs). With `strict` (the default) what
+    gemini-3.8-live refuses is refused with its close code and reason; `usage` sets the token
+    rates behind the `usageMetadata` sent with each completed turn.
     """
 
     api_keys: frozenset[str] | None = None
@@ -86,6 +89,10 @@ class StandInConfig:
     default_faults: ConnectionFaults = field(default_factory=ConnectionFaults)
     one_socket_per_session: bool = True
     keep_frames: bool = True
+    # Refuse what gemini-3.8-live refuses, with its close (shelfsight.standin.strict).
+    strict: bool = True
+    # The usage model behind each turn's usageMetadata (shelfsight.standin.usage).
+    usage: UsageRates = field(default_factory=UsageRates)
 
     def faults_for(self, index: int) -> ConnectionFaults:
         in_range = index < len(self.connection_faults)

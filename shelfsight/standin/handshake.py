@@ -1,7 +1,8 @@
 """The setup handshake: each connection's first message, refused the way the real service
 refuses it (a close before `setupComplete`, with its code and wording), so a client's error
 handling meets what it will meet live: 1007 for an invalid argument or key, 1008 for a model,
-1011 for resuming a session whose earlier connection is still open.
+1011 for resuming a session whose earlier connection is still open, and (strict) a setup field
+gemini-3.8-live does not take (`shelfsight.standin.strict`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from shelfsight.standin.protocol import (
     truncate_reason,
 )
 from shelfsight.standin.records import ConnectionRecord, Ledger, SentEvent
+from shelfsight.standin.strict import setup_violation
 
 
 async def accept_setup(
@@ -63,6 +65,9 @@ def _refusal(
     model = str(setup.get("model", ""))
     if not model_is_served(config.models, model):
         return 1008, BAD_MODEL_REASON.format(model=model, version=api_version(record.path))
+    if config.strict and (violation := setup_violation(setup)) is not None:
+        record._add_violation(violation.rule)
+        return violation.code, violation.reason
     handle, accepted = record.resumed_with, config.resumption_handles
     if handle is not None and config.faults_for(record.index).refuse_resumption:
         return 1007, INVALID_ARGUMENT_REASON

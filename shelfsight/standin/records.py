@@ -32,8 +32,9 @@ class ReceivedEvent:
 @dataclass(frozen=True)
 class SentEvent:
     """One thing the stand-in sent. kind: setup_complete, input_transcription, audio,
-    output_transcription, generation_complete, turn_complete, interrupted, go_away,
-    session_resumption_update, close, drop (TCP cut without a close frame)."""
+    output_transcription, generation_complete, turn_complete (its `text`: the usageMetadata
+    sent with it, as JSON), interrupted, go_away, session_resumption_update, close, drop (TCP
+    cut without a close frame)."""
 
     t_monotonic: float
     kind: str
@@ -76,6 +77,7 @@ class ConnectionRecord:
         self._sent: list[SentEvent] = []
         self._turns: list[TurnRecord] = []
         self._session_id: int | None = None
+        self._violations: list[str] = []
         # Set by the server while the websocket is served: whether it is still open (not
         # closing), for the one-socket-per-session rule. Called on the loop only.
         self._ws_open: Callable[[], bool] = lambda: False
@@ -121,6 +123,13 @@ class ConnectionRecord:
         with self._lock:
             return list(self._turns)
 
+    @property
+    def violations(self) -> list[str]:
+        """The 3.8 rules the client broke (`shelfsight.standin.strict`), in order; the
+        connection was closed on the first."""
+        with self._lock:
+            return list(self._violations)
+
     def audio_bytes(self) -> bytes:
         return b"".join(e.data for e in self.received("audio"))
 
@@ -128,7 +137,13 @@ class ConnectionRecord:
         return [e.data for e in self.received("video")]
 
     def texts(self) -> list[str]:
+        """Realtime text (`send_realtime_input(text=...)`)."""
         return [e.text for e in self.received("text")]
+
+    def questions(self) -> list[str]:
+        """Typed questions as they came: realtime text or a client-content turn's text."""
+        kinds = ("text", "client_content")
+        return [e.text for e in self.received() if e.kind in kinds and e.text]
 
     @property
     def turns_completed(self) -> int:
@@ -152,6 +167,11 @@ class ConnectionRecord:
     def _set_close(self, code: int | None, reason: str | None) -> None:
         with self._lock:
             self._close = (code, reason)
+        self._on_change()
+
+    def _add_violation(self, rule: str) -> None:
+        with self._lock:
+            self._violations.append(rule)
         self._on_change()
 
     def _add_received(self, event: ReceivedEvent) -> None:
@@ -193,6 +213,7 @@ class Ledger:
         self._answers_given = 0
         self._handles: list[str] = []
         self._handle_sessions: dict[str, int] = {}
+        self._usage: dict[int, Any] = {}  # session id -> its standin.usage.UsageModel
 
     def open_connection(self, path: str, api_key_ok: bool) -> ConnectionRecord:
         with self._lock:
@@ -231,6 +252,13 @@ class Ledger:
         handle = record.resumed_with
         with self._lock:
             return self._handle_sessions.get(handle or "", record.index)
+
+    def usage_for(self, session_id: int, make: Callable[[], Any]) -> Any:
+        """The session's usage model (its context outlives a connection), made on first use."""
+        with self._lock:
+            if session_id not in self._usage:
+                self._usage[session_id] = make()
+            return self._usage[session_id]
 
     def open_in_session(self, session_id: int, other_than: ConnectionRecord) -> bool:
         """Whether another connection of this session is still open (loop thread only)."""

@@ -38,8 +38,8 @@ from shelfsight.standin.records import (
     SentEvent,
     TurnRecord,
 )
-
-_USAGE = {"promptTokenCount": 100, "responseTokenCount": 50, "totalTokenCount": 150}
+from shelfsight.standin.strict import content_violation, realtime_violation
+from shelfsight.standin.usage import UsageModel
 
 
 async def serve_connection(
@@ -87,6 +87,9 @@ class _Session:
         self._answer_task: asyncio.Task[None] | None = None
         self._audio_received_s = 0.0
         self._closing = False  # answers cancelled from now on were abandoned, not interrupted
+        session_id = record.session_id if record.session_id is not None else record.index
+        make_usage = partial(UsageModel, config.usage, record.setup or {})
+        self._usage: UsageModel = ledger.usage_for(session_id, make_usage)
 
     async def run(self) -> None:
         await self._send({"setupComplete": {}}, "setup_complete")
@@ -104,6 +107,8 @@ class _Session:
                 t = time.monotonic()
                 realtime = pick(message, "realtimeInput")
                 content = pick(message, "clientContent")
+                if await self._refused(realtime, content):
+                    return
                 if realtime is not None:
                     await self._on_realtime_input(realtime, t)
                 elif content is not None:
@@ -113,6 +118,21 @@ class _Session:
         except ConnectionClosed:
             return
 
+    async def _refused(self, realtime: Any, content: Any) -> bool:
+        """Closes the connection as gemini-3.8-live does on a message it refuses (strict)."""
+        if not self._config.strict:
+            return False
+        violation = None
+        if isinstance(realtime, Mapping):
+            violation = realtime_violation(realtime, self._options.manual_activity)
+        elif isinstance(content, Mapping):
+            violation = content_violation(content)
+        if violation is None:
+            return False
+        self._record._add_violation(violation.rule)
+        await close_connection(self._ws, self._record, violation.code, violation.reason)
+        return True
+
     async def _on_realtime_input(self, realtime: Mapping[str, Any], t: float) -> None:
         for blob in pick(realtime, "mediaChunks") or []:
             await self._on_blob(blob, t)
@@ -121,6 +141,7 @@ class _Session:
                 await self._on_blob(realtime[key], t)
         if (text := realtime.get("text")) is not None:
             self._record._add_received(ReceivedEvent(t, "text", text=text))
+            self._usage.read_text(text)
             await self._user_turn_ended("text", text)
         if pick(realtime, "activityStart") is not None:
             self._record._add_received(ReceivedEvent(t, "activity_start"))
@@ -143,10 +164,13 @@ class _Session:
         kind = {"audio": "audio", "image": "video", "video": "video"}.get(media, "other")
         kept = data if kind != "video" or self._config.keep_frames else b""
         self._record._add_received(ReceivedEvent(t, kind, data=kept, mime_type=mime_type))
+        if kind == "video":
+            self._usage.saw_frame()
         if kind != "audio":
             return
         rate_hz = rate_from_mime(mime_type)
         self._audio_received_s += len(data) / 2 / rate_hz
+        self._usage.heard_audio(len(data) / 2 / rate_hz)
         if self._options.manual_activity:
             return
         if self._vad is None or self._vad.rate_hz != rate_hz:
@@ -167,8 +191,17 @@ class _Session:
     async def _on_client_content(self, content: Mapping[str, Any], t: float) -> None:
         turns = content.get("turns") or []
         parts = [p for turn in turns if turn.get("role", "user") == "user" for p in turn["parts"]]
+        for part in parts:  # an inline picture reaches the model as a frame does
+            if (blob := pick(part, "inlineData")) is not None:
+                data = decode_b64(str(blob.get("data", "")))
+                kept = data if self._config.keep_frames else b""
+                mime_type = str(pick(blob, "mimeType") or "")
+                event = ReceivedEvent(t, "video", kept, mime_type, text="client_content")
+                self._record._add_received(event)
+                self._usage.saw_image()
         text = " ".join(str(p["text"]) for p in parts if "text" in p)
         self._record._add_received(ReceivedEvent(t, "client_content", text=text))
+        self._usage.read_text(text)
         if pick(content, "turnComplete"):
             await self._user_turn_ended("client_content", text)
 
@@ -209,8 +242,9 @@ class _Session:
                 await self._send(message, "input_transcription", answer.question_text)
             await self._stream_audio(answer)
             await self._send({"serverContent": {"generationComplete": True}}, "generation_complete")
-            done = {"serverContent": {"turnComplete": True}, "usageMetadata": _USAGE}
-            await self._send(done, "turn_complete")
+            usage = self._usage.bill(len(answer.answer_pcm24k) / 2 / ANSWER_RATE_HZ)
+            done = {"serverContent": {"turnComplete": True}, "usageMetadata": usage}
+            await self._send(done, "turn_complete", json.dumps(usage))
             self._record._end_turn(number, "completed")
             if self._options.resumption:
                 handle = self._ledger.issue_handle(self._record)

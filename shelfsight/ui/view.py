@@ -42,6 +42,8 @@ class PlainView:
         self.speaking = False
         self.last_latency_s: float | None = None
         self.typed_so_far: str | None = None
+        self.last_cost = ""
+        self._pending_cost = ""
         self.key_hints = ""
 
     def start(self) -> None:
@@ -89,6 +91,15 @@ class PlainView:
     def notice(self, message: str) -> None:
         self._line(f"· {message}")
 
+    def answer_cost(self, line: str) -> None:
+        """What the answer just given cost (tokens, estimated price): printed under its text,
+        so held while that text is still arriving."""
+        self.last_cost = line
+        if self._answer:
+            self._pending_cost = line
+        else:
+            self._line(f"  {line}")
+
     def _flush_transcripts(
         self, *, latency_s: float | None = None, interrupted: bool = False
     ) -> None:
@@ -104,6 +115,9 @@ class PlainView:
             suffix = f"  ({', '.join(extras)})" if extras else ""
             self._line(f"shelfsight: {_join(self._answer)}{suffix}")
             self._answer.clear()
+        if self._pending_cost:
+            self._line(f"  {self._pending_cost}")
+            self._pending_cost = ""
 
     def _line(self, text: str) -> None:
         print(text, file=self._out, flush=True)
