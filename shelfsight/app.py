@@ -154,6 +154,8 @@ def make_link(settings: Settings, api_key: str, endpoint: Endpoint) -> LiveLink:
         config_for=lambda handle: live_config(settings, prompt, handle),
         max_outage_s=settings.max_outage_s,
         first_connect_timeout_s=settings.connect_timeout_s,
+        dead_after_s=settings.dead_link_s,
+        audio_buffer_s=settings.audio_buffer_s,
     )
 
 
