@@ -67,7 +67,7 @@ from shelfsight.live.outbox import (
     Outbox,
     Text,
 )
-from shelfsight.live.slow import SLOW_MIME, UploadPace
+from shelfsight.live.slow import UploadPace, WireAudio
 from shelfsight.live.watchdog import Watchdog
 from shelfsight.media.frames import EncodedFrame
 
@@ -200,6 +200,7 @@ class LiveLink:
         self._dead_after_s = dead_after_s
         self._ping_every_s = ping_every_s
         self._pace = pace or UploadPace()
+        self._wire = WireAudio()
         self._conn: _Connection | None = None
         self._lost_reported_s = 0.0
         self._t_lost_reported = 0.0
@@ -234,7 +235,8 @@ class LiveLink:
         (a question is then pending, which holds off a goAway switch)."""
         if speech:
             self._t_input = time.monotonic()
-        self._outbox.put(Audio(pcm))
+        self._outbox.put(Audio(pcm, speech))
+        self._update_pace()
         self._wake.set()
 
     def send_frame(self, frame: EncodedFrame) -> None:
@@ -461,20 +463,20 @@ class LiveLink:
 
     async def _send_item(self, send: _Send, item: Item) -> None:
         if isinstance(item, Audio):
-            now = time.monotonic()
-            dog = self._conn.watchdog if self._conn else None
-            flowing = dog is None or now - dog.t_heard < FLOWING_S
-            if event := self._pace.update(self.audio_backlog_s, now, flowing=flowing):
-                log.info(
-                    "upload %s (%.1f s waiting)", "slow" if event.slow else "ok", event.backlog_s
-                )
-                self._emit(event)
-            if self._pace.slow:
-                await send(
-                    audio=types.Blob(data=self._pace.slow_audio(item.pcm), mime_type=SLOW_MIME)
-                )
-                return
+            data, mime = self._wire.encode(item.pcm, speech=item.speech, slow=self._pace.slow)
+            await send(audio=types.Blob(data=data, mime_type=mime or MIC_MIME))
+            return
         await _send_item(send, item)
+
+    def _update_pace(self) -> None:
+        """Every mic chunk (the sends come in bursts on a slow link: too sparse to judge)."""
+        now = time.monotonic()
+        conn = self._conn
+        dog = conn.watchdog if conn is not None else None
+        flowing = conn is not None and (dog is None or now - dog.t_heard < FLOWING_S)
+        if event := self._pace.update(self.audio_backlog_s, now, flowing=flowing):
+            log.info("upload %s (%.1f s waiting)", "slow" if event.slow else "ok", event.backlog_s)
+            self._emit(event)
 
     def _report_lost(self) -> None:
         """Say how much mic audio the outbox had to drop, at most every few seconds."""

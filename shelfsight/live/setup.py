@@ -19,7 +19,9 @@ class Endpoint:
     ssl_context: ssl.SSLContext | None = None
 
 
-def make_client(api_key: str, endpoint: Endpoint = Endpoint()) -> genai.Client:
+def make_client(
+    api_key: str, endpoint: Endpoint = Endpoint(), ws_args: dict[str, object] | None = None
+) -> genai.Client:
     """A client whose websocket closes fast on shutdown (Ctrl-C must end the run within 2 s)."""
     # No websockets keepalive: its ping waits behind a full write buffer, so while the mic
     # streams it never notices a stalled link, and it cannot be told that ACKs still arrive on
@@ -31,6 +33,7 @@ def make_client(api_key: str, endpoint: Endpoint = Endpoint()) -> genai.Client:
         "open_timeout": 5.0,
         "ping_interval": None,
     }
+    args.update(ws_args or {})  # benchmarks: e.g. compression=None, as a server without deflate
     if endpoint.ssl_context is not None:
         args["ssl"] = endpoint.ssl_context
     options = types.HttpOptions(base_url=endpoint.base_url, async_client_args=args)

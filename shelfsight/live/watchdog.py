@@ -14,9 +14,10 @@ is judged on what comes back, independently of the send path:
 After `dead_after_s` with none of these, the transport is aborted (no close handshake: there is
 nobody to answer it) and `DeadLink` is raised, so the reconnect starts at once.
 
-The socket also gets `TCP_NOTSENT_LOWAT`: the kernel then holds at most that many unsent bytes,
-and any further backlog waits in the link's outbox, where it is measured, kept in order and
-bounded (a 4 MB kernel buffer would otherwise hide two minutes of audio at 256 kbit/s).
+The socket also gets `TCP_NOTSENT_LOWAT` and the transport a small write buffer: the kernel and
+asyncio then hold at most ~16 KB each of unsent bytes, and any further backlog waits in the
+link's outbox, where it is measured, kept in order and bounded (a 4 MB kernel buffer would
+otherwise hide two minutes of audio at 256 kbit/s).
 Loop thread only.
 """
 
@@ -32,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 NOTSENT_LOWAT_BYTES = 16 * 1024
+WRITE_BUFFER_BYTES = 16 * 1024  # the websocket transport's high-water mark (0.4 s of audio)
 _TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25 if sys.platform == "linux" else None)
 _BYTES_ACKED_OFFSET = 120  # struct tcp_info (include/uapi/linux/tcp.h), Linux >= 4.1
 TICK_S = 0.25
@@ -60,6 +62,9 @@ class Watchdog:
         self._sock = _socket_of(ws)
         self._acked = _bytes_acked(self._sock)
         self.t_heard = time.monotonic()
+        for transport in _transports(ws):  # TLS on TCP: websockets' 32 KiB, asyncio's 64 KiB
+            with contextlib.suppress(AttributeError, ValueError):
+                transport.set_write_buffer_limits(high=WRITE_BUFFER_BYTES)
         if self._sock is not None and _TCP_NOTSENT_LOWAT is not None:
             with contextlib.suppress(OSError):
                 self._sock.setsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT, NOTSENT_LOWAT_BYTES)
@@ -70,14 +75,7 @@ class Watchdog:
     @property
     def buffered_bytes(self) -> int:
         """Bytes written to the websocket's transport and not yet taken by the kernel."""
-        transport = getattr(self._ws, "transport", None)
-        if transport is None:
-            return 0
-        total = int(transport.get_write_buffer_size())
-        inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
-        if inner is not None:
-            total += int(inner.get_write_buffer_size())
-        return total
+        return sum(int(t.get_write_buffer_size()) for t in _transports(self._ws))
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -114,6 +112,16 @@ class Watchdog:
             if not self._retiring():
                 await asyncio.Event().wait()  # stay until the group is cancelled
             return
+
+
+def _transports(ws: Any) -> list[Any]:
+    """The websocket's transport and, under TLS, the TCP transport below it (asyncio's
+    `_SSLProtocolTransport` keeps it private; absent elsewhere, which is fine)."""
+    transport = getattr(ws, "transport", None)
+    if transport is None:
+        return []
+    inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+    return [transport] if inner is None else [transport, inner]
 
 
 def _socket_of(ws: Any) -> socket.socket | None:
