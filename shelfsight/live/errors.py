@@ -94,9 +94,10 @@ def most_telling(group: BaseExceptionGroup) -> BaseException:
 
 
 def backoff_s(attempt: int) -> float:
-    """Exponential backoff with jitter: 0.25 s, 0.5 s, 1 s ... capped at 8 s, each drawn from
-    its upper half so that clients cut off together do not come back together."""
-    ceiling = min(8.0, 0.25 * 2 ** max(0, attempt - 1))
+    """Exponential backoff with jitter: 0.25 s, 0.5 s, 1 s ... capped at 3 s, each drawn from
+    its upper half so that clients cut off together do not come back together. The low cap
+    (with the 5 s open timeout) bounds the wait after a dead phone link comes back."""
+    ceiling = min(3.0, 0.25 * 2 ** max(0, attempt - 1))
     return random.uniform(ceiling / 2, ceiling)
 
 
