@@ -103,12 +103,13 @@ async def run_conversation(
         frame_rate=FrameRatePolicy(fps=settings.fps, idle_fps=idle_fps),
         barge_in_s=settings.barge_in_ms / 1000,
     )
-    recorder = start_recorder(record_to, settings) if record_to is not None else None
     if echo is None:
         echo = make_echo_canceller(settings)
     async with contextlib.AsyncExitStack() as stack:
         if devices is None:
             devices = await stack.enter_async_context(open_devices(settings, echo.on_played))
+        # Only once the devices are open: a start-up error leaves no half-made recording.
+        recorder = None if record_to is None else start_recorder(record_to, settings, view)
         sampler: FrameSampler | None = None
         if frames is None and devices.camera is not None:
             frames = sampler = FrameSampler(
@@ -157,14 +158,23 @@ def make_link(settings: Settings, api_key: str, endpoint: Endpoint) -> LiveLink:
         config_for=lambda handle: live_config(settings, prompt, handle),
         max_outage_s=settings.max_outage_s,
         first_connect_timeout_s=settings.connect_timeout_s,
+        dead_after_s=settings.dead_link_s,
+        audio_buffer_s=settings.audio_buffer_s,
     )
 
 
-def start_recorder(folder: Path, settings: Settings) -> Recorder:
-    """A recorder whose manifest says how the session was made (settings, never the key)."""
+def start_recorder(folder: Path, settings: Settings, view: View) -> Recorder:
+    """A recorder whose manifest says how the session was made (settings, never the key), and
+    whose early stop (disk full...) is told on the view, from the writer thread via the loop."""
     recorded = {k: v for k, v in asdict(settings).items() if k != "extra"}
     recorded["camera"] = redact_url(settings.camera)
-    return Recorder(folder, {"model": settings.model, "settings": recorded})
+    loop = asyncio.get_running_loop()
+
+    def on_stop(line: str) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop already closed: the run is over
+            loop.call_soon_threadsafe(view.notice, line)
+
+    return Recorder(folder, {"model": settings.model, "settings": recorded}, on_stop)
 
 
 async def converse(
@@ -183,6 +193,7 @@ async def converse(
     from shelfsight.ui.view import make_view
 
     view = make_view(plain=True if plain else None, answer_only=ask is not None)
+    existed = record is not None and (record / "events.jsonl").exists()  # refused, not ours
     controls = ControlQueue() if interactive else None
     sources = []
     if controls is not None:
@@ -205,7 +216,7 @@ async def converse(
         for source in sources:
             source.close()
         view.stop()
-        if record is not None:
+        if record is not None and (record / "events.jsonl").is_file() and not existed:
             print(f"Recorded into {record}")
 
 

@@ -59,6 +59,10 @@ class Settings:
     # Give up when the first connection takes longer than this, or a reconnect than max_outage_s.
     connect_timeout_s: float = 15.0
     max_outage_s: float = 60.0
+    # A connection from which nothing (no message, pong or TCP ACK) came back this long is cut
+    # and replaced; mic audio waits this long for a connection before the oldest is lost.
+    dead_link_s: float = 3.0
+    audio_buffer_s: float = 15.0
     # Recording: `always_record` puts every run into a dated folder under `sessions_dir`.
     always_record: bool = False
     sessions_dir: str = "sessions"

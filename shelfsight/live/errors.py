@@ -23,6 +23,7 @@ from websockets.exceptions import (
 )
 
 from shelfsight.errors import UserError
+from shelfsight.live.watchdog import DeadLink
 
 # What a dropped or refused connection raises through the SDK.
 CONNECTION_ERRORS = (errors.APIError, OSError, TimeoutError, WebSocketException)
@@ -79,12 +80,13 @@ def classify(exc: BaseException, *, model: str, resuming: bool) -> Retry:
 
 
 def most_telling(group: BaseExceptionGroup) -> BaseException:
-    """Of the errors both directions saw, the receiver's (it carries the close code); raises
+    """Of the errors both directions saw, the watchdog's (the link went silent: the rest are
+    its consequences), else the receiver's (it carries the close code); raises
     the group again when it holds anything but connection errors (a bug, not the network)."""
     leaves = list(_leaves(group))
     if not all(isinstance(leaf, CONNECTION_ERRORS) for leaf in leaves):
         raise group
-    for kind in (errors.APIError, ConnectionClosed):
+    for kind in (DeadLink, errors.APIError, ConnectionClosed):
         for leaf in leaves:
             if isinstance(leaf, kind):
                 return leaf
@@ -92,9 +94,10 @@ def most_telling(group: BaseExceptionGroup) -> BaseException:
 
 
 def backoff_s(attempt: int) -> float:
-    """Exponential backoff with jitter: 0.25 s, 0.5 s, 1 s ... capped at 8 s, each drawn from
-    its upper half so that clients cut off together do not come back together."""
-    ceiling = min(8.0, 0.25 * 2 ** max(0, attempt - 1))
+    """Exponential backoff with jitter: 0.25 s, 0.5 s, 1 s ... capped at 3 s, each drawn from
+    its upper half so that clients cut off together do not come back together. The low cap
+    (with the 5 s open timeout) bounds the wait after a dead phone link comes back."""
+    ceiling = min(3.0, 0.25 * 2 ** max(0, attempt - 1))
     return random.uniform(ceiling / 2, ceiling)
 
 
@@ -107,6 +110,8 @@ def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
 
 
 def _describe_network_error(exc: BaseException) -> str:
+    if isinstance(exc, DeadLink):
+        return str(exc)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS certificate not trusted ({exc.verify_message})"
     if isinstance(exc, TimeoutError):

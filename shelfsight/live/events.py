@@ -1,8 +1,8 @@
 """What the Live server says, as the rest of the program sees it: small frozen dataclasses.
 
 `translate` turns one SDK message into events (pure: no connection state); `LiveLink` adds the
-ones about its connections (Connected, Reconnecting, AnswerCut, FrameSent) and re-exports them
-all.
+ones about its connections (Connected, Reconnecting, AnswerCut, FrameSent, SlowLink,
+AudioLost) and re-exports them all.
 """
 
 from __future__ import annotations
@@ -105,6 +105,23 @@ class Reconnecting:
     planned: bool = False  # after a goAway: expect a short pause, not a failure
 
 
+@dataclass(frozen=True)
+class SlowLink:
+    """The upload cannot keep up (`slow`), or has kept up again for a while. While slow the
+    link sends 8 kHz audio (half the bytes) and no pictures except with a typed question."""
+
+    slow: bool
+    backlog_s: float  # mic audio waiting to go out when this was decided
+
+
+@dataclass(frozen=True)
+class AudioLost:
+    """Mic audio that never reached the model: an outage or a slow link outlasted the buffer."""
+
+    lost_s: float  # since the last such event
+    total_s: float  # in the whole session
+
+
 ServerEvent = (
     AnswerAudio
     | UserTranscript
@@ -117,6 +134,8 @@ ServerEvent = (
     | FrameSent
     | Connected
     | Reconnecting
+    | SlowLink
+    | AudioLost
 )
 
 

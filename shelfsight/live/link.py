@@ -16,6 +16,12 @@ Answers keep arriving on the old connection until it is closed; mic audio waits 
 meanwhile and goes out first on the new one, so nothing is lost and nothing is sent twice.
 After an unexpected close, the link reconnects with backoff and re-sends what it sent since
 the newest handle, which the resumed session does not hold.
+
+A connection that goes silent (a stalled phone tether: no error, no close) is cut by a
+`Watchdog` on what comes back (see `shelfsight.live.watchdog`), so it is noticed within
+`dead_after_s` whatever is streaming. A slow upload is met by `UploadPace`
+(`shelfsight.live.slow`): no pictures, 8 kHz audio, the backlog reported; mic audio waits up
+to `audio_buffer_s` (15 s) and what is lost beyond that is counted and reported (`AudioLost`).
 """
 
 from __future__ import annotations
@@ -40,17 +46,29 @@ from shelfsight.live.events import (
     AnswerAudio,
     AnswerCut,
     AnswerTranscript,
+    AudioLost,
     Connected,
     FrameSent,
     GoAway,
     Interrupted,
     Reconnecting,
     ServerEvent,
+    SlowLink,
     TurnComplete,
     UserTranscript,
     translate,
 )
-from shelfsight.live.outbox import ActivityEnd, ActivityStart, Audio, Item, Outbox, Text
+from shelfsight.live.outbox import (
+    BYTES_PER_S,
+    ActivityEnd,
+    ActivityStart,
+    Audio,
+    Item,
+    Outbox,
+    Text,
+)
+from shelfsight.live.slow import UploadPace, WireAudio
+from shelfsight.live.watchdog import Watchdog
 from shelfsight.media.frames import EncodedFrame
 
 log = logging.getLogger(__name__)
@@ -61,6 +79,7 @@ __all__ = [  # the events are defined in live_events; callers import them from h
     "AnswerAudio",
     "AnswerCut",
     "AnswerTranscript",
+    "AudioLost",
     "Connected",
     "FrameSent",
     "GoAway",
@@ -68,6 +87,7 @@ __all__ = [  # the events are defined in live_events; callers import them from h
     "LiveLink",
     "Reconnecting",
     "ServerEvent",
+    "SlowLink",
     "TurnComplete",
     "UserTranscript",
 ]
@@ -78,6 +98,10 @@ HANDLE_WAIT_S = 2.0  # after a turn, wait this long for its resumption handle be
 STABLE_S = 5.0  # a connection that lived less than this before failing continues the outage
 DEFAULT_TIME_LEFT_S = 10.0  # a goAway without time_left
 CLOSE_TIMEOUT_S = 2.0
+OPEN_TIMEOUT_S = 8.0  # websocket handshake (the client's own 5 s) and the session setup
+FLOWING_S = 1.0  # heard from the server this recently: a backlog means slow, not stalled
+LOST_REPORT_EVERY_S = 5.0  # AudioLost events, at most this often while audio is being lost
+WIRE_BYTES_PER_AUDIO_S = BYTES_PER_S * 4 / 3  # 16 kHz audio as base64 JSON, about
 
 
 ConfigFactory = Callable[[str | None], types.LiveConnectConfig]
@@ -98,9 +122,12 @@ class LinkStats:
     connections: int
     audio_chunks_sent: int
     audio_replayed_s: float  # re-sent after lost connections (the resumed session lacked it)
-    audio_dropped_s: float  # lost: an outage outlasted the audio buffer
+    audio_dropped_s: float  # lost: an outage or a slow link outlasted the audio buffer
     frames_sent: int
     frames_skipped: int  # replaced by a newer frame before the link could send them
+    dead_links: int = 0  # connections cut because nothing came back from the server
+    slow_link_s: float = 0.0  # time the upload was too slow (8 kHz audio, no pictures)
+    max_upload_backlog_s: float = 0.0  # the most mic audio that waited to go out
 
 
 class _Connection:
@@ -111,15 +138,21 @@ class _Connection:
     ) -> None:
         self.session = session
         self.resumed = resumed
+        self.watchdog: Watchdog | None = None
         self.t_opened = time.monotonic()
         self.go_away: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
         self.retiring = False  # we are closing it on purpose: its close is not a failure
         self._stack = stack
+        self.dead = False  # the watchdog cut it
 
     async def close(self) -> None:
         """Close the websocket; bounded, idempotent, never raises a connection error."""
         self.retiring = True
         stack, self._stack = self._stack, contextlib.AsyncExitStack()
+        if self.dead:  # nobody would answer a close handshake
+            transport = getattr(getattr(self.session, "_ws", None), "transport", None)
+            if transport is not None:
+                transport.abort()
         with contextlib.suppress(*CONNECTION_ERRORS):
             async with asyncio.timeout(CLOSE_TIMEOUT_S):
                 await stack.aclose()
@@ -151,9 +184,12 @@ class LiveLink:
         config_for: ConfigFactory,
         max_outage_s: float = 60.0,
         first_connect_timeout_s: float = 15.0,
-        audio_buffer_s: float = 5.0,
+        audio_buffer_s: float = 15.0,
         replay_s: float = 15.0,
         handover_margin_s: float = 1.5,
+        dead_after_s: float = 3.0,
+        ping_every_s: float = 1.0,
+        pace: UploadPace | None = None,
     ) -> None:
         self._connect_to = connect
         self._model = model
@@ -161,6 +197,13 @@ class LiveLink:
         self._max_outage_s = max_outage_s
         self._first_connect_timeout_s = first_connect_timeout_s
         self._handover_margin_s = handover_margin_s
+        self._dead_after_s = dead_after_s
+        self._ping_every_s = ping_every_s
+        self._pace = pace or UploadPace()
+        self._wire = WireAudio()
+        self._conn: _Connection | None = None
+        self._lost_reported_s = 0.0
+        self._t_lost_reported = 0.0
         self._outbox = Outbox(max_audio_s=audio_buffer_s, replay_s=replay_s)
         self._frame: EncodedFrame | None = None
         self._last_frame: EncodedFrame | None = None  # re-sent on a new connection if none is newer
@@ -183,6 +226,7 @@ class LiveLink:
         self.audio_replayed_s = 0.0
         self.frames_sent = 0
         self.frames_skipped = 0
+        self.dead_links = 0
 
     # -- input side ---------------------------------------------------------------------------
 
@@ -191,7 +235,8 @@ class LiveLink:
         (a question is then pending, which holds off a goAway switch)."""
         if speech:
             self._t_input = time.monotonic()
-        self._outbox.put(Audio(pcm))
+        self._outbox.put(Audio(pcm, speech))
+        self._update_pace()
         self._wake.set()
 
     def send_frame(self, frame: EncodedFrame) -> None:
@@ -216,7 +261,10 @@ class LiveLink:
 
     @property
     def audio_backlog_s(self) -> float:
-        return self._outbox.backlog_s
+        """Mic audio not yet handed to the kernel: the outbox, plus the websocket's buffer."""
+        conn = self._conn
+        buffered = conn.watchdog.buffered_bytes if conn and conn.watchdog else 0
+        return self._outbox.backlog_s + buffered / WIRE_BYTES_PER_AUDIO_S
 
     @property
     def audio_dropped_s(self) -> float:
@@ -235,6 +283,9 @@ class LiveLink:
             audio_dropped_s=round(self.audio_dropped_s, 2),
             frames_sent=self.frames_sent,
             frames_skipped=self.frames_skipped,
+            dead_links=self.dead_links,
+            slow_link_s=round(self._pace.total_slow_s(time.monotonic()), 1),
+            max_upload_backlog_s=round(self._pace.max_backlog_s, 2),
         )
 
     async def events(self) -> AsyncIterator[ServerEvent]:
@@ -307,18 +358,41 @@ class LiveLink:
     async def _open(self) -> _Connection:
         handle = self._handle
         stack = contextlib.AsyncExitStack()
-        session = await stack.enter_async_context(
-            self._connect_to(model=self._model, config=self._config_for(handle))
-        )
+        # The SDK waits for setupComplete without a timeout: a link that dies mid-setup would
+        # hold the reconnect forever.
+        async with asyncio.timeout(OPEN_TIMEOUT_S):
+            session = await stack.enter_async_context(
+                self._connect_to(model=self._model, config=self._config_for(handle))
+            )
         self.connections += 1
-        return _Connection(session, stack, resumed=handle is not None)
+        conn = _Connection(session, stack, resumed=handle is not None)
+        ws = getattr(session, "_ws", None)  # the SDK's websocket (websockets' asyncio client)
+        if ws is not None:
+            conn.watchdog = Watchdog(
+                ws,
+                dead_after_s=self._dead_after_s,
+                ping_every_s=self._ping_every_s,
+                retiring=lambda: conn.retiring,
+            )
+        return conn
+
+    async def _watch(self, conn: _Connection, watchdog: Watchdog) -> None:
+        try:
+            await watchdog.run()
+        except BaseExceptionGroup:
+            conn.dead = True
+            self.dead_links += 1
+            raise
 
     async def _serve(self, conn: _Connection) -> _Ending:
         """Pump both directions until the connection fails or a goAway switch is due."""
+        self._conn = conn
         try:
             async with asyncio.TaskGroup() as tg:
                 sender = tg.create_task(self._send_loop(conn))
                 tg.create_task(self._receive_loop(conn))
+                if conn.watchdog is not None:
+                    tg.create_task(self._watch(conn, conn.watchdog))
                 time_left_s = await conn.go_away
                 deadline = time.monotonic() + max(
                     0.0, (time_left_s or DEFAULT_TIME_LEFT_S) - self._handover_margin_s
@@ -330,10 +404,12 @@ class LiveLink:
                 await sender
                 t_stopped = time.monotonic()
                 await conn.close()  # the receiver reads what is left, then ends
+            self._conn = None
             reason = "the server is moving this session (goAway)"
             return _Ending(reason, planned=True, replay=not quiet, t_monotonic=t_stopped)
         except BaseExceptionGroup as group:
             t_failed = time.monotonic()
+            self._conn = None
             retry = classify(most_telling(group), model=self._model, resuming=False)
             return _Ending(retry.reason, planned=False, replay=True, t_monotonic=t_failed)
 
@@ -378,16 +454,46 @@ class LiveLink:
                     if isinstance(item, Text):
                         await self._send_question(conn.session, item)
                     else:
-                        await _send_item(send, item)
+                        await self._send_item(send, item)
                 except BaseException:
                     self._outbox.unsent()
                     raise
                 self._outbox.sent()
                 if isinstance(item, Audio):
                     self.audio_chunks_sent += 1
+                    self._report_lost()
             if conn.retiring:
                 return
-            await self._send_frame(send)
+            if not self._pace.slow:  # a slow link carries audio only (see live.slow)
+                await self._send_frame(send)
+
+    async def _send_item(self, send: _Send, item: Item) -> None:
+        if isinstance(item, Audio):
+            data, mime = self._wire.encode(item.pcm, speech=item.speech, slow=self._pace.slow)
+            await send(audio=types.Blob(data=data, mime_type=mime or MIC_MIME))
+            return
+        await _send_item(send, item)
+
+    def _update_pace(self) -> None:
+        """Every mic chunk (the sends come in bursts on a slow link: too sparse to judge)."""
+        now = time.monotonic()
+        conn = self._conn
+        dog = conn.watchdog if conn is not None else None
+        flowing = conn is not None and (dog is None or now - dog.t_heard < FLOWING_S)
+        if event := self._pace.update(self.audio_backlog_s, now, flowing=flowing):
+            log.info("upload %s (%.1f s waiting)", "slow" if event.slow else "ok", event.backlog_s)
+            self._emit(event)
+
+    def _report_lost(self) -> None:
+        """Say how much mic audio the outbox had to drop, at most every few seconds."""
+        total = self._outbox.audio_dropped_s
+        now = time.monotonic()
+        if (
+            total - self._lost_reported_s >= 0.02
+            and now - self._t_lost_reported >= LOST_REPORT_EVERY_S
+        ):
+            self._emit(AudioLost(round(total - self._lost_reported_s, 2), round(total, 2)))
+            self._lost_reported_s, self._t_lost_reported = total, now
 
     async def _send_frame(self, send: _Send) -> None:
         """Send the latest-only frame slot, if a frame is waiting in it."""
@@ -433,6 +539,8 @@ class LiveLink:
 
     def _on_message(self, msg: types.LiveServerMessage, conn: _Connection) -> None:
         now = time.monotonic()
+        if conn.watchdog is not None:
+            conn.watchdog.heard()
         events = translate(msg, now)
         for event in events:
             if isinstance(event, AnswerAudio | AnswerTranscript):

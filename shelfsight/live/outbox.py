@@ -26,6 +26,7 @@ BYTES_PER_S = 16_000 * 2  # 16 kHz mono PCM16
 @dataclass(frozen=True)
 class Audio:
     pcm: bytes  # 16 kHz mono PCM16
+    speech: bool = False  # the caller's detector heard the user in it
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,21 @@ class Endpoint:
     ssl_context: ssl.SSLContext | None = None
 
 
-def make_client(api_key: str, endpoint: Endpoint = Endpoint()) -> genai.Client:
+def make_client(
+    api_key: str, endpoint: Endpoint = Endpoint(), ws_args: dict[str, object] | None = None
+) -> genai.Client:
     """A client whose websocket closes fast on shutdown (Ctrl-C must end the run within 2 s)."""
-    # Keepalive pongs from the Live API can be slow (reports of 8-30 s); a 30 s allowance keeps
-    # a slow pong from being taken for a dead link.
+    # No websockets keepalive: its ping waits behind a full write buffer, so while the mic
+    # streams it never notices a stalled link, and it cannot be told that ACKs still arrive on
+    # a slow one. LiveLink's watchdog pings and watches what comes back instead
+    # (shelfsight.live.watchdog). A short open timeout: an attempt made while the link was
+    # dead must not hold up the first one after it returns.
     args: dict[str, object] = {
         "close_timeout": 1.0,
-        "open_timeout": 10.0,
-        "ping_interval": 20.0,
-        "ping_timeout": 30.0,
+        "open_timeout": 5.0,
+        "ping_interval": None,
     }
+    args.update(ws_args or {})  # benchmarks: e.g. compression=None, as a server without deflate
     if endpoint.ssl_context is not None:
         args["ssl"] = endpoint.ssl_context
     options = types.HttpOptions(base_url=endpoint.base_url, async_client_args=args)

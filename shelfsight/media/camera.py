@@ -5,7 +5,8 @@ never hold stale frames, and calls `retrieve()` (the costly colour conversion / 
 for a frame somebody asked for. `Camera.frame()` registers a future and the thread resolves it with
 the next grabbed frame, so a frame handed out is at most one source frame interval plus one
 retrieve old, and an idle 1080p30 source costs only the grabs. Video files are paced to the wall
-clock at their own frame rate and loop, so tests and replays exercise the live path.
+clock at their own frame rate and loop, so tests and replays exercise the live path. A still
+picture (PNG, JPEG...) is a camera that always sees the same thing: useful with `ask`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
 import cv2
@@ -28,6 +30,8 @@ import numpy as np
 from shelfsight.errors import UserError
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+STILL_FPS = 2.0  # how often a still picture is "grabbed" again (it is decoded once)
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mjpeg", ".mjpg", ".ts")
 STREAM_OPEN_DEADLINE_S = 12.0  # the brief allows 15 s; FFmpeg's own open timeout is shorter
 _STREAM_PARAMS = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 10_000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5_000]
@@ -280,6 +284,10 @@ def open_camera(spec: str) -> Camera | None:
     if spec.lower().startswith(STREAM_SCHEMES):
         return Camera(redact_url(spec), lambda: _open_stream(spec), is_file=False)
     path = Path(spec).expanduser()
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        if not path.is_file():
+            raise UserError(f"Picture not found: {spec}. Check the path, or pass a camera name.")
+        return Camera(path.name, lambda: _open_still(path), is_file=True)
     if path.is_file() or "/" in spec or "\\" in spec or spec.lower().endswith(VIDEO_SUFFIXES):
         if not path.is_file():
             raise UserError(f"Video file not found: {spec}. Check the path, or pass a camera name.")
@@ -296,6 +304,39 @@ def _open_file(path: Path) -> cv2.VideoCapture:
         raise UserError(f"Cannot read video file {path}: convert it to MP4 (H.264) or MJPEG AVI.")
     cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
     return cap
+
+
+class _StillCapture:
+    """A still picture behind the part of cv2.VideoCapture's interface `Camera` uses: every
+    grab succeeds and every retrieve returns the picture, so it is sent like a live frame."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        self._image = image
+
+    def isOpened(self) -> bool:  # noqa: N802  (cv2's names)
+        return True
+
+    def grab(self) -> bool:
+        return True
+
+    def retrieve(self) -> tuple[bool, np.ndarray]:
+        return True, self._image
+
+    def get(self, prop: int) -> float:
+        return STILL_FPS if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def set(self, prop: int, value: float) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+def _open_still(path: Path) -> cv2.VideoCapture:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UserError(f"Cannot read picture {path}: give a PNG or JPEG file.")
+    return cast(cv2.VideoCapture, _StillCapture(image))
 
 
 def _open_device(index: int) -> cv2.VideoCapture:

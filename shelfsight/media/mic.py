@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from shelfsight.media.pcm import CHUNK_S, MIC_CHUNK_BYTES
-from shelfsight.media.wav import load_mic_pcm
+from shelfsight.media.wav import MicWavReader
 
 
 @dataclass(frozen=True)
@@ -37,30 +37,54 @@ class WavMic:
 
     The clock starts at `start()`; a late reader gets the backlog at once (nothing is dropped),
     and chunk n always carries t_capture = start + n * 20 ms, so pacing never drifts.
-    The last chunk is padded with silence to a full 640 bytes.
+    The last chunk is padded with silence to a full 640 bytes. The file streams from disk a
+    block at a time (`MicWavReader`, on a worker thread), so any length takes bounded memory;
+    a header that lies raises UserError at `start()` (or at the block that shows it).
     """
 
     def __init__(self, path: Path) -> None:
         self.name = f"WAV file {path}"
         self._path = path
-        self._pcm = b""
+        self._reader: MicWavReader | None = None
+        self._pcm = b""  # the current block, from `_pos`
+        self._pos = 0
+        self._eof = False
         self._t0 = 0.0
         self._next = 0
         self._closed = False
+        self._filling = False
 
     async def start(self) -> None:
-        self._pcm = await asyncio.to_thread(load_mic_pcm, self._path)
+        self._reader = await asyncio.to_thread(MicWavReader, self._path)
+        await self._fill()
         self._t0 = time.monotonic()
 
     async def read(self) -> MicChunk | None:
-        offset = self._next * MIC_CHUNK_BYTES
-        if self._closed or offset >= len(self._pcm):
+        if not self._closed and len(self._pcm) - self._pos < MIC_CHUNK_BYTES and not self._eof:
+            await self._fill()
+        if self._closed or self._pos >= len(self._pcm):
             return None
         t_capture = self._t0 + self._next * CHUNK_S
         await asyncio.sleep(max(0.0, t_capture + CHUNK_S - time.monotonic()))
         self._next += 1
-        pcm = self._pcm[offset : offset + MIC_CHUNK_BYTES]
+        pcm = self._pcm[self._pos : self._pos + MIC_CHUNK_BYTES]
+        self._pos += MIC_CHUNK_BYTES
         return MicChunk(pcm.ljust(MIC_CHUNK_BYTES, b"\0"), t_capture)
+
+    async def _fill(self) -> None:
+        reader = self._reader
+        assert reader is not None, "start() first"
+        self._filling = True
+        try:
+            block = await asyncio.to_thread(reader.read_block)
+        finally:
+            self._filling = False
+            if self._closed:
+                reader.close()
+        self._eof = not block
+        self._pcm, self._pos = self._pcm[self._pos :] + block, 0
 
     def close(self) -> None:
         self._closed = True
+        if self._reader is not None and not self._filling:
+            self._reader.close()

@@ -76,6 +76,8 @@ class Link(Protocol):
     def drain_events(self) -> list[ServerEvent]: ...
     async def run(self) -> None: ...
     def stats(self) -> LinkStats: ...
+    @property
+    def audio_backlog_s(self) -> float: ...
 
 
 class FrameFeed(Protocol):
@@ -186,10 +188,24 @@ class Conversation:
             if keep_mic_alive:
                 self._on_mic(SILENCE_CHUNK, time.monotonic())
             await asyncio.sleep(MIC_CHUNK_S)
+        await self._until_audio_out(keep_mic_alive=keep_mic_alive, why=why)
         if self._turn.answering or self._turn.speech_since_answer:
             self._view.notice(f"{why}; waiting for the answer to finish")
         await self._wait_for_answer(keep_mic_alive=keep_mic_alive)
         self._done.set()
+
+    async def _until_audio_out(self, *, keep_mic_alive: bool, why: str) -> None:
+        """A slow or interrupted link may still hold the end of what was said: let it go out
+        (the link keeps it in order and gives up on its own) before waiting for the answer."""
+        if self._link.audio_backlog_s > 1.0:
+            self._view.notice(
+                f"{why}; sending the last {self._link.audio_backlog_s:.0f} s of audio"
+            )
+        deadline = time.monotonic() + self._options.answer_wait_s
+        while self._link.audio_backlog_s > 2 * MIC_CHUNK_S and time.monotonic() < deadline:
+            if keep_mic_alive:
+                self._on_mic(SILENCE_CHUNK, time.monotonic())
+            await asyncio.sleep(MIC_CHUNK_S)
 
     def _on_mic(self, pcm: bytes, t_capture: float) -> None:
         level = rms_dbfs(pcm)

@@ -9,14 +9,22 @@ Layout of a session folder:
                     events give each chunk's byte offset and arrival time
     frames/NNNNNN.jpg  every frame sent; `frame` events give its send time
 
-All writing happens on one writer thread fed by an unbounded queue, so the event loop never
-waits on the disk. Each event line and each audio chunk is flushed as it is written and the WAV
-headers are patched on every write, so after Ctrl-C, a crash or SIGKILL the folder holds a
-complete, readable record up to that moment.
+All writing happens on one writer thread fed by a queue, so the event loop never waits on the
+disk. Each event line and each audio chunk is flushed as it is written and the WAV headers are
+patched on every write, so after Ctrl-C, a crash or SIGKILL the folder holds a complete,
+readable record up to that moment.
+
+A recording never ends the session. When a write fails (disk full, folder removed, no
+permission) or the disk falls `MAX_PENDING_BYTES` behind, the recording stops there: `on_stop`
+gets one line saying why and where (the caller shows it), nothing more is queued (memory stays
+flat), and the manifest is still finalised if the disk lets it, with `recording_stopped_at_s`
+and `recording_error`. The queue's policy: unbounded by count, bounded by bytes; past the bound
+the recording stops rather than the loop waiting or memory growing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
@@ -38,6 +46,8 @@ log = logging.getLogger(__name__)
 MIC_RATE_HZ = 16000
 ANSWER_RATE_HZ = 24000
 Job = Callable[[], None]
+MANIFEST_RESERVE_BYTES = 16 * 1024  # room for the final manifest, even on a full disk
+MAX_PENDING_BYTES = 64 * 1024 * 1024  # about 15 min of audio and frames the disk may fall behind
 
 
 def session_folder_name(now: datetime | None = None) -> str:
@@ -60,7 +70,14 @@ def versions() -> dict[str, str]:
 class Recorder:
     """Records one session into `folder`; methods are cheap and safe to call from the loop."""
 
-    def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        manifest: dict[str, Any],
+        on_stop: Callable[[str], None] | None = None,
+    ) -> None:
+        """`on_stop(line)` is called once, on the writer thread, if the recording stops early."""
+        self.on_stop = on_stop
         try:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "frames").mkdir(exist_ok=True)
@@ -78,13 +95,21 @@ class Recorder:
             "versions": versions(),
             **manifest,
         }
-        self._write_manifest()
-        self._mic = _open_wav(folder / "mic.wav", MIC_RATE_HZ)
-        self._answer = _open_wav(folder / "answer.wav", ANSWER_RATE_HZ)
+        try:
+            self._write_manifest()
+            self._mic = _open_wav(folder / "mic.wav", MIC_RATE_HZ)
+            self._answer = _open_wav(folder / "answer.wav", ANSWER_RATE_HZ)
+        except OSError as exc:
+            self._events.close()
+            raise UserError(f"Cannot record into {folder}: {exc.strerror or exc}") from None
         self._answer_bytes = 0
         self._frames = 0
         self._mic_started = False
-        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._pending_bytes = 0  # queued and not yet written (loop adds, writer subtracts)
+        self.error: str | None = None  # why the recording stopped early
+        self.stopped_at_s: float | None = None
+        self._jobs: queue.SimpleQueue[tuple[Job, int] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write_loop, name="recorder", daemon=True)
         self._thread.start()
         self.event("session_start", wall=started)
@@ -94,18 +119,18 @@ class Recorder:
 
     def event(self, kind: str, **fields: Any) -> None:
         line = json.dumps({"t": self.now(), "type": kind, **fields}, ensure_ascii=False)
-        self._jobs.put(lambda: self._write_line(line))
+        self._queue(lambda: self._write_line(line), len(line))
 
     def mic(self, pcm: bytes) -> None:
         if not self._mic_started:
             self._mic_started = True
             self.event("mic_start")
-        self._jobs.put(lambda: _append(self._mic, pcm))
+        self._queue(lambda: _append(self._mic, pcm), len(pcm))
 
     def answer_audio(self, pcm: bytes) -> None:
         self.event("answer_audio", offset=self._answer_bytes, bytes=len(pcm))
         self._answer_bytes += len(pcm)
-        self._jobs.put(lambda: _append(self._answer, pcm))
+        self._queue(lambda: _append(self._answer, pcm), len(pcm))
 
     def frame(self, jpeg: bytes, *, width: int, height: int, age_ms: float | None = None) -> None:
         self._frames += 1
@@ -116,7 +141,19 @@ class Recorder:
         def write() -> None:
             path.write_bytes(jpeg)
 
-        self._jobs.put(write)
+        self._queue(write, len(jpeg))
+
+    def _queue(self, job: Job, nbytes: int) -> None:
+        """Hand a write to the writer thread; nothing once the recording has stopped."""
+        if self.error is not None:
+            return
+        with self._lock:
+            self._pending_bytes += nbytes
+            behind = self._pending_bytes > MAX_PENDING_BYTES
+        if behind:
+            self._stop(f"the disk fell {MAX_PENDING_BYTES // 2**20} MB behind")
+            return
+        self._jobs.put((job, nbytes))
 
     def close(self, **summary: Any) -> None:
         """Finish the folder: last event, final manifest; idempotent."""
@@ -129,7 +166,7 @@ class Recorder:
             frames=self._frames,
             **summary,
         )
-        self._jobs.put(self._write_manifest)
+        self._jobs.put((self._finish_manifest, 0))  # runs even after a failure: "if possible"
         self._jobs.put(None)
         self._thread.join(timeout=5)
         if self._thread.is_alive():
@@ -141,21 +178,66 @@ class Recorder:
         """Writer thread: runs every job in order, then closes the files itself, so nothing
         is closed under a write that is still going (a slow disk outlasting close())."""
         try:
-            while (job := self._jobs.get()) is not None:
-                job()
+            while (entry := self._jobs.get()) is not None:
+                job, nbytes = entry
+                with self._lock:
+                    self._pending_bytes -= nbytes
+                if self.error is not None and job != self._finish_manifest:
+                    continue  # stopped: drop what was queued before the stop was seen
+                try:
+                    job()
+                except OSError as exc:
+                    self._stop(exc.strerror or str(exc))
         finally:
-            for wav in (self._mic, self._answer):
-                wav.close()
-            self._events.close()
+            for closer in (self._mic.close, self._answer.close, self._events.close):
+                with contextlib.suppress(OSError):
+                    closer()
+
+    def _stop(self, why: str) -> None:
+        """End the recording here (any thread); the session goes on."""
+        with self._lock:
+            if self.error is not None:
+                return
+            self.error, self.stopped_at_s = why, self.now()
+        log.warning("recording into %s stopped at %.1f s: %s", self.folder, self.stopped_at_s, why)
+        if self.on_stop is not None:
+            self.on_stop(
+                f"recording stopped at {self.stopped_at_s:.0f} s ({why}); {self.folder} holds "
+                "the session up to there, and the session goes on"
+            )
+
+    def _finish_manifest(self) -> None:
+        if self.error is not None:
+            self._manifest.update(
+                recording_stopped_at_s=self.stopped_at_s, recording_error=self.error
+            )
+        with contextlib.suppress(OSError):  # the disk may still be full
+            self._write_manifest()
 
     def _write_line(self, line: str) -> None:
         self._events.write(line + "\n")
         self._events.flush()
 
     def _write_manifest(self) -> None:
-        tmp = self.folder / "manifest.json.tmp"
-        tmp.write_text(json.dumps(self._manifest, indent=2, default=str) + "\n", encoding="utf-8")
-        tmp.replace(self.folder / "manifest.json")
+        """Replace the manifest atomically; on a full disk, overwrite it in place instead.
+
+        The manifest is padded with spaces (valid JSON) to `MANIFEST_RESERVE_BYTES`, so the
+        final one fits in blocks the file already holds when no new block can be had.
+        """
+        text = json.dumps(self._manifest, indent=2, default=str) + "\n"
+        data = text.ljust(MANIFEST_RESERVE_BYTES).encode("utf-8")
+        path, tmp = self.folder / "manifest.json", self.folder / "manifest.json.tmp"
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if not path.is_file() or path.stat().st_size < len(data):
+                raise
+            with open(path, "r+b") as out:
+                out.write(data)
+                out.truncate(len(data))
 
 
 def _open_wav(path: Path, rate_hz: int) -> wave.Wave_write:

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from shelfsight.live.events import AnswerCut, Connected, Reconnecting, ServerEvent
+from shelfsight.live.events import (
+    AnswerCut,
+    AudioLost,
+    Connected,
+    Reconnecting,
+    ServerEvent,
+    SlowLink,
+)
 from shelfsight.media.camera import CameraStatus
 
 
@@ -49,6 +56,15 @@ def link_notice(event: ServerEvent, *, first_connection: bool) -> str | None:
             return f"{reason}; retrying in {delay:.1f} s"
         case AnswerCut():
             return "answer cut off by the connection; asking again"
+        case SlowLink(slow=True):
+            return "slow connection: answers may lag (sending lighter audio, no pictures)"
+        case SlowLink(slow=False):
+            return "connection keeping up again"
+        case AudioLost(lost_s=lost, total_s=total):
+            return (
+                f"{lost:.1f} s of what you said never reached the model: the connection was "
+                f"too slow or down too long ({total:.1f} s in all)"
+            )
     return None
 
 

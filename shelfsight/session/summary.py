@@ -42,6 +42,14 @@ class SessionSummary:
         ]
         if link.audio_replayed_s:
             parts.append(f"{link.audio_replayed_s:.1f} s re-sent after a dropped connection")
+        if link.dead_links:
+            parts.append(
+                f"{link.dead_links} silent connection{'s' if link.dead_links != 1 else ''} cut"
+            )
+        if link.slow_link_s:
+            parts.append(
+                f"upload too slow for {link.slow_link_s:.0f} s (lighter audio, no pictures)"
+            )
         if link.audio_dropped_s:
             parts.append(f"{link.audio_dropped_s:.1f} s of what you said was lost")
         if self.speaker_underruns:

@@ -1,0 +1,122 @@
+"""What the link does when the upload is too slow: audio always wins.
+
+16 kHz PCM16 is 256 kbit/s raw and about 341 kbit/s as the base64 JSON the Live API takes, so
+a 256 kbit/s phone link cannot carry it at all, let alone pictures. The policy, in order:
+
+1. Pictures never delay audio: a frame goes out only when no audio waits (always), and while
+   the link is slow no frame goes out except the one a typed question needs.
+2. While slow, audio is sent at 8 kHz (`audio/pcm;rate=8000`, which the Live API accepts and
+   resamples; speech stays intelligible, telephone-like): ~171 kbit/s on the wire, so a
+   256 kbit/s link keeps up and the backlog drains instead of growing. The rate changes only
+   in a pause, never inside an utterance.
+3. Nothing is dropped silently: audio waits in the outbox (15 s) in order; only past that is
+   the oldest dropped, and that is counted, shown and recorded (`AudioLost`).
+
+"Slow" starts when more than `enter_backlog_s` of mic audio has waited to go out all through the
+last `trend_s`, no less than over the `trend_s` before, while the link still carries data (TCP
+ACKs or pongs come back: a stall is the watchdog's case; the backlog a reconnect leaves drains,
+so it is not slowness), and ends
+after `calm_s` with under `calm_backlog_s` waiting (then 16 kHz and pictures are tried again; if
+the link is still slow the backlog grows and slow mode comes back). Loop thread only.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import soxr
+
+from shelfsight.live.events import SlowLink
+
+SLOW_RATE_HZ = 8000
+SLOW_MIME = f"audio/pcm;rate={SLOW_RATE_HZ}"
+DRAIN_TOLERANCE_S = 0.25  # a backlog this much smaller than `trend_s` ago is draining
+
+
+class UploadPace:
+    """The slow-link state; `update` is called before every audio send with the backlog."""
+
+    def __init__(
+        self,
+        enter_backlog_s: float = 0.5,
+        calm_backlog_s: float = 0.2,
+        calm_s: float = 30.0,
+        trend_s: float = 1.0,
+    ) -> None:
+        self._enter_s = enter_backlog_s
+        self._calm_backlog_s = calm_backlog_s
+        self._calm_s = calm_s
+        self._trend_s = trend_s
+        self._history: collections.deque[tuple[float, float]] = collections.deque()
+        self.slow = False
+        self.times_slow = 0  # how often the link became slow
+        self.slow_s = 0.0  # time spent slow, up to the last change
+        self.max_backlog_s = 0.0
+        self._t_changed = 0.0
+        self._t_calm_since: float | None = None
+
+    def update(self, backlog_s: float, now: float, *, flowing: bool = True) -> SlowLink | None:
+        """The new state if it changed. `flowing`: something came back from the server just
+        now (a stalled link is not a slow one: the watchdog deals with it)."""
+        self.max_backlog_s = max(self.max_backlog_s, backlog_s)
+        if not self.slow:
+            if self._not_draining(backlog_s, now) and flowing:
+                self.slow, self._t_changed, self._t_calm_since = True, now, None
+                self.times_slow += 1
+                return SlowLink(True, round(backlog_s, 2))
+            return None
+        if backlog_s >= self._calm_backlog_s:
+            self._t_calm_since = None
+        elif self._t_calm_since is None:
+            self._t_calm_since = now
+        elif now - self._t_calm_since >= self._calm_s:
+            self.slow_s += now - self._t_changed
+            self.slow, self._t_changed = False, now
+            return SlowLink(False, round(backlog_s, 2))
+        return None
+
+    def _not_draining(self, backlog_s: float, now: float) -> bool:
+        """The backlog's floor over the last `trend_s` is over `enter_backlog_s` and no lower
+        than over the `trend_s` before. Floors, because the backlog is a sawtooth (buffers
+        along the path take bytes in bursts); two windows, because the backlog a reconnect
+        leaves is large but shrinking."""
+        history = self._history
+        if not history or now - history[-1][0] >= 0.05:
+            history.append((now, backlog_s))
+        while now - history[0][0] > 2 * self._trend_s:
+            history.popleft()
+        if now - history[0][0] < 2 * self._trend_s - 0.1:
+            return False
+        recent = min(b for t, b in history if now - t <= self._trend_s)
+        before = min(b for t, b in history if now - t > self._trend_s)
+        return recent > self._enter_s and recent >= before - DRAIN_TOLERANCE_S
+
+    def total_slow_s(self, now: float) -> float:
+        return self.slow_s + (now - self._t_changed if self.slow else 0.0)
+
+
+class WireAudio:
+    """What a mic chunk goes out as: 16 kHz, or 8 kHz while the link is slow. The rate only
+    changes after `PAUSE_CHUNKS` without speech, when the server has ended any turn (its
+    silence to end one is 700 ms): a change inside a turn could cost the server's speech
+    detection its state (the stand-in's starts afresh at a new rate)."""
+
+    PAUSE_CHUNKS = 100  # 2 s
+
+    def __init__(self) -> None:
+        self._downsampler: soxr.ResampleStream | None = None
+        self._quiet = 0
+
+    def encode(self, pcm16k: bytes, *, speech: bool, slow: bool) -> tuple[bytes, str | None]:
+        """(bytes, mime type), or a None mime type for the usual 16 kHz."""
+        self._quiet = 0 if speech else self._quiet + 1
+        if slow != (self._downsampler is not None) and self._quiet >= self.PAUSE_CHUNKS:
+            self._downsampler = (
+                soxr.ResampleStream(16000, SLOW_RATE_HZ, 1, dtype="int16") if slow else None
+            )
+        if self._downsampler is None:
+            return pcm16k, None
+        samples = np.frombuffer(pcm16k, dtype="<i2")
+        out: np.ndarray = self._downsampler.resample_chunk(samples)
+        return out.astype("<i2").tobytes(), SLOW_MIME
