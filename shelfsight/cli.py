@@ -310,7 +310,10 @@ def demo(
 def sessions(
     folder: Annotated[
         Path | None,
-        typer.Argument(help="Where the recordings are. Default: the sessions_dir setting."),
+        typer.Argument(
+            help="A folder of recordings, or one recording. Default: the sessions_dir setting.",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """List recorded sessions with date, duration, questions and answers."""
@@ -329,19 +332,25 @@ def sessions(
             print(f"No recorded sessions in {root}. Record one with: shelfsight run --record DIR")
             return
         table = Table(title=f"Sessions in {root}", title_justify="left")
-        for column in ("folder", "started", "duration", "questions", "answers", ""):
+        # The folder is never wrapped or cut, so it can be pasted into `shelfsight replay`.
+        widest = max(len(str(path)) for path in found)
+        table.add_column("folder", no_wrap=True, min_width=widest)
+        for column in ("started", "duration", "questions", "answers", "status"):
             table.add_column(column)
         for path in found:
             row = describe(load_session(path))
             table.add_row(
-                path.name,
+                str(path),
                 str(row["started"]),
                 f"{row['duration_s']:.0f} s",
                 str(row["questions"]),
                 str(row["answers"]),
-                "" if row["complete"] else "cut short",
+                "complete" if row["complete"] else "cut short",
             )
-        Console().print(table)
+        console = Console()
+        if not console.is_terminal:  # a pipe or a file: no wrapping at all
+            console.width = max(console.width, widest + 80)
+        console.print(table)
 
     guarded(go)
 
@@ -385,6 +394,28 @@ def doctor(
     guarded(go)
     if code:
         raise typer.Exit(code)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"shelfsight {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            help="Print the version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Point a camera at a store shelf, ask aloud where something is, hear the answer."""
 
 
 @app.command()

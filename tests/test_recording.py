@@ -168,3 +168,16 @@ def test_sessions_lists_date_duration_questions_and_answers(tmp_path: Path) -> N
     row = next(line for line in result.stdout.splitlines() if "demo-session" in line)
     cells = [c.strip() for c in row.split("│") if c.strip()]
     assert cells[3:5] == ["1", "1"], cells  # one question, one answer
+    assert cells[0] == str(ASSETS / "demo-session") and cells[5] == "complete", cells
+
+
+def test_sessions_given_one_recording_lists_it_with_a_path_that_replays_it(
+    tmp_path: Path,
+) -> None:
+    result = run_cli("sessions", str(DEMO))
+    assert result.code == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("│"))
+    pasted = row.split("│")[1].strip()
+    assert Path(pasted) == DEMO
+    header = next(line for line in result.stdout.splitlines() if "folder" in line)
+    assert all(cell.strip() for cell in header.split("┃")[1:-1]), header
