@@ -22,8 +22,6 @@ class MicChunk:
     t_capture: float  # time.monotonic() of the first sample (an estimate for devices)
 
 
-
-
 class MicSource(Protocol):
     """20 ms chunks of 16 kHz mono PCM16; start/read/close on the loop thread."""
 
@@ -32,7 +30,6 @@ class MicSource(Protocol):
     async def start(self) -> None: ...
     async def read(self) -> MicChunk | None: ...
     def close(self) -> None: ...
-
 
 
 class WavMic:

@@ -42,7 +42,6 @@ class SpeakerSink(Protocol):
     def close(self) -> None: ...
 
 
-
 class JitterBuffer:
     """Thread-safe FIFO of mono PCM16 between the loop thread (push) and an audio thread (pop).
 
