@@ -144,3 +144,28 @@ def test_version_flag_prints_the_version() -> None:
 
     result = run_cli("--version")
     assert result.code == 0 and result.stdout.strip() == f"shelfsight {__version__}"
+
+
+def test_no_network_is_said_in_words_not_as_a_gaierror() -> None:
+    import socket
+
+    from shelfsight.live.errors import classify
+
+    error = socket.gaierror(-3, "Temporary failure in name resolution")
+    retry = classify(error, model="m", resuming=False)
+    assert retry.reason == "no network? (name lookup failed)"
+
+
+def test_a_run_that_never_connects_removes_its_silent_speaker_file_and_says_so(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "GEMINI_API_KEY": "test-key-not-secret-0123456789",
+        "GOOGLE_GEMINI_BASE_URL": "https://127.0.0.1:9",
+        "SHELFSIGHT_CONNECT_TIMEOUT_S": "1",
+    }
+    result = run_cli(
+        "run", "--camera", "none", "--mic", QUESTION, "--speaker", "o.wav", env=env, cwd=tmp_path
+    )
+    assert_one_line_error(result, "could not reach", "o.wav was removed")
+    assert not (tmp_path / "o.wav").exists()
