@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import wave
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from shelfsight.errors import UserError
 from shelfsight.live.link import LiveLink
 from shelfsight.live.setup import Endpoint, live_config, make_client
 from shelfsight.media.camera import Camera, open_camera, redact_url
@@ -212,12 +214,47 @@ async def converse(
             controls=controls.queue if controls else None,
             ask=ask,
         )
+    except BaseException as exc:
+        failure = first_user_error(exc)
+        if failure is None or not is_wav_spec(settings.speaker):
+            raise
+        note = speaker_file_outcome(settings.speaker)
+        raise UserError(f"{str(failure).rstrip('.')}. {note}" if note else str(failure)) from None
     finally:
         for source in sources:
             source.close()
         view.stop()
         if record is not None and (record / "events.jsonl").is_file() and not existed:
             print(f"Recorded into {record}")
+
+
+def first_user_error(exc: BaseException) -> UserError | None:
+    """The UserError that ended a run, alone or inside the TaskGroup's exception group."""
+    if isinstance(exc, UserError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := first_user_error(inner)) is not None:
+                return found
+    return None
+
+
+def speaker_file_outcome(spec: str) -> str:
+    """After a failed run: remove a speaker WAV that holds only silence, and say so; or say
+    that the answer audio so far is kept. The WAV is opened before connecting on purpose, so a
+    bad --speaker path is reported at once, before any network wait."""
+    path = Path(spec).expanduser()
+    try:
+        with wave.open(str(path), "rb") as w:
+            pcm = w.readframes(w.getnframes())
+    except (OSError, EOFError, wave.Error):
+        return ""
+    if any(pcm):
+        return f"The answer audio received so far is in {path}."
+    with contextlib.suppress(OSError):
+        path.unlink()
+        return f"No answer audio came, so {path} was removed."
+    return ""
 
 
 def key_hints(settings: Settings, hold: bool) -> str:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Coroutine
+from enum import StrEnum
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +21,7 @@ import typer
 from shelfsight import __version__
 from shelfsight.errors import UserError
 from shelfsight.guard import SECRETS, guarded, run_async
+from shelfsight.settings import ENV_PREFIX, Settings, default_config_path, setting_names
 
 app = typer.Typer(
     name="shelfsight",
@@ -28,14 +32,57 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
+class ModeChoice(StrEnum):
+    handsfree = "handsfree"
+    ptt = "ptt"
+
+
+class MediaResolution(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+class Sensitivity(StrEnum):
+    low = "low"
+    high = "high"
+
+
+def env_help(text: str, name: str, default: object = None) -> str:
+    """Help text ending the way Click writes it: `[env var: SHELFSIGHT_X; default: Y]`.
+
+    The variables are read by `settings.load_settings` (flags over env over config file), not
+    by Click, so that errors can say which of the three a bad value came from.
+    """
+    if default is None and name in _DEFAULTS:
+        default = _DEFAULTS[name]
+    shown = (
+        {True: "on", False: "off"}.get(default, default) if isinstance(default, bool) else default
+    )
+    bits = [f"env var: {ENV_PREFIX}{name.upper()}"]
+    if default is not None:
+        bits.append(f"default: {shown}")
+    return f"{text} [{'; '.join(bits)}]"
+
+
+_DEFAULTS: dict[str, object] = {
+    name: getattr(Settings(), name) for name in setting_names() if name != "prompt_file"
+}
+_DEFAULTS["camera"] = "auto (an iPhone if there is one, else the first camera)"
+_DEFAULTS["fps"] = 1
+
 CameraOpt = Annotated[
     str | None,
     typer.Option(
         "--camera",
         "-c",
-        help="iphone (macOS Continuity Camera), a camera name or index, an rtsp:// or http(s):// "
-        "stream, a video file, or none. Default: auto (an iPhone if there is one, else the "
-        "first camera). Env SHELFSIGHT_CAMERA.",
+        metavar="SPEC",
+        help=env_help(
+            "iphone (macOS Continuity Camera), a camera name or index, an rtsp:// or "
+            "http(s):// stream, a video file, or none.",
+            "camera",
+        ),
         show_default=False,
     ),
 ]
@@ -44,7 +91,11 @@ MicOpt = Annotated[
     typer.Option(
         "--mic",
         "-m",
-        help="default, an input device name or index, or a WAV file streamed in real time.",
+        metavar="SPEC",
+        help=env_help(
+            "default, an input device name or index, a WAV file streamed in real time, or none.",
+            "mic",
+        ),
         show_default=False,
     ),
 ]
@@ -53,43 +104,74 @@ SpeakerOpt = Annotated[
     typer.Option(
         "--speaker",
         "-s",
-        help="default, an output device name or index, or a WAV file to write the answer "
-        "audio into on a real-time clock.",
+        metavar="SPEC",
+        help=env_help(
+            "default, an output device name or index, or a WAV file to write the answer "
+            "audio into on a real-time clock.",
+            "speaker",
+        ),
         show_default=False,
     ),
 ]
 
 
 ModeOpt = Annotated[
-    str | None,
+    ModeChoice | None,
     typer.Option(
-        help="handsfree: just talk, the server hears when you start and stop. ptt: press the "
-        "talk key to start and again to stop (or hold it, where key releases are reported).",
+        help=env_help(
+            "handsfree: just talk, the server hears when you start and stop. ptt: press the "
+            "talk key to start and again to stop (or hold it, where key releases are "
+            "reported).",
+            "mode",
+        ),
         show_default=False,
+        case_sensitive=False,
     ),
 ]
 ModelOpt = Annotated[
     str | None,
-    typer.Option(
-        help="Live API model [gemini-3.8-live]. Env SHELFSIGHT_MODEL.", show_default=False
-    ),
+    typer.Option(metavar="NAME", help=env_help("Live API model.", "model"), show_default=False),
 ]
 VoiceOpt = Annotated[
     str | None,
-    typer.Option(help="Answer voice, e.g. Kore, Puck, Aoede [Kore].", show_default=False),
+    typer.Option(
+        metavar="NAME",
+        help=env_help("Answer voice, e.g. Kore, Puck, Aoede, Charon.", "voice"),
+        show_default=False,
+    ),
 ]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option(help="Config file (TOML). Default: the user's shelfsight/config.toml."),
-]
-PlainOpt = Annotated[bool, typer.Option(help="Plain lines instead of the live terminal view.")]
-MediaResolutionOpt = Annotated[
-    str | None,
     typer.Option(
-        metavar="LEVEL",
-        help="Tokens the model spends on each frame: low, medium or high [medium]. Low costs "
-        "less and sees less detail. Env SHELFSIGHT_MEDIA_RESOLUTION.",
+        metavar="FILE",
+        help=env_help("Config file (TOML).", "config", default_config_path()),
         show_default=False,
+    ),
+]
+PlainOpt = Annotated[
+    bool,
+    typer.Option(
+        "--plain",
+        help=env_help(
+            "Plain lines instead of the live terminal view (automatic when output is not a "
+            "terminal).",
+            "plain",
+            False,
+        ),
+        envvar=ENV_PREFIX + "PLAIN",
+        show_envvar=False,
+        show_default=False,
+    ),
+]
+MediaResolutionOpt = Annotated[
+    MediaResolution | None,
+    typer.Option(
+        help=env_help(
+            "Tokens the model spends on each frame. Low costs less and sees less detail.",
+            "media_resolution",
+        ),
+        show_default=False,
+        case_sensitive=False,
     ),
 ]
 VocabularyOpt = Annotated[
@@ -97,8 +179,12 @@ VocabularyOpt = Annotated[
     typer.Option(
         "--vocabulary",
         metavar="NAMES",
-        help="Brand or product names to recognise in what you say, comma-separated or the "
-        "option repeated. Config: vocabulary = [...].",
+        help=env_help(
+            "Brand or product names to recognise in what you say, comma-separated or the "
+            "option repeated (config: vocabulary = [...]).",
+            "vocabulary",
+            "none",
+        ),
         show_default=False,
     ),
 ]
@@ -115,6 +201,7 @@ def vocabulary_flag(values: list[str] | None) -> str | None:
     "  shelfsight run --camera iphone --mode ptt        (noisy store: space to talk)\n\n"
     "  shelfsight run --camera rtsp://192.168.1.23:8554/live\n\n"
     "  shelfsight run --camera shelf.mp4 --mic question.wav --speaker answer.wav\n\n"
+    "  shelfsight run --offline                          (no key: a canned answer)\n\n"
     "Keys: type a question and Enter to ask it in writing; Esc stops the answer; q quits; "
     "in ptt mode, space talks.\n\n"
     "The API key comes from GEMINI_API_KEY (or GOOGLE_API_KEY, or a .env file), never a flag."
@@ -127,76 +214,133 @@ def run(
     ptt_key: Annotated[
         str | None,
         typer.Option(
-            help="The push-to-talk key: space or one character [space].", show_default=False
+            metavar="KEY",
+            help=env_help("The push-to-talk key: space or one character.", "ptt_key"),
+            show_default=False,
         ),
     ] = None,
     aec: Annotated[
         bool | None,
         typer.Option(
             "--aec/--no-aec",
-            help="Echo cancellation, so the answer from the speakers is not heard as you "
-            "talking [on]. Turn it off with headphones.",
+            help=env_help(
+                "Echo cancellation, so the answer from the speakers is not heard as you "
+                "talking. Turn it off with headphones.",
+                "aec",
+            ),
             show_default=False,
         ),
     ] = None,
     start_sensitivity: Annotated[
-        str | None,
+        Sensitivity | None,
         typer.Option(
-            help="Hands-free: how easily speech starts a turn, low or high [low: "
-            "shop noise does not].",
+            help=env_help(
+                "Hands-free: how easily speech starts a turn (low: shop noise does not).",
+                "start_sensitivity",
+            ),
             show_default=False,
+            case_sensitive=False,
         ),
     ] = None,
     end_sensitivity: Annotated[
-        str | None,
+        Sensitivity | None,
         typer.Option(
-            help="Hands-free: how quickly a pause ends it, low or high [high].", show_default=False
+            help=env_help("Hands-free: how quickly a pause ends it.", "end_sensitivity"),
+            show_default=False,
+            case_sensitive=False,
         ),
     ] = None,
     silence_ms: Annotated[
         int | None,
         typer.Option(
-            help="Hands-free: silence that ends your question, in ms [700].", show_default=False
+            metavar="MS",
+            help=env_help(
+                "Hands-free: silence that ends your question, 100 to 5000 ms.", "silence_ms"
+            ),
+            show_default=False,
         ),
     ] = None,
     model: ModelOpt = None,
     voice: VoiceOpt = None,
     fps: Annotated[
         float | None,
-        typer.Option(help="Frames a second sent while someone talks [1].", show_default=False),
+        typer.Option(
+            metavar="N",
+            help=env_help("Frames a second sent while someone talks, 0.05 to 10.", "fps"),
+            show_default=False,
+        ),
     ] = None,
     idle_fps: Annotated[
         float | None,
         typer.Option(
-            help="Frames a second otherwise, to save cost; 0: always --fps [0.2].",
+            metavar="N",
+            help=env_help(
+                "Frames a second otherwise, to save cost, up to 10; 0: always --fps.", "idle_fps"
+            ),
             show_default=False,
         ),
     ] = None,
     max_side: Annotated[
         int | None,
         typer.Option(
-            help="Longest side of a sent frame in pixels [768].",
+            metavar="PX",
+            help=env_help("Longest side of a sent frame, 64 to 4096 pixels.", "max_side"),
             show_default=False,
         ),
     ] = None,
     media_resolution: MediaResolutionOpt = None,
     vocabulary: VocabularyOpt = None,
     jpeg_quality: Annotated[
-        int | None, typer.Option(help="JPEG quality of sent frames [80].", show_default=False)
+        int | None,
+        typer.Option(
+            metavar="Q",
+            help=env_help("JPEG quality of sent frames, 10 to 100.", "jpeg_quality"),
+            show_default=False,
+        ),
     ] = None,
     prompt_file: Annotated[
         Path | None,
-        typer.Option(help="Use this system instruction instead of the built-in one."),
+        typer.Option(
+            metavar="FILE",
+            help=env_help(
+                "Use this system instruction instead of the built-in one.",
+                "prompt_file",
+                "built-in",
+            ),
+            show_default=False,
+        ),
     ] = None,
     config: ConfigOpt = None,
     record: Annotated[
         Path | None,
         typer.Option(
-            help="Record the session into this folder (frames, both audio streams, "
-            "transcripts, timed events). Config: always_record = true records every session "
-            "into a dated folder under sessions_dir."
+            metavar="DIR",
+            help=env_help(
+                "Record the session into this folder (frames, both audio streams, "
+                "transcripts, timed events). Config: always_record = true records every "
+                "session into a dated folder under sessions_dir.",
+                "record",
+            ),
+            envvar=ENV_PREFIX + "RECORD",
+            show_envvar=False,
+            show_default=False,
         ),
     ] = None,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help=env_help(
+                "No key, no network: a built-in stand-in answers every question with one "
+                "canned answer, to try your camera, mic and speaker end to end.",
+                "offline",
+                False,
+            ),
+            envvar=ENV_PREFIX + "OFFLINE",
+            show_envvar=False,
+            show_default=False,
+        ),
+    ] = False,
     plain: PlainOpt = False,
 ) -> None:
     """Talk with the assistant about what the camera sees, until q or Ctrl-C."""
@@ -204,11 +348,11 @@ def run(
         camera=camera,
         mic=mic,
         speaker=speaker,
-        mode=mode,
+        mode=mode.value if mode else None,
         ptt_key=ptt_key,
         aec=aec,
-        start_sensitivity=start_sensitivity,
-        end_sensitivity=end_sensitivity,
+        start_sensitivity=start_sensitivity.value if start_sensitivity else None,
+        end_sensitivity=end_sensitivity.value if end_sensitivity else None,
         silence_ms=silence_ms,
         model=model,
         voice=voice,
@@ -217,7 +361,7 @@ def run(
         max_side=max_side,
         jpeg_quality=jpeg_quality,
         prompt_file=prompt_file,
-        media_resolution=media_resolution,
+        media_resolution=media_resolution.value if media_resolution else None,
         vocabulary=vocabulary_flag(vocabulary),
     )
 
@@ -227,12 +371,17 @@ def run(
         from shelfsight.settings import api_key_from_env, load_settings
 
         settings = load_settings(flags, config_path=config)
-        key = api_key_from_env()
-        SECRETS.append(key)
+        if not offline:
+            key = api_key_from_env()
+            SECRETS.append(key)
         settings = _resolve_camera(settings)
         folder = record
         if folder is None and settings.always_record:
             folder = Path(settings.sessions_dir).expanduser() / session_folder_name()
+        if offline:
+            from shelfsight.playback import offline_run
+
+            return offline_run(settings, plain=plain, record=folder)
         return converse(settings, key, plain=plain, record=folder, interactive=True)
 
     guarded(go)
@@ -260,7 +409,7 @@ def ask(
         model=model,
         voice=voice,
         mic="none",
-        media_resolution=media_resolution,
+        media_resolution=media_resolution.value if media_resolution else None,
     )
 
     def go() -> Coroutine[Any, Any, None]:
@@ -297,9 +446,7 @@ def replay(
     record: Annotated[
         Path | None, typer.Option(help="Record the replayed session into this folder.")
     ] = None,
-    plain: Annotated[
-        bool, typer.Option(help="Plain lines instead of the live terminal view.")
-    ] = False,
+    plain: PlainOpt = False,
 ) -> None:
     """Send a recorded session's frames and mic audio again, at the recorded pace."""
 
@@ -316,20 +463,17 @@ def replay(
 @app.command()
 def demo(
     speaker: SpeakerOpt = None,
-    plain: Annotated[
-        bool, typer.Option(help="Plain lines instead of the live terminal view.")
-    ] = False,
+    plain: PlainOpt = False,
 ) -> None:
     """A bundled shelf session replayed offline: no camera, microphone, key or network needed.
 
-    The answer plays on the default speaker, or is written to shelfsight-demo-answer.wav when
-    there is none.
+    The answer plays on the default speaker; when there is none it is written to
+    demo-answer.wav in the user's cache folder (~/.cache/shelfsight on Linux,
+    ~/Library/Caches/shelfsight on macOS), or to the file given with --speaker.
     """
 
     def go() -> None:
-        from importlib import resources
-
-        from shelfsight.playback import demo_speaker, replay_session
+        from shelfsight.playback import NEXT_STEP, demo_speaker, replay_session
 
         bundled = resources.files("shelfsight") / "assets" / "demo-session"
         with resources.as_file(bundled) as folder:
@@ -339,8 +483,9 @@ def demo(
                     folder, offline=True, speaker=target, model=None, record=None, plain=plain
                 )
             )
-        if target.endswith(".wav"):
+        if target.lower().endswith(".wav"):
             print(f"The spoken answer was written to {Path(target).resolve()}")
+        print(NEXT_STEP)
 
     guarded(go)
 
@@ -349,7 +494,10 @@ def demo(
 def sessions(
     folder: Annotated[
         Path | None,
-        typer.Argument(help="Where the recordings are. Default: the sessions_dir setting."),
+        typer.Argument(
+            help="A folder of recordings, or one recording. Default: the sessions_dir setting.",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """List recorded sessions with date, duration, questions and answers."""
@@ -369,23 +517,27 @@ def sessions(
             print(f"No recorded sessions in {root}. Record one with: shelfsight run --record DIR")
             return
         table = Table(title=f"Sessions in {root}", title_justify="left")
-        table.add_column("folder", no_wrap=True)
-        for column in ("started", "duration", "questions", "answers", "tokens", "cost"):
+        # The folder is never wrapped or cut, so it can be pasted into `shelfsight replay`.
+        widest = max(len(str(path)) for path in found)
+        table.add_column("folder", no_wrap=True, min_width=widest)
+        for column in ("started", "duration", "questions", "answers", "tokens", "cost", "status"):
             table.add_column(column)
-        table.add_column("", no_wrap=True)  # "cut short"
         for path in found:
             row = describe(load_session(path))
             table.add_row(
-                path.name,
+                str(path),
                 str(row["started"]),
                 f"{row['duration_s']:.0f} s",
                 str(row["questions"]),
                 str(row["answers"]),
                 f"{row['tokens_in'] + row['tokens_out']:,}",  # type: ignore[operator]
                 format_usd(float(row["cost_usd"])),  # type: ignore[arg-type]
-                "" if row["complete"] else "cut short",
+                "complete" if row["complete"] else "cut short",
             )
-        Console().print(table)
+        console = Console()
+        if not console.is_terminal:  # a pipe or a file: no wrapping at all
+            console.width = max(console.width, widest + 80)
+        console.print(table)
 
     guarded(go)
 
@@ -419,7 +571,7 @@ def eval_suite(
     flags = dict(
         model=model,
         prompt_file=prompt_file,
-        media_resolution=media_resolution,
+        media_resolution=media_resolution.value if media_resolution else None,
         camera="none",
         mic="none",
     )
@@ -502,6 +654,28 @@ def doctor(
         raise typer.Exit(code)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"shelfsight {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            help="Print the version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Point a camera at a store shelf, ask aloud where something is, hear the answer."""
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
@@ -521,4 +695,25 @@ def main() -> None:
     # shelfsight reports those conditions itself, in one line.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except _USAGE_ERROR as caught:
+        exc: Any = caught
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `shelfsight`: the help
+            exc.show()
+            sys.exit(exc.exit_code)
+        command = exc.ctx.command_path if exc.ctx is not None else "shelfsight"
+        print(
+            f"shelfsight: {exc.format_message()} (see: {command} --help)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+# Click's UsageError (a bad option or value), found through the one Click error Typer exports.
+_USAGE_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+)

@@ -6,6 +6,11 @@ with the answer recorded for it, so an offline replay needs no key and no networ
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+import wave
+from importlib import resources
 from pathlib import Path
 
 from shelfsight.app import converse
@@ -15,8 +20,8 @@ from shelfsight.live.setup import Endpoint
 from shelfsight.media.open_audio import open_speaker
 from shelfsight.session.recording import load_session
 from shelfsight.session.replay import RecordedFrames, recorded_answers
-from shelfsight.settings import api_key_from_env, load_settings
-from shelfsight.standin import StandIn, StandInConfig
+from shelfsight.settings import Settings, api_key_from_env, load_settings
+from shelfsight.standin import ScriptedAnswer, StandIn, StandInConfig
 
 
 async def replay_session(
@@ -67,13 +72,69 @@ async def replay_session(
         )
 
 
+OFFLINE_QUESTION_TEXT = "(your question: offline, not transcribed)"
+OFFLINE_ANSWER_TEXT = (
+    "(offline canned answer) Third shelf from the top, right end. "
+    "It's a green bag with a yellow label."
+)
+
+
+def canned_answer() -> ScriptedAnswer:
+    """The bundled spoken answer (assets/answer.wav) and its text, labelled as canned."""
+    packaged = resources.files("shelfsight") / "assets" / "answer.wav"
+    with resources.as_file(packaged) as path, wave.open(str(path), "rb") as w:
+        pcm = w.readframes(w.getnframes())
+    return ScriptedAnswer(OFFLINE_QUESTION_TEXT, OFFLINE_ANSWER_TEXT, pcm)
+
+
+async def offline_run(settings: Settings, *, plain: bool, record: Path | None) -> None:
+    """`run --offline`: the user's own camera, mic and speaker against the built-in stand-in,
+    in-process on its own TLS, which answers every question with one canned answer."""
+    print(
+        "Offline: no key, nothing leaves this computer. A built-in stand-in answers every "
+        "question with the same canned answer; it does not see or hear anything.",
+        flush=True,
+    )
+    async with StandIn(StandInConfig(answers=(canned_answer(),))) as server:
+        endpoint = Endpoint(server.base_url, server.client_ssl_context())
+        await converse(
+            settings,
+            "offline",
+            plain=plain,
+            record=record,
+            endpoint=endpoint,
+            interactive=True,
+        )
+
+
+def user_cache_dir() -> Path:
+    """Where shelfsight keeps files nobody asked for by name: $XDG_CACHE_HOME/shelfsight,
+    ~/.cache/shelfsight, or ~/Library/Caches/shelfsight on macOS."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "shelfsight"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "shelfsight"
+
+
 def demo_speaker() -> str:
-    """The default speaker if there is one, else a WAV file in the working directory."""
+    """The default speaker if there is one, else a WAV file in the user's cache folder."""
     try:
         open_speaker("default").close()
     except UserError as exc:
         reason = str(exc).split(":")[0].split(";")[0]
-        target = "shelfsight-demo-answer.wav"
+        folder = user_cache_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            folder = Path(tempfile.gettempdir())
+        target = str(folder / "demo-answer.wav")
         print(f"No speaker to play on ({reason}): the answer goes into {target}.")
         return target
     return "default"
+
+
+NEXT_STEP = (
+    "Next: get a key at https://aistudio.google.com/apikey, export GEMINI_API_KEY=..., then "
+    "`shelfsight run --camera iphone` (or --camera 0, a stream URL or a video file); "
+    "without a key, try your own devices with `shelfsight run --offline`."
+)

@@ -8,8 +8,11 @@ never leak it.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
+import sys
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +26,28 @@ Mode = Literal["handsfree", "ptt"]
 MODES: tuple[str, ...] = ("handsfree", "ptt")
 SENSITIVITIES: tuple[str, ...] = ("low", "high")
 MEDIA_RESOLUTIONS: tuple[str, ...] = ("low", "medium", "high")
+CHOICES: dict[str, tuple[str, ...]] = {
+    "mode": MODES,
+    "start_sensitivity": SENSITIVITIES,
+    "end_sensitivity": SENSITIVITIES,
+    "media_resolution": MEDIA_RESOLUTIONS,
+}
+# (lowest, highest, unit) of every numeric setting.
+RANGES: dict[str, tuple[float, float, str]] = {
+    "fps": (0.05, 10, " frames a second"),
+    "idle_fps": (0.01, 10, " frames a second"),
+    "max_side": (64, 4096, " pixels"),
+    "jpeg_quality": (10, 100, ""),
+    "silence_ms": (100, 5000, " ms"),
+    "prefix_padding_ms": (0, 2000, " ms"),
+    "barge_in_ms": (0, 5000, " ms"),
+    "answer_wait_s": (1, 600, " s"),
+    "connect_timeout_s": (1, 600, " s"),
+    "max_outage_s": (1, 3600, " s"),
+    "dead_link_s": (0.5, 60, " s"),
+    "audio_buffer_s": (1, 300, " s"),
+    **{f"price_{name}": (0, 1000, " USD per 1M tokens") for name in DEFAULT_PRICES},
+}
 
 
 @dataclass(frozen=True)
@@ -77,34 +102,44 @@ class Settings:
     price_audio_out: float = DEFAULT_PRICES["audio_out"]
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def validate(self) -> Settings:
-        if self.mode not in MODES:
-            raise UserError(f"Unknown mode {self.mode!r}: use one of {', '.join(MODES)}.")
-        if not 0.05 <= self.fps <= 10:
-            raise UserError(f"--fps {self.fps} is out of range: use 0.05 to 10 frames a second.")
-        if not 64 <= self.max_side <= 4096:
-            raise UserError(f"--max-side {self.max_side} is out of range: use 64 to 4096 pixels.")
-        if not 10 <= self.jpeg_quality <= 100:
-            raise UserError(f"--jpeg-quality {self.jpeg_quality} is out of range: use 10 to 100.")
-        if self.idle_fps < 0:
-            raise UserError(f"idle_fps {self.idle_fps} must be 0 (off) or more.")
+    def validate(self, name_of: Callable[[str], str] | None = None) -> Settings:
+        """Check every value; `name_of` says how the user gave a setting (`--idle-fps`,
+        `SHELFSIGHT_IDLE_FPS`, `idle_fps in config.toml`), for the one-line error."""
+        label = name_of or (lambda field_name: "--" + field_name.replace("_", "-"))
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise UserError(
+                    f"{label(name)}: {getattr(self, name)!r} is not valid: "
+                    f"use one of {', '.join(choices)}."
+                )
+        for name, (low, high, unit) in RANGES.items():
+            value = getattr(self, name)
+            if name == "idle_fps" and value == 0:
+                continue  # 0: always --fps
+            if not low <= value <= high:
+                off = " (or 0: always --fps)" if name == "idle_fps" else ""
+                raise UserError(
+                    f"{label(name)}: {value:g} is out of range: use {low:g} to {high:g}{unit}{off}."
+                )
         if len(self.talk_key) != 1 or not self.talk_key.isprintable():
-            raise UserError(f"--ptt-key {self.ptt_key!r}: use 'space' or a single printable key.")
-        for name in ("start_sensitivity", "end_sensitivity"):
-            if getattr(self, name) not in SENSITIVITIES:
-                raise UserError(f"{name} must be 'low' or 'high', not {getattr(self, name)!r}.")
-        if self.media_resolution not in MEDIA_RESOLUTIONS:
             raise UserError(
-                f"--media-resolution {self.media_resolution!r}: use low, medium or high."
+                f"{label('ptt_key')}: {self.ptt_key!r} is not a key: "
+                "use 'space' or a single printable key."
             )
         for word in self.vocabulary:
-            if not word.strip() or len(word) > 100:
-                raise UserError(f"Vocabulary entry {word!r} must be 1 to 100 characters.")
-        for name in PRICE_FIELDS:
-            if getattr(self, name) < 0:
-                raise UserError(f"{name} {getattr(self, name)} must be 0 or more (USD per 1M).")
+            if len(word) > 100:
+                raise UserError(f"{label('vocabulary')}: {word[:20]!r}... is over 100 characters.")
         if not model_name_is_plausible(self.model):
-            raise UserError(f"Model name {self.model!r} is not valid: use e.g. {DEFAULT_MODEL}.")
+            raise UserError(
+                f"{label('model')}: {self.model!r} is not a valid model name: "
+                f"use e.g. {DEFAULT_MODEL}."
+            )
+        if self.prompt_file is not None and not self.prompt_file.is_file():
+            what = "is a folder" if self.prompt_file.is_dir() else "does not exist"
+            raise UserError(
+                f"{label('prompt_file')}: {self.prompt_file} {what}: give a Markdown or text "
+                "file holding the system instruction."
+            )
         return self
 
     @property
@@ -118,13 +153,17 @@ def model_name_is_plausible(model: str) -> bool:
 
 
 ENV_PREFIX = "SHELFSIGHT_"
-PRICE_FIELDS = tuple(f"price_{name}" for name in DEFAULT_PRICES)
+# SHELFSIGHT_* variables that are not settings: the config path, tracebacks, and the run
+# command's own --record, --plain and --offline.
+OTHER_ENV_NAMES = frozenset({"CONFIG", "DEBUG", "RECORD", "PLAIN", "OFFLINE"})
+
+
+def setting_names() -> list[str]:
+    return [f.name for f in fields(Settings) if f.name != "extra"]
 
 
 def default_config_path() -> Path:
-    """The user's config file: $SHELFSIGHT_CONFIG, else the platform config dir."""
-    if env := os.environ.get(ENV_PREFIX + "CONFIG"):
-        return Path(env).expanduser()
+    """The user's config file when SHELFSIGHT_CONFIG is not set: the platform config dir."""
     import typer
 
     return Path(typer.get_app_dir("shelfsight")) / "config.toml"
@@ -136,22 +175,42 @@ def load_settings(
     config_path: Path | None = None,
     environ: dict[str, str] | None = None,
 ) -> Settings:
-    """Merge flags (None means "not given") over SHELFSIGHT_* env over the TOML file."""
+    """Merge flags (None means "not given") over SHELFSIGHT_* env over the TOML file.
+
+    A config file named by --config or SHELFSIGHT_CONFIG must exist; an unknown key in it is
+    an error naming the closest valid one; an unknown SHELFSIGHT_* variable is a warning on
+    stderr (the environment is shared with other programs and shells, a file is not).
+    """
     environ = dict(os.environ) if environ is None else environ
-    merged: dict[str, Any] = {}
-    merged.update(
-        _read_config_file(config_path or default_config_path(), required=bool(config_path))
-    )
-    merged.update(_from_env(environ))
-    merged.update({k: v for k, v in flags.items() if v is not None})
-    return _build(merged).validate()
+    sources: dict[str, str] = {}
+    if config_path is not None:
+        path, required, via = config_path, True, "--config"
+    elif env_path := environ.get(ENV_PREFIX + "CONFIG"):
+        path, required, via = Path(env_path).expanduser(), True, ENV_PREFIX + "CONFIG"
+    else:
+        path, required, via = default_config_path(), False, ""
+    merged = _read_config_file(path, required=required, via=via)
+    sources.update({name: f"{name} in {path}" for name in merged})
+    from_env = _from_env(environ)
+    merged.update(from_env)
+    sources.update({name: ENV_PREFIX + name.upper() for name in from_env})
+    given = {k: v for k, v in flags.items() if v is not None}
+    merged.update(given)
+    sources.update({name: "--" + name.replace("_", "-") for name in given})
+
+    def name_of(name: str) -> str:
+        return sources.get(name, "--" + name.replace("_", "-"))
+
+    return _build(merged, name_of).validate(name_of)
 
 
-def _read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
+def _read_config_file(path: Path, *, required: bool, via: str = "") -> dict[str, Any]:
     if not path.exists():
         if required:
-            raise UserError(f"Config file {path} does not exist.")
+            raise UserError(f"Config file {path} (from {via}) does not exist.")
         return {}
+    if path.is_dir():
+        raise UserError(f"Config file {path} is a folder: give a TOML file.")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -161,27 +220,34 @@ def _read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
         raise UserError(
             f"Config file {path} holds an API key: remove it and set GEMINI_API_KEY instead."
         )
-    return {k.replace("-", "_"): v for k, v in section.items()}
+    values = {k.replace("-", "_"): v for k, v in section.items()}
+    known = setting_names()
+    for key in values:
+        if key not in known:
+            raise UserError(f"Config file {path}: unknown setting {key!r}{_closest(key, known)}.")
+    return values
+
+
+def _closest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _from_env(environ: dict[str, str]) -> dict[str, str]:
-    names = {f.name for f in fields(Settings)} - {"extra"}
-    return {
-        name: environ[ENV_PREFIX + name.upper()]
-        for name in names
-        if environ.get(ENV_PREFIX + name.upper())
-    }
+    names = setting_names()
+    wanted = {ENV_PREFIX + name.upper(): name for name in names}
+    others = {ENV_PREFIX + name for name in OTHER_ENV_NAMES}
+    for var in sorted(environ):
+        if var.startswith(ENV_PREFIX) and var not in wanted and var not in others:
+            hint = _closest(var, sorted(wanted) + sorted(others))
+            print(f"shelfsight: warning: ignoring unknown variable {var}{hint}", file=sys.stderr)
+    return {name: environ[var] for var, name in wanted.items() if environ.get(var)}
 
 
-def _build(values: dict[str, Any]) -> Settings:
+def _build(values: dict[str, Any], name_of: Callable[[str], str]) -> Settings:
     """Coerce strings from env and TOML into the field types, with one-line errors."""
-    known = {f.name: f for f in fields(Settings) if f.name != "extra"}
     kwargs: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
     for name, raw in values.items():
-        if name not in known:
-            extra[name] = raw
-            continue
         kind = type(getattr(Settings(), name))
         try:
             if name == "prompt_file":
@@ -189,15 +255,30 @@ def _build(values: dict[str, Any]) -> Settings:
             elif name == "vocabulary":
                 kwargs[name] = parse_vocabulary(raw)
             elif kind is bool and isinstance(raw, str):
-                kwargs[name] = _parse_bool(name, raw)
+                kwargs[name] = _parse_bool(name_of(name), raw)
+            elif kind is bool and not isinstance(raw, bool):
+                raise TypeError(raw)
+            elif kind is str and not isinstance(raw, str):
+                if isinstance(raw, bool) or not isinstance(raw, int | float):
+                    raise TypeError(raw)
+                kwargs[name] = str(raw)  # camera = 0 in TOML
             elif kind in (int, float) and not isinstance(raw, kind):
+                if isinstance(raw, bool) or (kind is int and isinstance(raw, float)):
+                    raise TypeError(raw)
                 kwargs[name] = kind(raw)
             else:
                 kwargs[name] = raw
         except (TypeError, ValueError):
-            kind_name = "list of names" if kind is tuple else kind.__name__
-            raise UserError(f"Setting {name} = {raw!r} is not a valid {kind_name}.") from None
-    return dataclasses.replace(Settings(), **kwargs, extra=extra)
+            wanted = {
+                int: "a whole number",
+                float: "a number",
+                bool: "true or false",
+                tuple: "a list of names",
+            }
+            raise UserError(
+                f"{name_of(name)}: {raw!r} is not {wanted.get(kind, 'text')}."
+            ) from None
+    return dataclasses.replace(Settings(), **kwargs)
 
 
 def parse_vocabulary(raw: object) -> tuple[str, ...]:
@@ -208,13 +289,13 @@ def parse_vocabulary(raw: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(i.strip() for i in items if i.strip()))
 
 
-def _parse_bool(name: str, raw: str) -> bool:
+def _parse_bool(label: str, raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise UserError(f"Setting {name} = {raw!r} is not true or false.")
+    raise UserError(f"{label}: {raw!r} is not true or false.")
 
 
 def api_key_from_env(

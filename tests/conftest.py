@@ -29,7 +29,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
         if name.startswith(("GEMINI_", "GOOGLE_", "SHELFSIGHT_")) or name == "SSL_CERT_FILE":
             monkeypatch.delenv(name)
-    monkeypatch.setenv("SHELFSIGHT_CONFIG", str(tmp_path / "no-config.toml"))
+    empty = tmp_path / "empty-config.toml"  # never the user's own config
+    empty.write_text("")
+    monkeypatch.setenv("SHELFSIGHT_CONFIG", str(empty))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the demo's answer WAV
     monkeypatch.chdir(tmp_path)  # relative output paths land in the test's own folder
 
 

@@ -333,7 +333,7 @@ async def test_an_endpoint_that_stays_down_is_reported_and_given_up_on(
         run = LinkRun(server, max_outage_s=2.5)
         collector = asyncio.create_task(run.collect())
         tasks.append(collector)
-        with pytest.raises(UserError, match=r"Could not reconnect .* 503"):
+        with pytest.raises(UserError, match=r"Cannot reconnect .* 503"):
             async with asyncio.timeout(10):
                 await run.link.run()
         await asyncio.sleep(0.05)

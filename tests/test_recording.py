@@ -152,14 +152,17 @@ def test_a_recording_cut_by_sigkill_is_still_readable(
 
 
 def test_demo_works_without_camera_mic_speaker_or_key(tmp_path: Path) -> None:
-    result = run_cli("demo", "--plain")
+    result = run_cli("demo", "--plain", cwd=tmp_path)
     assert result.code == 0, result.stderr
     recorded = wav_pcm(DEMO / "answer.wav")
-    written = tmp_path / "shelfsight-demo-answer.wav"
+    written = tmp_path / "cache" / "shelfsight" / "demo-answer.wav"  # XDG_CACHE_HOME
     assert written.exists(), result.stdout
     assert recorded in wav_pcm(written)
+    assert not list(tmp_path.glob("*.wav")), "the demo left a file in the working folder"
     assert "Third shelf from the top" in result.stdout
     assert str(written) in result.stdout
+    last = result.stdout.strip().splitlines()[-1]
+    assert "aistudio.google.com/apikey" in last and "shelfsight run --offline" in last
 
 
 def test_sessions_lists_date_duration_questions_and_answers(tmp_path: Path) -> None:
@@ -168,3 +171,16 @@ def test_sessions_lists_date_duration_questions_and_answers(tmp_path: Path) -> N
     row = next(line for line in result.stdout.splitlines() if "demo-session" in line)
     cells = [c.strip() for c in row.split("│") if c.strip()]
     assert cells[3:5] == ["1", "1"], cells  # one question, one answer
+    assert cells[0] == str(ASSETS / "demo-session") and cells[-1] == "complete", cells
+
+
+def test_sessions_given_one_recording_lists_it_with_a_path_that_replays_it(
+    tmp_path: Path,
+) -> None:
+    result = run_cli("sessions", str(DEMO))
+    assert result.code == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("│"))
+    pasted = row.split("│")[1].strip()
+    assert Path(pasted) == DEMO
+    header = next(line for line in result.stdout.splitlines() if "folder" in line)
+    assert all(cell.strip() for cell in header.split("┃")[1:-1]), header

@@ -111,4 +111,4 @@ def test_unreachable_endpoint_gives_up_with_a_clear_line(tmp_path: Path) -> None
         "run", "--camera", "none", "--mic", QUESTION, "--speaker", "o.wav", env=env, cwd=tmp_path
     )
     assert result.code == 2
-    assert "could not reach the gemini live api" in result.stderr.lower()
+    assert "cannot reach the gemini live api (gave up after" in result.stderr.lower()

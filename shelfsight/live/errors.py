@@ -9,7 +9,9 @@ are transient.
 
 from __future__ import annotations
 
+import errno
 import random
+import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -110,14 +112,25 @@ def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
 
 
 def _describe_network_error(exc: BaseException) -> str:
+    """What went wrong, in words for a shopper, with the technical name in brackets."""
     if isinstance(exc, DeadLink):
         return str(exc)
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate not trusted ({exc.verify_message})"
+        return f"the server's TLS certificate is not trusted ({exc.verify_message})"
     if isinstance(exc, TimeoutError):
-        return "timed out"
+        return "no answer from the server: a slow or stalled network? (timed out)"
     if isinstance(exc, InvalidHandshake):
-        return f"handshake failed ({exc})"
+        return f"the server refused the connection (handshake failed: {exc})"
+    if isinstance(exc, socket.gaierror):
+        return "no network? (name lookup failed)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "nothing answers at that address (connection refused)"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return "the network dropped the connection (connection reset)"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return "no network? (network unreachable)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"network error ({exc.strerror.lower()})"
     return f"network error ({exc.__class__.__name__}: {exc})"
 
 

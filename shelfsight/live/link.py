@@ -333,7 +333,8 @@ class LiveLink:
                 if waited >= limit:
                     where = "reach" if outage.first else "reconnect to"
                     raise UserError(
-                        f"Could not {where} the Gemini Live API for {waited:.0f} s: {reason}."
+                        f"Cannot {where} the Gemini Live API (gave up after {waited:.0f} s): "
+                        f"{reason}."
                     )
                 now_ok = planned and outage.attempts == 1
                 delay = 0.0 if now_ok else min(backoff_s(outage.attempts), limit - waited)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from shelfsight.errors import UserError
 from shelfsight.media.mic import MicSource, WavMic
 from shelfsight.media.sound_devices import AudioDeviceInfo, DeviceMic, DeviceSpeaker, list_devices
 from shelfsight.media.speaker import PlayedCallback, SpeakerSink, WavSpeaker
@@ -15,8 +16,17 @@ def is_wav_spec(spec: str) -> bool:
     return spec.lower().endswith(".wav") or os.sep in spec or "/" in spec or Path(spec).is_file()
 
 
+def _refuse_folder(spec: str, role: str, expected: str) -> None:
+    if spec not in ("", "default") and Path(spec).expanduser().is_dir():
+        raise UserError(
+            f"--{role} {spec} is a folder: give {expected}, `default`, or a {role} device "
+            f"name or index (see `shelfsight devices`)."
+        )
+
+
 def open_mic(spec: str) -> MicSource:
     """`default`, a device name substring or index, or a WAV path; the device is found now."""
+    _refuse_folder(spec, "mic", "a WAV file to stream")
     if is_wav_spec(spec):
         return WavMic(Path(spec).expanduser())
     return DeviceMic.find(spec)
@@ -24,6 +34,7 @@ def open_mic(spec: str) -> MicSource:
 
 def open_speaker(spec: str, on_played: PlayedCallback | None = None) -> SpeakerSink:
     """`default`, a device name substring or index, or a WAV path to write."""
+    _refuse_folder(spec, "speaker", f"a WAV file to write, e.g. {Path(spec) / 'answer.wav'}")
     if is_wav_spec(spec):
         return WavSpeaker(Path(spec).expanduser(), on_played)
     return DeviceSpeaker.find(spec, on_played)

@@ -122,6 +122,9 @@ def _turns_asked(session: RecordedSession) -> list[int]:
 
 
 def find_sessions(root: Path) -> list[Path]:
+    """The recordings in `root`, or `root` itself when it is one."""
+    if (root / "events.jsonl").is_file():
+        return [root]
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if (p / "events.jsonl").is_file())

@@ -13,12 +13,15 @@ import cv2
 import numpy as np
 
 CODE_BITS = 16
+YELLOW = (0, 215, 255)  # BGR
+YELLOW_LABELLED = frozenset({"GLUTEN FREE"})  # drawn as a bag with a yellow label
 
-# (label, BGR colour) for each product, shelf by shelf from the top.
+# (label, BGR colour) for each product, shelf by shelf from the top. The demo's answer is about
+# the right end of the third shelf: a green bag of gluten-free bread with a yellow label.
 SHELVES: list[list[tuple[str, tuple[int, int, int]]]] = [
     [("OATS", (40, 120, 200)), ("RICE", (230, 230, 230)), ("PASTA", (30, 200, 230))],
     [("FLOUR", (200, 200, 240)), ("SUGAR", (250, 250, 250)), ("COCOA", (40, 60, 110))],
-    [("RYE", (60, 110, 160)), ("WHITE", (220, 220, 220)), ("GLUTEN FREE", (60, 170, 60))],
+    [("RYE", (60, 110, 160)), ("WHITE", (220, 220, 220)), ("GLUTEN FREE", (50, 150, 40))],
     [("CRACKERS", (50, 160, 220)), ("WRAPS", (180, 200, 210)), ("BAGELS", (80, 140, 200))],
 ]
 
@@ -35,8 +38,13 @@ def draw_shelf(width: int, height: int, frame_number: int = 0) -> np.ndarray:
         for col, (label, colour) in enumerate(products):
             x0 = col * slot + slot // 8 + pan
             x1 = x0 + slot * 3 // 4
-            cv2.rectangle(image, (x0, top + shelf_h // 5), (x1, top + shelf_h - 10), colour, -1)
+            y0, y1 = top + shelf_h // 5, top + shelf_h - 10
             scale = max(0.4, width / 1600)
+            thickness = max(1, int(scale * 2))
+            if label in YELLOW_LABELLED:
+                _draw_bag(image, (x0, y0, x1, y1), colour, label, scale, thickness)
+                continue
+            cv2.rectangle(image, (x0, y0), (x1, y1), colour, -1)
             cv2.putText(
                 image,
                 label,
@@ -44,7 +52,7 @@ def draw_shelf(width: int, height: int, frame_number: int = 0) -> np.ndarray:
                 cv2.FONT_HERSHEY_SIMPLEX,
                 scale,
                 (20, 20, 20),
-                max(1, int(scale * 2)),
+                thickness,
                 cv2.LINE_AA,
             )
     cv2.putText(
@@ -59,6 +67,50 @@ def draw_shelf(width: int, height: int, frame_number: int = 0) -> np.ndarray:
     )
     _write_code(image, frame_number)
     return image
+
+
+def _draw_bag(
+    image: np.ndarray,
+    box: tuple[int, int, int, int],
+    colour: tuple[int, int, int],
+    label: str,
+    scale: float,
+    thickness: int,
+) -> None:
+    """A bag (crimped top, rounded bottom) with a yellow label saying `label` and BREAD."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    body = np.array(
+        [
+            (x0 + w // 10, y0),
+            (x1 - w // 10, y0),
+            (x1 - w // 10, y0 + h // 8),
+            (x1, y0 + h // 4),
+            (x1, y1 - h // 10),
+            (x1 - w // 12, y1),
+            (x0 + w // 12, y1),
+            (x0, y1 - h // 10),
+            (x0, y0 + h // 4),
+            (x0 + w // 10, y0 + h // 8),
+        ],
+        np.int32,
+    )
+    cv2.fillPoly(image, [body], colour, cv2.LINE_AA)
+    cv2.line(image, (x0 + w // 10, y0 + h // 8), (x1 - w // 10, y0 + h // 8), (20, 90, 20), 2)
+    lx0, ly0, lx1, ly1 = x0 + w // 8, y0 + h * 3 // 10, x1 - w // 8, y1 - h // 5
+    cv2.rectangle(image, (lx0, ly0), (lx1, ly1), YELLOW, -1)
+    for i, text in enumerate((label, "BREAD")):
+        y = ly0 + (ly1 - ly0) * (i + 1) // 3 + int(8 * scale)
+        cv2.putText(
+            image,
+            text,
+            (lx0 + 6, y),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale * 0.9,
+            (20, 20, 20),
+            thickness,
+            cv2.LINE_AA,
+        )
 
 
 def write_shelf_video(
