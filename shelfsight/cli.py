@@ -159,6 +159,16 @@ def run(
         Path | None,
         typer.Option(help="Use this system instruction instead of the built-in one."),
     ] = None,
+    list_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--list",
+            help="A shopping list file, one item a line (Markdown `- [ ] item` lines too): "
+            "the assistant knows it, and ticks items off in the file as you say you have them "
+            '("I\'ve got the milk", "skip the eggs", "what\'s left?").',
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOpt = None,
     record: Annotated[
         Path | None,
@@ -188,6 +198,7 @@ def run(
         max_side=max_side,
         jpeg_quality=jpeg_quality,
         prompt_file=prompt_file,
+        list_file=list_file,
     )
 
     def go() -> Coroutine[Any, Any, None]:
@@ -342,6 +353,20 @@ def sessions(
                 "" if row["complete"] else "cut short",
             )
         Console().print(table)
+
+    guarded(go)
+
+
+@app.command("list", epilog="Example:\n\n  shelfsight list groceries.md")
+def list_command(
+    file: Annotated[Path, typer.Argument(help="A shopping list file, as given to run --list.")],
+) -> None:
+    """Print a shopping list: what is found, what is left, what was skipped."""
+
+    def go() -> None:
+        from shelfsight.tools.shopping_list import format_for_people, load
+
+        print(format_for_people(load(file), str(file)))
 
     guarded(go)
 

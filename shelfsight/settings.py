@@ -39,6 +39,8 @@ class Settings:
     max_side: int = 1024
     jpeg_quality: int = 80
     prompt_file: Path | None = None
+    # A shopping list (plain lines or a Markdown task list), kept up to date as items are found.
+    list_file: Path | None = None
     ptt_key: str = "space"
     # Echo cancellation of the speaker's sound in the mic; off for headphones.
     aec: bool = True
@@ -155,7 +157,7 @@ def _build(values: dict[str, Any]) -> Settings:
             continue
         kind = type(getattr(Settings(), name))
         try:
-            if name == "prompt_file":
+            if name in ("prompt_file", "list_file"):
                 kwargs[name] = Path(str(raw)).expanduser() if raw else None
             elif kind is bool and isinstance(raw, str):
                 kwargs[name] = _parse_bool(name, raw)

@@ -27,7 +27,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from google.genai import types
 from google.genai.live import AsyncSession
@@ -46,11 +46,21 @@ from shelfsight.live.events import (
     Interrupted,
     Reconnecting,
     ServerEvent,
+    ToolCall,
+    ToolCallCancellation,
     TurnComplete,
     UserTranscript,
     translate,
 )
-from shelfsight.live.outbox import ActivityEnd, ActivityStart, Audio, Item, Outbox, Text
+from shelfsight.live.outbox import (
+    ActivityEnd,
+    ActivityStart,
+    Audio,
+    Item,
+    Outbox,
+    Text,
+    ToolResponse,
+)
 from shelfsight.media.frames import EncodedFrame
 
 log = logging.getLogger(__name__)
@@ -68,6 +78,8 @@ __all__ = [  # the events are defined in live_events; callers import them from h
     "LiveLink",
     "Reconnecting",
     "ServerEvent",
+    "ToolCall",
+    "ToolCallCancellation",
     "TurnComplete",
     "UserTranscript",
 ]
@@ -204,6 +216,12 @@ class LiveLink:
     def send_text(self, text: str) -> None:
         self._t_input = time.monotonic()
         self._put(Text(text))
+
+    def send_tool_response(
+        self, call_id: str, name: str, response: dict[str, Any], scheduling: str = "WHEN_IDLE"
+    ) -> None:
+        """Answer the model's function call `call_id`, in order with everything else."""
+        self._put(ToolResponse(call_id, name, response, scheduling))
 
     def activity_start(self) -> None:
         self._activity_open = True
@@ -379,7 +397,10 @@ class LiveLink:
                         # A typed question is about what the camera sees now: the pending
                         # frame goes first, or the model answers from an older picture.
                         await self._send_frame(send)
-                    await _send_item(send, item)
+                    if isinstance(item, ToolResponse):
+                        await _send_tool_response(conn.session, item)
+                    else:
+                        await _send_item(send, item)
                 except BaseException:
                     self._outbox.unsent()
                     raise
@@ -442,3 +463,13 @@ async def _send_item(send: _Send, item: Item) -> None:
             await send(activity_start=types.ActivityStart())
         case ActivityEnd():
             await send(activity_end=types.ActivityEnd())
+
+
+async def _send_tool_response(session: AsyncSession, item: ToolResponse) -> None:
+    response = types.FunctionResponse(
+        id=item.call_id,
+        name=item.name,
+        response=item.response,
+        scheduling=types.FunctionResponseScheduling(item.scheduling),
+    )
+    await session.send_tool_response(function_responses=[response])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from google import genai
@@ -35,8 +36,29 @@ def make_client(api_key: str, endpoint: Endpoint = Endpoint()) -> genai.Client:
     return genai.Client(api_key=api_key, http_options=options)
 
 
-def live_config(settings: Settings, prompt: str, handle: str | None) -> types.LiveConnectConfig:
-    """The session setup, rebuilt on every (re)connect with the newest resumption handle."""
+def combined_vocabulary(*sources: Iterable[str]) -> list[str] | None:
+    """Words to bias input transcription towards (product names), from every source (the
+    shopping list, a vocabulary option...), in order, each once (case-insensitive); None
+    when there are none, so the setup carries no empty field."""
+    seen: dict[str, str] = {}
+    for source in sources:
+        for word in source:
+            if word.strip():
+                seen.setdefault(word.strip().casefold(), word.strip())
+    return list(seen.values()) or None
+
+
+def live_config(
+    settings: Settings,
+    prompt: str,
+    handle: str | None,
+    *,
+    tools: Sequence[types.Tool] = (),
+    vocabulary: Sequence[str] = (),
+) -> types.LiveConnectConfig:
+    """The session setup, rebuilt on every (re)connect with the newest resumption handle.
+    `tools`: function declarations of the features in use (none: the field is left out);
+    `vocabulary`: words for input transcription (see `combined_vocabulary`)."""
     start = {
         "low": types.StartSensitivity.START_SENSITIVITY_LOW,
         "high": types.StartSensitivity.START_SENSITIVITY_HIGH,
@@ -59,7 +81,9 @@ def live_config(settings: Settings, prompt: str, handle: str | None) -> types.Li
         response_modalities=[types.Modality.AUDIO],
         system_instruction=prompt,
         speech_config=types.SpeechConfig(voice_config=voice),
-        input_audio_transcription=types.AudioTranscriptionConfig(),
+        input_audio_transcription=types.AudioTranscriptionConfig(
+            custom_vocabulary=combined_vocabulary(vocabulary)
+        ),
         output_audio_transcription=types.AudioTranscriptionConfig(),
         realtime_input_config=types.RealtimeInputConfig(
             automatic_activity_detection=detection,
@@ -69,4 +93,5 @@ def live_config(settings: Settings, prompt: str, handle: str | None) -> types.Li
         context_window_compression=types.ContextWindowCompressionConfig(
             sliding_window=types.SlidingWindow()
         ),
+        tools=list(tools) or None,
     )
