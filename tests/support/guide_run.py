@@ -125,7 +125,9 @@ def _track(run: GuideRun, frames: list[SceneFrame], paced: bool) -> None:
             with contextlib.suppress(ValueError):
                 time.sleep(max(0.0, t0 + n / FPS - time.monotonic()))
         t_capture = time.monotonic()
-        step = run.guide.step(frame.image, t_capture, t_capture)
+        # The guide's clock is the video's (frame n at n / FPS), so its one-second rules hold
+        # however fast or slow a loaded machine tracks; latency is measured on the real clock.
+        step = run.guide.step(frame.image, t_capture, t0 + n / FPS)
         renderer.render(step.cue, AUDIO_BLOCK_S)
         run.results.append(FrameResult(frame, step, t_capture, time.monotonic()))
     run.worker_cpu_s = time.thread_time() - cpu0
