@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from google.genai import types
+
 from shelfsight.errors import UserError
 from shelfsight.live.link import LiveLink
 from shelfsight.live.setup import Endpoint, live_config, make_client
@@ -29,6 +31,7 @@ from shelfsight.session.prompt import load_system_prompt
 from shelfsight.session.recording import Recorder
 from shelfsight.session.summary import SessionSummary
 from shelfsight.settings import Settings
+from shelfsight.tools.session_tools import SessionTools
 from shelfsight.ui.controls import Control
 
 
@@ -96,7 +99,8 @@ async def run_conversation(
     `frames` replaces the camera (replays); `devices`, `echo` and `link` replace what the
     settings would open (tests and benchmarks inject a simulated room or a probed link this way).
     """
-    live = link or make_link(settings, api_key, endpoint or Endpoint())
+    tools = SessionTools(settings.list_file)  # a bad list file is reported before connecting
+    live = link or make_link(settings, api_key, endpoint or Endpoint(), tools)
     idle_fps = min(settings.idle_fps, settings.fps) if settings.idle_fps and not ask else None
     options = Options(
         push_to_talk=settings.mode == "ptt",
@@ -105,13 +109,18 @@ async def run_conversation(
         frame_rate=FrameRatePolicy(fps=settings.fps, idle_fps=idle_fps),
         barge_in_s=settings.barge_in_ms / 1000,
     )
+    if notice := tools.opening_notice():
+        view.notice(notice)
     if echo is None:
         echo = make_echo_canceller(settings)
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(tools.close)  # every list change is in the file once the run ends
         if devices is None:
             devices = await stack.enter_async_context(open_devices(settings, echo.on_played))
         # Only once the devices are open: a start-up error leaves no half-made recording.
         recorder = None if record_to is None else start_recorder(record_to, settings, view)
+        if recorder is not None and tools.list_file is not None:
+            recorder.event("list", items=[vars(i) for i in tools.list_file.current.items])
         sampler: FrameSampler | None = None
         if frames is None and devices.camera is not None:
             frames = sampler = FrameSampler(
@@ -133,6 +142,7 @@ async def run_conversation(
             camera=devices.camera,
             frame_rate=sampler,
             cost=CostMeter(Prices.from_settings(settings)),
+            tools=tools.box,
         )
         try:
             await conversation.run()
@@ -151,13 +161,25 @@ async def run_conversation(
     return summary
 
 
-def make_link(settings: Settings, api_key: str, endpoint: Endpoint) -> LiveLink:
-    """The Live link for these settings: the SDK client's connect, the setup, the limits."""
+def make_link(
+    settings: Settings, api_key: str, endpoint: Endpoint, tools: SessionTools | None = None
+) -> LiveLink:
+    """The Live link for these settings: the SDK client's connect, the setup, the limits.
+    `tools` adds its functions, instruction and vocabulary, read afresh on every connect."""
     prompt = load_system_prompt(settings.prompt_file)
+    tools = tools or SessionTools()
+
+    def config_for(handle: str | None) -> types.LiveConnectConfig:
+        full_prompt = "\n\n".join(p for p in (prompt, tools.instruction()) if p)
+        declared = tools.box.declarations()
+        return live_config(
+            settings, full_prompt, handle, tools=declared, vocabulary=tools.vocabulary()
+        )
+
     return LiveLink(
         connect=make_client(api_key, endpoint).aio.live.connect,
         model=settings.model,
-        config_for=lambda handle: live_config(settings, prompt, handle),
+        config_for=config_for,
         max_outage_s=settings.max_outage_s,
         first_connect_timeout_s=settings.connect_timeout_s,
         dead_after_s=settings.dead_link_s,

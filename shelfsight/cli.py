@@ -310,6 +310,21 @@ def run(
             show_default=False,
         ),
     ] = None,
+    list_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--list",
+            metavar="FILE",
+            help=env_help(
+                "A shopping list file, one item a line (Markdown `- [ ] item` lines too): the "
+                "assistant knows it, and ticks items off in the file as you say you have them "
+                '("I\'ve got the milk", "skip the eggs", "what\'s left?").',
+                "list_file",
+                "none",
+            ),
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOpt = None,
     record: Annotated[
         Path | None,
@@ -363,6 +378,7 @@ def run(
         prompt_file=prompt_file,
         media_resolution=media_resolution.value if media_resolution else None,
         vocabulary=vocabulary_flag(vocabulary),
+        list_file=list_file,
     )
 
     def go() -> Coroutine[Any, Any, None]:
@@ -609,6 +625,20 @@ def eval_suite(
             print()
         else:
             Console().print(table(results, f"{folder.name}: {settings.model}"))
+
+    guarded(go)
+
+
+@app.command("list", epilog="Example:\n\n  shelfsight list groceries.md")
+def list_command(
+    file: Annotated[Path, typer.Argument(help="A shopping list file, as given to run --list.")],
+) -> None:
+    """Print a shopping list: what is found, what is left, what was skipped."""
+
+    def go() -> None:
+        from shelfsight.tools.shopping_list import format_for_people, load
+
+        print(format_for_people(load(file), str(file)))
 
     guarded(go)
 

@@ -69,6 +69,8 @@ class Settings:
     media_resolution: str = "medium"
     jpeg_quality: int = 80
     prompt_file: Path | None = None
+    # A shopping list (plain lines or a Markdown task list), kept up to date as items are found.
+    list_file: Path | None = None
     ptt_key: str = "space"
     # Echo cancellation of the speaker's sound in the mic; off for headphones.
     aec: bool = True
@@ -250,7 +252,7 @@ def _build(values: dict[str, Any], name_of: Callable[[str], str]) -> Settings:
     for name, raw in values.items():
         kind = type(getattr(Settings(), name))
         try:
-            if name == "prompt_file":
+            if name in ("prompt_file", "list_file"):
                 kwargs[name] = Path(str(raw)).expanduser() if raw else None
             elif name == "vocabulary":
                 kwargs[name] = parse_vocabulary(raw)

@@ -35,8 +35,8 @@ def test_run_offline_answers_a_spoken_question_without_a_key(
     assert "green bag with a yellow label" in result.stdout
 
 
-def run_help_records() -> list[tuple[str, str, str]]:
-    """(option as typed, its help text, its metavar) for every option of `shelfsight run`."""
+def run_help_records() -> list[tuple[str, str, str, str]]:
+    """(option as typed, its help text, its metavar, its setting) for every option of `run`."""
     command = typer.main.get_command(app)
     run = command.commands["run"]  # type: ignore[attr-defined]
     ctx = run.make_context("run", [], resilient_parsing=True)
@@ -45,17 +45,19 @@ def run_help_records() -> list[tuple[str, str, str]]:
         record = param.get_help_record(ctx)
         if record is None or param.name == "help":
             continue
-        out.append((param.opts[0], record[1], record[0]))
+        out.append((param.opts[0], record[1], record[0], str(param.name)))
     return out
 
 
 @pytest.mark.parametrize(
-    ("option", "help_text", "shown"), run_help_records(), ids=lambda v: v if v[:2] == "--" else ""
+    ("option", "help_text", "shown", "setting"),
+    run_help_records(),
+    ids=lambda v: v if v[:2] == "--" else "",
 )
 def test_run_help_names_each_options_env_var_default_and_choices(
-    option: str, help_text: str, shown: str
+    option: str, help_text: str, shown: str, setting: str
 ) -> None:
-    name = option.removeprefix("--").replace("-", "_").upper()
+    name = setting.upper()
     assert f"[env var: SHELFSIGHT_{name}" in help_text, help_text
     assert "default: " in help_text or option in ("--record",), help_text
     choices = {"--mode": "handsfree|ptt", "--start-sensitivity": "low|high"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import soxr
@@ -66,6 +67,25 @@ class Usage:
 @dataclass(frozen=True)
 class GoAway:
     time_left_s: float | None
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The model calls a function (one event per call of a `toolCall` message). Answer it by
+    id with `LiveLink.send_tool_response`; `call_id` may be missing and `args` malformed: the
+    server's word, not checked here."""
+
+    call_id: str | None
+    name: str
+    args: dict[str, Any] | None
+    t_received: float
+
+
+@dataclass(frozen=True)
+class ToolCallCancellation:
+    """The server withdrew these calls (a user interrupted a turn that made them)."""
+
+    call_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -130,6 +150,8 @@ ServerEvent = (
     | TurnComplete
     | GoAway
     | Usage
+    | ToolCall
+    | ToolCallCancellation
     | AnswerCut
     | FrameSent
     | Connected
@@ -160,6 +182,11 @@ def translate(msg: types.LiveServerMessage, now: float | None = None) -> list[Se
             out.append(TurnComplete(now))
     if msg.usage_metadata is not None:  # after the turn it bills, when both come together
         out.append(usage_from(msg.usage_metadata))
+    if msg.tool_call is not None:
+        for call in msg.tool_call.function_calls or []:
+            out.append(ToolCall(call.id, call.name or "", call.args, now))
+    if msg.tool_call_cancellation is not None:
+        out.append(ToolCallCancellation(tuple(msg.tool_call_cancellation.ids or ())))
     if msg.go_away is not None:
         out.append(GoAway(_seconds(msg.go_away.time_left)))
     return out

@@ -33,7 +33,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from google.genai import types
 from google.genai.live import AsyncSession
@@ -54,6 +54,8 @@ from shelfsight.live.events import (
     Reconnecting,
     ServerEvent,
     SlowLink,
+    ToolCall,
+    ToolCallCancellation,
     TurnComplete,
     UserTranscript,
     translate,
@@ -66,6 +68,7 @@ from shelfsight.live.outbox import (
     Item,
     Outbox,
     Text,
+    ToolResponse,
 )
 from shelfsight.live.slow import UploadPace, WireAudio
 from shelfsight.live.watchdog import Watchdog
@@ -88,6 +91,8 @@ __all__ = [  # the events are defined in live_events; callers import them from h
     "Reconnecting",
     "ServerEvent",
     "SlowLink",
+    "ToolCall",
+    "ToolCallCancellation",
     "TurnComplete",
     "UserTranscript",
 ]
@@ -249,6 +254,12 @@ class LiveLink:
     def send_text(self, text: str) -> None:
         self._t_input = time.monotonic()
         self._put(Text(text))
+
+    def send_tool_response(
+        self, call_id: str, name: str, response: dict[str, Any], scheduling: str = "WHEN_IDLE"
+    ) -> None:
+        """Answer the model's function call `call_id`, in order with everything else."""
+        self._put(ToolResponse(call_id, name, response, scheduling))
 
     def activity_start(self) -> None:
         self._activity_open = True
@@ -454,6 +465,8 @@ class LiveLink:
                 try:
                     if isinstance(item, Text):
                         await self._send_question(conn.session, item)
+                    elif isinstance(item, ToolResponse):
+                        await _send_tool_response(conn.session, item)
                     else:
                         await self._send_item(send, item)
                 except BaseException:
@@ -572,3 +585,13 @@ async def _send_item(send: _Send, item: Item) -> None:
             await send(activity_start=types.ActivityStart())
         case ActivityEnd():
             await send(activity_end=types.ActivityEnd())
+
+
+async def _send_tool_response(session: AsyncSession, item: ToolResponse) -> None:
+    response = types.FunctionResponse(
+        id=item.call_id,
+        name=item.name,
+        response=item.response,
+        scheduling=types.FunctionResponseScheduling(item.scheduling),
+    )
+    await session.send_tool_response(function_responses=[response])

@@ -1,7 +1,7 @@
 """What the Live link sends, in order, and what it may have to send again.
 
-Mic audio and control items (typed text, activity start and end) leave in the order they were
-put in. An item leaves the queue only once its send has returned; it is
+Mic audio and control items (typed text, activity start and end, function responses) leave in
+the order they were put in. An item leaves the queue only once its send has returned; it is
 then kept in a replay list until the server's next resumption handle. A resumed session holds
 what the server had consumed when it issued its newest handle and nothing sent after it (the
 Gemini API does not say how much of that it consumed: `last_consumed_client_message_index` is
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
+from typing import Any
 
 BYTES_PER_S = 16_000 * 2  # 16 kHz mono PCM16
 
@@ -47,7 +48,18 @@ class ActivityEnd:
     """Push-to-talk: the user stopped talking."""
 
 
-Control = Text | ActivityStart | ActivityEnd
+@dataclass(frozen=True)
+class ToolResponse:
+    """The answer to the model's function call `call_id` (sent with send_tool_response).
+    scheduling: WHEN_IDLE, SILENT or INTERRUPT (see shelfsight.tools.calls)."""
+
+    call_id: str
+    name: str
+    response: dict[str, Any]
+    scheduling: str = "WHEN_IDLE"
+
+
+Control = Text | ActivityStart | ActivityEnd | ToolResponse
 Item = Audio | Control
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from google import genai
@@ -47,13 +48,34 @@ MEDIA_RESOLUTION = {
 }
 
 
-def live_config(settings: Settings, prompt: str, handle: str | None) -> types.LiveConnectConfig:
+def combined_vocabulary(*sources: Iterable[str]) -> list[str] | None:
+    """Words to bias input transcription towards (product names), from every source (the
+    vocabulary setting, the shopping list...), in order, each once (case-insensitive); None
+    when there are none, so the setup carries no empty field."""
+    seen: dict[str, str] = {}
+    for source in sources:
+        for word in source:
+            if word.strip():
+                seen.setdefault(word.strip().casefold(), word.strip())
+    return list(seen.values()) or None
+
+
+def live_config(
+    settings: Settings,
+    prompt: str,
+    handle: str | None,
+    *,
+    tools: Sequence[types.Tool] = (),
+    vocabulary: Sequence[str] = (),
+) -> types.LiveConnectConfig:
     """The session setup, rebuilt on every (re)connect with the newest resumption handle.
 
     Only fields gemini-3.8-live accepts: no `thinking_config`, `proactivity` or
     `enable_affective_dialog` (the service refuses them; see shelfsight.standin.strict).
     Turn coverage is left at its 3.8 default (all video), which is why frames are sent only
-    as often as the frame-rate policy allows.
+    as often as the frame-rate policy allows. `tools`: function declarations of the features
+    in use (none: the field is left out); `vocabulary`: more words for input transcription
+    besides the `vocabulary` setting (the shopping list's items).
     """
     start = {
         "low": types.StartSensitivity.START_SENSITIVITY_LOW,
@@ -81,7 +103,7 @@ def live_config(settings: Settings, prompt: str, handle: str | None) -> types.Li
         # custom_vocabulary biases the transcription of what the user says towards these names
         # (google-genai types.AudioTranscriptionConfig); None rather than [] when there are none.
         input_audio_transcription=types.AudioTranscriptionConfig(
-            custom_vocabulary=list(settings.vocabulary) or None
+            custom_vocabulary=combined_vocabulary(settings.vocabulary, vocabulary)
         ),
         output_audio_transcription=types.AudioTranscriptionConfig(),
         realtime_input_config=types.RealtimeInputConfig(
@@ -92,4 +114,5 @@ def live_config(settings: Settings, prompt: str, handle: str | None) -> types.Li
         context_window_compression=types.ContextWindowCompressionConfig(
             sliding_window=types.SlidingWindow()
         ),
+        tools=list(tools) or None,
     )

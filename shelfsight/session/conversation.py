@@ -21,7 +21,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from shelfsight.live.events import (
     MIC_CHUNK_S,
@@ -33,6 +33,8 @@ from shelfsight.live.events import (
     Interrupted,
     Reconnecting,
     ServerEvent,
+    ToolCall,
+    ToolCallCancellation,
     TurnComplete,
     Usage,
     UserTranscript,
@@ -50,6 +52,7 @@ from shelfsight.session.recording import NullRecorder, Recorder
 from shelfsight.session.speech import LevelDetector, SpeechDetector
 from shelfsight.session.status import State, camera_notice, link_notice
 from shelfsight.session.turns import BARGE_IN_S, PushToTalk, TurnTracker
+from shelfsight.tools.calls import ToolBox
 from shelfsight.ui.controls import (
     Control,
     EndOfInput,
@@ -72,6 +75,9 @@ class Link(Protocol):
     def send_text(self, text: str) -> None: ...
     def activity_start(self) -> None: ...
     def activity_end(self) -> None: ...
+    def send_tool_response(
+        self, call_id: str, name: str, response: dict[str, Any], scheduling: str = ...
+    ) -> None: ...
     def events(self) -> AsyncIterator[ServerEvent]: ...
     def drain_events(self) -> list[ServerEvent]: ...
     async def run(self) -> None: ...
@@ -135,6 +141,7 @@ class Conversation:
         frame_rate: RateControl | None = None,
         speech: SpeechDetector | None = None,
         cost: CostMeter | None = None,
+        tools: ToolBox | None = None,
     ) -> None:
         self._link, self._mic, self._speaker, self._frames = link, mic, speaker, frames
         self._view, self._options, self._controls, self._echo = view, options, controls, echo
@@ -142,6 +149,7 @@ class Conversation:
         self._camera, self._frame_rate = camera, frame_rate
         self._speech = speech or LevelDetector()
         self.cost = cost or CostMeter()
+        self._tools = tools or ToolBox()  # with none declared, calls still get an answer
         self._turn = TurnTracker()
         self._ptt = PushToTalk() if options.push_to_talk else None
         self._connected = asyncio.Event()
@@ -393,6 +401,24 @@ class Conversation:
             case Reconnecting():
                 connected_before = self._connected.is_set()
                 self._view.state(State.RECONNECTING if connected_before else State.CONNECTING)
+            case ToolCall():
+                self._answer_call(event)
+            case ToolCallCancellation(call_ids=ids):
+                for note in self._tools.cancel(ids):
+                    self._view.notice(note)
+
+    def _answer_call(self, call: ToolCall) -> None:
+        """Every function call is answered at once (see shelfsight.tools.calls)."""
+        reply = self._tools.answer(call.call_id, call.name, call.args)
+        self._recorder.event(
+            "tool_response", call_id=call.call_id, name=call.name, response=reply.response
+        )
+        if reply.note:
+            self._view.notice(reply.note)
+        if call.call_id is None:  # the API requires the id in a response: none can be sent
+            self._view.notice(f"the model called {call.name or 'a function'} without an id")
+            return
+        self._link.send_tool_response(call.call_id, call.name, reply.response, reply.scheduling)
 
     def _end_turn(self, *, interrupted: bool) -> None:
         was_answering = self._turn.answering

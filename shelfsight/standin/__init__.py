@@ -21,10 +21,12 @@ server, `StandIn`, `StandInThread`).
 from shelfsight.standin.audio import synth_speech_pcm16
 from shelfsight.standin.config import (
     ANSWER_RATE_HZ,
+    AUTO_ID,
     DEFAULT_ANSWER_TEXT,
     DEFAULT_QUESTION_TEXT,
     ConnectionFaults,
     ScriptedAnswer,
+    ScriptedCall,
     StandInConfig,
     default_answers,
 )
@@ -33,12 +35,14 @@ from shelfsight.standin.server import StandIn, StandInThread, client_env
 
 __all__ = [
     "ANSWER_RATE_HZ",
+    "AUTO_ID",
     "DEFAULT_ANSWER_TEXT",
     "DEFAULT_QUESTION_TEXT",
     "ConnectionFaults",
     "ConnectionRecord",
     "ReceivedEvent",
     "ScriptedAnswer",
+    "ScriptedCall",
     "SentEvent",
     "StandIn",
     "StandInConfig",

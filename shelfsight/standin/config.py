@@ -6,6 +6,7 @@ All frozen: a config is built once by a test or the demo and read by every conne
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from shelfsight.standin.audio import synth_speech_pcm16
 from shelfsight.standin.usage import UsageRates
@@ -15,14 +16,32 @@ DEFAULT_ANSWER_TEXT = "Third shelf from the top, right end, green bag."
 DEFAULT_QUESTION_TEXT = "Where are the gluten-free crackers?"
 
 
+AUTO_ID = ""  # ScriptedCall.call_id: the stand-in makes up a unique id
+
+
+@dataclass(frozen=True)
+class ScriptedCall:
+    """A function call the stand-in makes as its answer starts (before the audio, as the
+    model calls NON_BLOCKING functions and talks on). `args` is sent as given, so a test can
+    send malformed ones; `call_id` AUTO_ID gets a unique id, None sends the call without one,
+    any other string is used as is (repeat it for duplicate ids)."""
+
+    name: str
+    args: Any = None
+    call_id: str | None = AUTO_ID
+
+
 @dataclass(frozen=True)
 class ScriptedAnswer:
     """One scripted exchange: the transcript of the spoken question and the spoken answer
-    (24 kHz mono PCM16, exactly the bytes the client will receive)."""
+    (24 kHz mono PCM16, exactly the bytes the client will receive), with the function calls
+    made as it starts and the call ids withdrawn (`toolCallCancellation`) once it is spoken."""
 
     question_text: str
     answer_text: str
     answer_pcm24k: bytes
+    tool_calls: tuple[ScriptedCall, ...] = ()
+    cancel_calls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.answer_pcm24k or len(self.answer_pcm24k) % 2:
@@ -93,6 +112,13 @@ class StandInConfig:
     strict: bool = True
     # The usage model behind each turn's usageMetadata (shelfsight.standin.usage).
     usage: UsageRates = field(default_factory=UsageRates)
+    # A typed question equal to one of these texts (ignoring case) gets its answer, out of the
+    # script's order (which it does not advance): typed and spoken turns may come in any order.
+    typed_answers: tuple[tuple[str, ScriptedAnswer], ...] = ()
+
+    def typed_answer(self, text: str) -> ScriptedAnswer | None:
+        wanted = text.strip().casefold()
+        return next((a for t, a in self.typed_answers if t.strip().casefold() == wanted), None)
 
     def faults_for(self, index: int) -> ConnectionFaults:
         in_range = index < len(self.connection_faults)

@@ -7,6 +7,7 @@ shares the `Ledger`'s lock, and every write calls `on_change` (on the loop) so
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +21,8 @@ from shelfsight.standin.protocol import resumption_handle
 @dataclass(frozen=True)
 class ReceivedEvent:
     """One thing the client sent. kind: audio, video, text, activity_start, activity_end,
-    audio_stream_end, client_content, other. `data` is decoded (PCM or JPEG bytes)."""
+    audio_stream_end, client_content, tool_response (text: one function response's JSON),
+    other. `data` is decoded (PCM or JPEG bytes)."""
 
     t_monotonic: float
     kind: str
@@ -33,8 +35,8 @@ class ReceivedEvent:
 class SentEvent:
     """One thing the stand-in sent. kind: setup_complete, input_transcription, audio,
     output_transcription, generation_complete, turn_complete (its `text`: the usageMetadata
-    sent with it, as JSON), interrupted, go_away, session_resumption_update, close, drop (TCP
-    cut without a close frame)."""
+    sent with it, as JSON), interrupted, go_away, tool_call, tool_call_cancellation,
+    session_resumption_update, close, drop (TCP cut without a close frame)."""
 
     t_monotonic: float
     kind: str
@@ -144,6 +146,10 @@ class ConnectionRecord:
         """Typed questions as they came: realtime text or a client-content turn's text."""
         kinds = ("text", "client_content")
         return [e.text for e in self.received() if e.kind in kinds and e.text]
+
+    def tool_responses(self) -> list[dict[str, Any]]:
+        """Every function response the client sent, as sent (id, name, response, ...)."""
+        return [json.loads(e.text) for e in self.received("tool_response")]
 
     @property
     def turns_completed(self) -> int:

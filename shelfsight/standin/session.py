@@ -3,7 +3,8 @@
 A user turn ends on VAD silence, `activityEnd`, typed text, a complete `clientContent` turn or
 `audioStreamEnd`. New speech or a new turn cuts a streaming answer short (`interrupted`), unless
 the setup asked for NO_INTERRUPTION; then answers queue behind each other, as on the service.
-Everything here runs on the stand-in's loop.
+An answer may start with scripted function calls (`toolCall`); the client's function responses
+are recorded. Everything here runs on the stand-in's loop.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from shelfsight.standin.audio import EnergyVad
-from shelfsight.standin.config import ANSWER_RATE_HZ, ScriptedAnswer, StandInConfig
+from shelfsight.standin.config import ANSWER_RATE_HZ, AUTO_ID, ScriptedAnswer, StandInConfig
 from shelfsight.standin.handshake import accept_setup, close_connection, drop_connection
 from shelfsight.standin.protocol import (
     DEADLINE_REASON,
@@ -90,6 +91,7 @@ class _Session:
         session_id = record.session_id if record.session_id is not None else record.index
         make_usage = partial(UsageModel, config.usage, record.setup or {})
         self._usage: UsageModel = ledger.usage_for(session_id, make_usage)
+        self._calls_made = 0  # for unique function call ids
 
     async def run(self) -> None:
         await self._send({"setupComplete": {}}, "setup_complete")
@@ -107,12 +109,15 @@ class _Session:
                 t = time.monotonic()
                 realtime = pick(message, "realtimeInput")
                 content = pick(message, "clientContent")
+                tool_response = pick(message, "toolResponse")
                 if await self._refused(realtime, content):
                     return
                 if realtime is not None:
                     await self._on_realtime_input(realtime, t)
                 elif content is not None:
                     await self._on_client_content(content, t)
+                elif tool_response is not None:
+                    self._on_tool_response(tool_response, t)
                 else:
                     self._record._add_received(ReceivedEvent(t, "other", text=str(raw)[:200]))
         except ConnectionClosed:
@@ -205,6 +210,29 @@ class _Session:
         if pick(content, "turnComplete"):
             await self._user_turn_ended("client_content", text)
 
+    def _on_tool_response(self, tool_response: Mapping[str, Any], t: float) -> None:
+        """Recorded only: the script does not speak about function results."""
+        for response in pick(tool_response, "functionResponses") or []:
+            text = json.dumps(response)
+            self._record._add_received(ReceivedEvent(t, "tool_response", text=text))
+
+    async def _send_tool_calls(self, answer: ScriptedAnswer) -> None:
+        if not answer.tool_calls:
+            return
+        calls = []
+        for call in answer.tool_calls:
+            sent: dict[str, Any] = {"name": call.name}
+            if call.args is not None:
+                sent["args"] = call.args
+            if call.call_id == AUTO_ID:
+                self._calls_made += 1
+                sent["id"] = f"standin-call-{self._record.index}-{self._calls_made}"
+            elif call.call_id is not None:
+                sent["id"] = call.call_id
+            calls.append(sent)
+        message = {"toolCall": {"functionCalls": calls}}
+        await self._send(message, "tool_call", json.dumps(calls))
+
     async def _user_started_speaking(self) -> None:
         if self._options.barge_in:
             await self._interrupt()
@@ -213,7 +241,8 @@ class _Session:
         """Starts the next scripted answer; a typed question is recorded as typed."""
         if self._options.barge_in:
             await self._interrupt()
-        answer = self._ledger.next_answer(self._config.answers)
+        typed = self._config.typed_answer(typed_text) if typed_text is not None else None
+        answer = typed or self._ledger.next_answer(self._config.answers)
         question = answer.question_text if typed_text is None else typed_text
         turn = TurnRecord(trigger, question, answer.answer_text, time.monotonic())
         number = self._record._start_turn(replace(turn, input_audio_s=self._audio_received_s))
@@ -240,7 +269,11 @@ class _Session:
             if spoken and self._options.input_transcription:
                 message = {"serverContent": {"inputTranscription": {"text": answer.question_text}}}
                 await self._send(message, "input_transcription", answer.question_text)
+            await self._send_tool_calls(answer)
             await self._stream_audio(answer)
+            if answer.cancel_calls:
+                cancel = {"toolCallCancellation": {"ids": list(answer.cancel_calls)}}
+                await self._send(cancel, "tool_call_cancellation", " ".join(answer.cancel_calls))
             await self._send({"serverContent": {"generationComplete": True}}, "generation_complete")
             usage = self._usage.bill(len(answer.answer_pcm24k) / 2 / ANSWER_RATE_HZ)
             done = {"serverContent": {"turnComplete": True}, "usageMetadata": usage}

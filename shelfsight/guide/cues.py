@@ -1,0 +1,66 @@
+"""Where the item is, as the sound the user hears: a pure mapping, frame by frame.
+
+The sound comes from where the item is, so turning towards the sound centres it: `pan` is the
+item's horizontal offset from the picture's centre (-1 left edge, +1 right edge), pitch rises
+when the item is above the centre and falls below it, the tick rate rises as the item nears
+the centre, and `on_target` (a distinct sound) means centred and large enough to reach for
+(its width at least `REACH_WIDTH` of the picture). `hint` is the few words said now and then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shelfsight.guide.box import PixelBox
+
+BASE_PITCH_HZ = 660.0
+PITCH_OCTAVES = 1.0  # item at the top edge: one octave above BASE_PITCH_HZ; bottom: below
+SLOW_TICK_HZ = 2.0  # item at a corner
+FAST_TICK_HZ = 12.0  # item centred
+CENTRE = 0.12  # |offset| under this (fraction of half the picture) counts as centred
+REACH_WIDTH = 0.25
+
+
+@dataclass(frozen=True)
+class Cue:
+    t_capture: float  # the frame this cue is about (time.monotonic())
+    pan: float  # -1 .. 1: item left .. right of centre
+    tilt: float  # -1 .. 1: item above .. below centre
+    width: float  # item width / picture width
+    pitch_hz: float
+    tick_hz: float
+    on_target: bool
+    hint: str
+
+
+def cue_for(box: PixelBox, width: int, height: int, t_capture: float) -> Cue:
+    pan = _clip((box.cx - width / 2) / (width / 2))
+    tilt = _clip((box.cy - height / 2) / (height / 2))
+    size = box.w / width
+    distance = min(1.0, (pan * pan + tilt * tilt) ** 0.5 / 2**0.5)
+    tick_hz = FAST_TICK_HZ - (FAST_TICK_HZ - SLOW_TICK_HZ) * distance
+    centred = abs(pan) < CENTRE and abs(tilt) < CENTRE
+    return Cue(
+        t_capture=t_capture,
+        pan=pan,
+        tilt=tilt,
+        width=size,
+        pitch_hz=BASE_PITCH_HZ * 2 ** (-tilt * PITCH_OCTAVES),
+        tick_hz=tick_hz,
+        on_target=centred and size >= REACH_WIDTH,
+        hint=_hint(pan, tilt, centred, size),
+    )
+
+
+def _hint(pan: float, tilt: float, centred: bool, size: float) -> str:
+    if centred:
+        return "right there, reach straight ahead" if size >= REACH_WIDTH else "closer"
+    if abs(pan) >= abs(tilt):
+        side = "right" if pan > 0 else "left"
+        return f"a bit to the {side}" if abs(pan) < 0.4 else f"to the {side}"
+    way = "lower" if tilt > 0 else "higher"
+    return f"a bit {way}" if abs(tilt) < 0.4 else way
+
+
+def _clip(value: float) -> float:
+    return max(-1.0, min(1.0, value))

@@ -1,0 +1,46 @@
+"""The functions one run declares, built from its settings, and what they add to the setup.
+
+Each feature adds its functions only when it is on (a shopping list given with --list), so a
+plain run declares none. The system-instruction addition and the transcription vocabulary are
+read on every (re)connect, so a resumed or fresh connection sees the list as it is now.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shelfsight.tools.calls import ToolBox
+from shelfsight.tools.list_file import ListFile
+from shelfsight.tools.list_tools import ListTools, list_instruction
+
+
+class SessionTools:
+    """The run's `ToolBox` and the state behind it; `close` saves what is pending."""
+
+    def __init__(self, list_path: Path | None = None) -> None:
+        self.box = ToolBox()
+        self.list_file = ListFile(list_path) if list_path is not None else None
+        if self.list_file is not None:
+            self.box.add(ListTools(self.list_file).tools())
+
+    def instruction(self) -> str:
+        """Added to the system instruction ("" when no feature has anything to say)."""
+        if self.list_file is None:
+            return ""
+        return list_instruction(self.list_file.current)
+
+    def vocabulary(self) -> list[str]:
+        """Words the transcription should expect: the list's item names."""
+        return self.list_file.current.names() if self.list_file is not None else []
+
+    def opening_notice(self) -> str | None:
+        if self.list_file is None:
+            return None
+        shopping = self.list_file.current
+        left = shopping.names("open")
+        count = f"{len(left)} of {len(shopping.items)} to find"
+        return f"list {self.list_file.path.name}: {count}: {', '.join(left) or 'nothing'}"
+
+    def close(self) -> None:
+        if self.list_file is not None:
+            self.list_file.close()

@@ -1,0 +1,122 @@
+"""Guide mode: the model marks an item, the camera moves, the sound says where it is."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from shelfsight.guide.box import PixelBox, parse_box_2d, to_box_2d
+from shelfsight.guide.cues import cue_for
+from shelfsight.media.guidance_audio import CueRenderer, to_mono
+from shelfsight.standin import ScriptedCall
+from shelfsight.tools.calls import BadArgs
+from tests.support.guide_run import GuideRun, guided_run
+from tests.support.guide_scene import OUT, product_box, render
+
+
+def directions(run: GuideRun) -> tuple[int, int]:
+    """(right, judged) over frames with a cue where the item is visibly off-centre."""
+    right = judged = 0
+    for r in run.results:
+        cue, truth = r.step.cue, r.frame.truth
+        if cue is None or not r.frame.visible:
+            continue
+        dx = (truth.cx - OUT[0] / 2) / (OUT[0] / 2)
+        dy = (truth.cy - OUT[1] / 2) / (OUT[1] / 2)
+        for true_offset, cue_offset in ((dx, cue.pan), (dy, cue.tilt)):
+            if abs(true_offset) > 0.1:
+                judged += 1
+                right += (true_offset > 0) == (cue_offset > 0)
+    return right, judged
+
+
+@pytest.mark.parametrize("scenario", ["pan", "tilt"])
+def test_the_cue_points_to_the_item_while_the_camera_moves(scenario: str) -> None:
+    run = asyncio.run(guided_run(scenario))
+    assert run.responses[0]["response"]["status"] == "guiding"
+    right, judged = directions(run)
+    assert judged >= 80 and right == judged
+    locked = [
+        r.step.track is not None and r.step.track.box.iou(r.frame.truth) >= 0.5
+        for r in run.results
+        if r.frame.visible
+    ]
+    assert sum(locked) >= 0.95 * len(locked)
+    first_cue = next(r.step.cue for r in run.results if r.step.cue is not None)
+    assert (first_cue.pan > 0) if scenario == "pan" else (first_cue.tilt > 0)
+
+
+def test_turning_away_is_told_once_asks_again_once_and_finds_the_item_back() -> None:
+    run = asyncio.run(guided_run("away"))
+    stats = run.guide.stats
+    assert (stats.lost, stats.asks, stats.recovered) == (1, 1, 1)
+    said = [r.step.say for r in run.results if r.step.say]
+    assert "I've lost the gluten-free bread; hold still" in said
+    assert not any(r.step.cue is not None for r in run.results if not r.frame.visible), (
+        "no guidance towards something that is not the item"
+    )
+    last = run.results[-1].step.cue  # the camera came back to the item, centred and near
+    assert last is not None and last.on_target
+    run.guide.stop()  # "stop", or the guide key
+    assert run.guide.step(run.results[-1].frame.image, 0.0, 0.0).cue is None
+
+
+def test_a_wrong_or_malformed_box_gets_an_answer_and_the_session_goes_on() -> None:
+    target = to_box_2d(next(render("pan")).truth, *OUT)
+    calls = [
+        ScriptedCall("mark_item", {"box_2d": "top shelf", "name": "bread"}, "c-text"),
+        ScriptedCall("mark_item", {"box_2d": [1, 2, 3], "name": "bread"}, "c-three"),
+        ScriptedCall("mark_item", {"box_2d": [600, 900, 400, 950], "name": "bread"}, "c-flip"),
+        ScriptedCall("mark_item", {"box_2d": [0, 0, 2000, 10], "name": "bread"}, "c-big"),
+        ScriptedCall("mark_item", {"box_2d": target}, "c-noname"),
+        ScriptedCall("mark_item", {"box_2d": [0, 0, 60, 60], "name": "a wall"}, "c-wrong"),
+        ScriptedCall("mark_item", {"box_2d": target, "name": "gluten-free bread"}, "c-right"),
+    ]
+    run = asyncio.run(guided_run("pan", calls=calls))
+    status = {r["id"]: r["response"]["status"] for r in run.responses}
+    assert status == {
+        "c-text": "invalid_args",
+        "c-three": "invalid_args",
+        "c-flip": "invalid_args",
+        "c-big": "invalid_args",
+        "c-noname": "invalid_args",
+        "c-wrong": "guiding",
+        "c-right": "guiding",
+    }
+    assert run.connections == 1, "a bad box must not cost the connection"
+    assert run.guide.stats.marks == 2 and run.guide.name == "gluten-free bread"
+    right, judged = directions(run)  # the last box wins: guided to the right item after all
+    assert judged >= 80 and right == judged
+
+
+def test_box_2d_is_ymin_xmin_ymax_xmax_on_a_1000_grid() -> None:
+    box = product_box(2, 2, OUT)
+    assert to_box_2d(box, *OUT) == [
+        round(box.y / OUT[1] * 1000),
+        round(box.x / OUT[0] * 1000),
+        round((box.y + box.h) / OUT[1] * 1000),
+        round((box.x + box.w) / OUT[0] * 1000),
+    ]
+    assert parse_box_2d([100, 200, 300, 400.5]) == (100, 200, 300, 400.5)
+    for bad in (None, "1,2,3,4", [1, 2, 3], [True, 0, 10, 10], [10, 10, 10, 10], [-1, 0, 5, 5]):
+        with pytest.raises(BadArgs):
+            parse_box_2d(bad)
+
+
+def test_cue_sound_comes_from_the_items_side_and_on_target_sounds_different() -> None:
+    right = cue_for(PixelBox(500, 150, 60, 60), *OUT, t_capture=0.0)
+    high = cue_for(PixelBox(290, 10, 60, 60), *OUT, t_capture=0.0)
+    low = cue_for(PixelBox(290, 290, 60, 60), *OUT, t_capture=0.0)
+    centred_big = cue_for(PixelBox(220, 110, 200, 140), *OUT, t_capture=0.0)
+    assert right.pan > 0.5 and right.hint == "to the right" and not right.on_target
+    assert high.pitch_hz > low.pitch_hz and high.hint == "higher" and low.hint == "lower"
+    assert centred_big.on_target and centred_big.tick_hz > right.tick_hz
+    sound = CueRenderer().render(right, 1.0).astype(float)
+    left_rms, right_rms = np.sqrt((sound**2).mean(axis=0))
+    assert right_rms > 3 * left_rms > 0
+    ticks = CueRenderer().render(right, 1.0)
+    chime = CueRenderer().render(centred_big, 1.0)
+    assert np.abs(chime).mean() > 3 * np.abs(ticks).mean()  # a steady chime, not ticks
+    assert len(to_mono(chime)) == 2 * 24000
