@@ -6,6 +6,7 @@ All frozen: a config is built once by a test or the demo and read by every conne
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from shelfsight.standin.audio import synth_speech_pcm16
 
@@ -69,7 +70,11 @@ class StandInConfig:
     audio is sent (inf: no pacing). With `one_socket_per_session`, resuming a session while
     an earlier connection of it is still open is refused with 1011, as the service is reported
     to do: a client must close the old connection first. `keep_frames=False` records frames
-    without their JPEG bytes (long soak runs).
+    without their JPEG bytes (long soak runs). `barge_in` is what speech over a streaming answer
+    does (when the setup allows interruption): "interrupt" cuts it with `interrupted` (the
+    older models); "polite_stop" (gemini-3.8-live) stops the old generation without a word and
+    replies, in the same model turn, once the user stops; "polite_finish" lets the old
+    generation finish (`turnComplete`) and replies after it once the user stops.
     """
 
     api_keys: frozenset[str] | None = None
@@ -86,6 +91,7 @@ class StandInConfig:
     default_faults: ConnectionFaults = field(default_factory=ConnectionFaults)
     one_socket_per_session: bool = True
     keep_frames: bool = True
+    barge_in: Literal["interrupt", "polite_stop", "polite_finish"] = "interrupt"
 
     def faults_for(self, index: int) -> ConnectionFaults:
         in_range = index < len(self.connection_faults)
