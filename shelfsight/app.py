@@ -137,6 +137,8 @@ async def run_conversation(
                 speaker_underruns=devices.speaker.underruns,
                 mic_dropped_chunks=getattr(devices.mic, "dropped_chunks", 0),
                 echo=echo.stats if echo.enabled else None,
+                speaker_xruns=getattr(devices.speaker, "xruns", 0),
+                playout_margin_ms=getattr(devices.speaker, "playout_margin_s", 0.0) * 1000,
             )
             if recorder is not None:
                 recorder.close(**summary.as_dict())

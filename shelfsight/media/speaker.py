@@ -53,7 +53,7 @@ class JitterBuffer:
     arriving a few tens of ms late do not leave holes. An underrun (audio arriving within
     LATE_GAP_S after the buffer ran dry mid-answer) grows the margin by the gap (at least GROW_S)
     up to `max_s`;
-    every CALM_S of play without one shrinks it by SHRINK_S down to `min_s`. Bounded to
+    every CALM_S of audio played without one shrinks it by SHRINK_S down to `min_s`. Bounded to
     `max_buffer_s`; overflow drops the oldest audio and counts it in `dropped_s`. The lock is
     held only for a copy, so the audio callback never waits long.
     """
@@ -67,7 +67,7 @@ class JitterBuffer:
         rate_hz: int,
         max_buffer_s: float = 60.0,
         *,
-        margin_s: float = 0.04,
+        margin_s: float = 0.06,
         min_s: float = 0.02,
         max_s: float = 0.12,
     ) -> None:
@@ -83,7 +83,7 @@ class JitterBuffer:
         self._playing = False  # playout started and the queued audio has not yet run out
         self._dry_at: float | None = None  # monotonic time the audio last ran out mid-play
         self._t_push = 0.0  # monotonic time of the last push
-        self._t_calm = time.monotonic()  # start of the current stretch without an underrun
+        self._calm_s = 0.0  # audio played since the last underrun (seconds)
 
     def push(self, pcm: bytes) -> None:
         if len(pcm) % 2:
@@ -93,7 +93,7 @@ class JitterBuffer:
             if self._dry_at is not None and pcm:
                 if now - self._dry_at < LATE_GAP_S:
                     self.underruns += 1
-                    self._grow(now, gap_s=now - self._dry_at)
+                    self._grow(gap_s=now - self._dry_at)
                 self._dry_at = None
             self._buf += pcm
             self._t_push = now
@@ -102,11 +102,11 @@ class JitterBuffer:
                 del self._buf[:excess]
                 self.dropped_s += excess / 2 / self.rate_hz
 
-    def _grow(self, now: float, gap_s: float) -> None:
+    def _grow(self, gap_s: float) -> None:
         """After a hole of `gap_s`: a margin that would have covered it (within `max_s`)."""
         self.margin_s = min(self._max_s, self.margin_s + max(self.GROW_S, gap_s))
         self.max_margin_seen_s = max(self.max_margin_seen_s, self.margin_s)
-        self._t_calm = now
+        self._calm_s = 0.0
 
     def pop(self, n_bytes: int) -> bytes:
         """Up to n_bytes of the oldest audio: nothing while building the margin, fewer bytes
@@ -125,9 +125,10 @@ class JitterBuffer:
             if len(out) < n_bytes:
                 self._playing = False
                 self._dry_at = now
-            if now - self._t_calm >= self.CALM_S:
+            self._calm_s += len(out) / 2 / self.rate_hz
+            if self._calm_s >= self.CALM_S:
                 self.margin_s = max(self._min_s, self.margin_s - self.SHRINK_S)
-                self._t_calm = now
+                self._calm_s = 0.0
         return out
 
     def clear(self) -> None:
@@ -145,8 +146,9 @@ class BufferedSink:
     """The half both sinks share: the loop thread fills a jitter buffer, an audio thread drains it.
 
     `underruns` counts audio that arrived within LATE_GAP_S after the buffer ran dry: a gap a
-    listener heard mid-answer (the jitter buffer grows its margin on each). `on_played(pcm24k, t_monotonic)` runs on the audio thread for
-    every block played (silence included), with the time it is heard; set it before `start()`.
+    listener heard mid-answer (the jitter buffer grows its margin on each).
+    `on_played(pcm24k, t_monotonic)` runs on the audio thread for every block played (silence
+    included), with the time it is heard; set it before `start()`.
     """
 
     def __init__(self, name: str, rate_hz: int, on_played: PlayedCallback | None) -> None:

@@ -18,12 +18,16 @@ class SessionSummary:
     speaker_underruns: int  # gaps a listener heard mid-answer
     mic_dropped_chunks: int  # 20 ms chunks the device delivered faster than the loop read
     echo: EchoStats | None
+    speaker_xruns: int = 0  # PortAudio output underflows: the device itself ran short
+    playout_margin_ms: float = 0.0  # the largest margin the jitter buffer needed
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
             **asdict(self.link),
             "speaker_underruns": self.speaker_underruns,
             "mic_dropped_chunks": self.mic_dropped_chunks,
+            "speaker_xruns": self.speaker_xruns,
+            "playout_margin_ms": round(self.playout_margin_ms),
         }
         if self.echo is not None:
             out["echo"] = asdict(self.echo)
@@ -41,7 +45,12 @@ class SessionSummary:
         if link.audio_dropped_s:
             parts.append(f"{link.audio_dropped_s:.1f} s of what you said was lost")
         if self.speaker_underruns:
-            parts.append(f"{self.speaker_underruns} gaps in answer playback")
+            parts.append(
+                f"{self.speaker_underruns} gaps in answer playback "
+                f"(playout margin grew to {self.playout_margin_ms:.0f} ms)"
+            )
+        if self.speaker_xruns:
+            parts.append(f"{self.speaker_xruns} speaker underruns in the sound device")
         if self.mic_dropped_chunks:
             parts.append(f"{self.mic_dropped_chunks * 20} ms of microphone audio dropped")
         return "session: " + ", ".join(parts)
