@@ -24,6 +24,7 @@ from shelfsight.session.conversation import Conversation, FrameFeed, Link, Optio
 from shelfsight.session.frame_rate import FrameRatePolicy
 from shelfsight.session.prompt import load_system_prompt
 from shelfsight.session.recording import Recorder
+from shelfsight.session.speech import make_detector
 from shelfsight.session.summary import SessionSummary
 from shelfsight.settings import Settings
 from shelfsight.ui.controls import Control
@@ -128,6 +129,7 @@ async def run_conversation(
             echo=echo if echo.enabled else None,
             camera=devices.camera,
             frame_rate=sampler,
+            speech=make_detector("vad"),
         )
         try:
             await conversation.run()
