@@ -383,6 +383,9 @@ class DeviceSpeaker(BufferedSink):
             self._stream.start()
         except sd.PortAudioError as e:
             raise UserError(f"cannot open speaker {self.name}: {e}") from None
+        if self._closed:  # closed while opening (start runs off the loop): stop it now
+            self._stream.abort(ignore_errors=True)
+            self._stream.close(ignore_errors=True)
 
     def play(self, pcm24k: bytes) -> None:
         self._check_alive()
