@@ -41,7 +41,6 @@ def test_the_answer_plays_whole_on_the_default_pulseaudio_devices(tmp_path: Path
     config = StandInConfig(
         api_keys=frozenset({TEST_KEY}),
         answers=(ScriptedAnswer("where is the bread?", "Third shelf.", answer),),
-        speed=1.0,  # real time: every chunk the buffer gets is only just in time
     )
     with pulse_server() as pa, StandIn.start_in_thread(config) as standin:
         heard = pa.start_record("answer.monitor", 24000)

@@ -210,7 +210,7 @@ class DeviceMic:
                 pass
 
         def callback(indata: Any, frames: int, time_info: Any, status: Any) -> None:
-            if status.input_overflow:
+            if status is not None and status.input_overflow:
                 self.xruns += 1
             lag = _stream_lag_s(time_info.currentTime, time_info.inputBufferAdcTime, frames / rate)
             for chunk in converter.feed(bytes(indata), time.monotonic() - lag):
@@ -361,7 +361,7 @@ class DeviceSpeaker(BufferedSink):
 
         def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
             self._t_callback = time.monotonic()
-            if status.output_underflow:
+            if status is not None and status.output_underflow:
                 self.xruns += 1
             lag = _stream_lag_s(time_info.outputBufferDacTime, time_info.currentTime, 0.0)
             mono = renderer.render(frames, time.monotonic() + lag)
