@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from shelfsight.session.cost import CostMeter, Prices
 from shelfsight.session.frame_rate import FrameRatePolicy
 from shelfsight.session.prompt import load_system_prompt
 from shelfsight.session.recording import Recorder
+from shelfsight.session.speech import make_detector
 from shelfsight.session.summary import SessionSummary
 from shelfsight.settings import Settings
 from shelfsight.tools.session_tools import SessionTools
@@ -48,6 +50,47 @@ class Devices:
                     device.close()
 
 
+async def off_loop(start: Callable[[], None], name: str) -> None:
+    """Runs a blocking device open on its own daemon thread and waits for it, cancellably.
+
+    Not the loop's default executor: asyncio.run() waits for that at exit, so a stream that
+    accepts the connection and never answers would hold Ctrl-C and SIGTERM for its whole
+    timeout. Cancelled, this returns at once; the device's close() handles the late open.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            start()
+        except BaseException as e:  # handed to the loop, raised there
+            error = e
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=run, name=f"open {name}", daemon=True).start()
+    await done
+
+
+async def start_devices(camera: Camera | None, mic: MicSource | None, speaker: SpeakerSink) -> None:
+    """One async start for every source and sink, all opening at once, none on the loop."""
+    async with asyncio.TaskGroup() as tg:
+        if camera is not None:
+            tg.create_task(off_loop(camera.start, camera.name))
+        if mic is not None:
+            tg.create_task(mic.start())
+        tg.create_task(off_loop(speaker.start, speaker.name))
+
+
 @contextlib.asynccontextmanager
 async def open_devices(
     settings: Settings, on_played: PlayedCallback | None = None
@@ -58,13 +101,12 @@ async def open_devices(
     speaker: SpeakerSink | None = None
     try:
         camera = open_camera(settings.camera)
-        if camera is not None:
-            camera.start()
         mic = None if settings.mic == "none" else open_mic(settings.mic)
         speaker = open_speaker(settings.speaker, on_played=on_played)
-        if mic is not None:
-            await mic.start()
-        speaker.start()
+        try:
+            await start_devices(camera, mic, speaker)
+        except* UserError as group:
+            raise group.exceptions[0] from None
         yield Devices(camera, mic, speaker)
     finally:
         Devices(camera, mic, speaker).close()  # type: ignore[arg-type]
@@ -143,6 +185,7 @@ async def run_conversation(
             frame_rate=sampler,
             cost=CostMeter(Prices.from_settings(settings)),
             tools=tools.box,
+            speech=make_detector("vad"),
         )
         try:
             await conversation.run()
@@ -153,6 +196,8 @@ async def run_conversation(
                 mic_dropped_chunks=getattr(devices.mic, "dropped_chunks", 0),
                 echo=echo.stats if echo.enabled else None,
                 cost=conversation.cost,
+                speaker_xruns=getattr(devices.speaker, "xruns", 0),
+                playout_margin_ms=getattr(devices.speaker, "playout_margin_s", 0.0) * 1000,
             )
             if recorder is not None:
                 recorder.close(**summary.as_dict())

@@ -252,3 +252,23 @@ def test_unknown_device_names_what_is_wrong() -> None:
         assert "available microphones" in str(unknown.value)
     with pytest.raises(UserError, match="no speaker"):
         open_speaker("no-such-speaker-xyz")
+
+
+def test_late_answer_chunks_play_without_holes_once_the_margin_has_grown() -> None:
+    """Playout waits for a margin; a hole grows it by the hole's length; calm shrinks it."""
+    buffer = JitterBuffer(24000, margin_s=0.06, min_s=0.02, max_s=0.12)
+    chunk = bytes(960 * 2)  # 40 ms
+    buffer.push(chunk)
+    block = 480 * 2  # 20 ms
+    assert buffer.pop(block) == b"", "40 ms queued: still building the 60 ms margin"
+    buffer.push(chunk)
+    assert len(buffer.pop(block)) == block
+    while len(buffer.pop(block)) == block:
+        pass  # ran dry mid-answer
+    buffer.push(chunk)  # the next chunk, late: a hole the listener heard
+    assert buffer.underruns == 1 and buffer.margin_s >= 0.08
+    grown = buffer.margin_s
+    for _ in range(int(buffer.CALM_S / 0.02) + 10):  # 10 s played without a hole
+        buffer.push(bytes(block))
+        buffer.pop(block)
+    assert buffer.margin_s < grown and buffer.underruns == 1

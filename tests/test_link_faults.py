@@ -31,8 +31,14 @@ RATE_HZ = 16_000
 
 
 @pytest.fixture
-def link() -> Iterator[tuple[StandInThread, RelayThread]]:
-    config = StandInConfig(api_keys=frozenset({TEST_KEY}), models=frozenset({DEFAULT_MODEL}))
+def link(request: pytest.FixtureRequest) -> Iterator[tuple[StandInThread, RelayThread]]:
+    """Stand-in behind a fault relay; `@pytest.mark.parametrize("link", [False],
+    indirect=True)` serves without permessage-deflate (incompressible audio, the worst case)."""
+    config = StandInConfig(
+        api_keys=frozenset({TEST_KEY}),
+        models=frozenset({DEFAULT_MODEL}),
+        compression=getattr(request, "param", True),
+    )
     with StandIn.start_in_thread(config) as server:
         # Small relay socket buffers: a stalled relay stops acknowledging within ~20 KB, as a
         # dead radio link does at once (the loopback default would take 100s of KB first).
@@ -186,6 +192,7 @@ def test_an_outage_longer_than_the_audio_buffer_says_what_was_lost_and_records_i
     assert manifest["dead_links"] >= 1
 
 
+@pytest.mark.parametrize("link", [False], indirect=True, ids=["no-deflate"])
 def test_a_256_kbit_link_carries_all_the_audio_lighter_and_says_answers_may_lag(
     link: tuple[StandInThread, RelayThread], tmp_path: Path, shelf_video: Path
 ) -> None:

@@ -38,6 +38,9 @@ def test_asking_about_a_photo_sends_the_photo_and_answers(
 def test_a_picture_that_cannot_be_read_is_refused_in_one_line(tmp_path: Path) -> None:
     photo = tmp_path / "broken.jpg"
     photo.write_bytes(b"not a jpeg")
-    result = run_cli("ask", "what is this?", "--camera", str(photo), env={"GEMINI_API_KEY": "x"})
+    result = run_cli(
+        "ask", "what is this?", "--camera", str(photo), "--speaker", "a.wav",
+        env={"GEMINI_API_KEY": "x"},
+    )  # fmt: skip
     assert result.code == 2
     assert "Cannot read picture" in result.stderr and "Traceback" not in result.stderr

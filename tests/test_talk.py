@@ -20,6 +20,7 @@ from shelfsight.media.wav import load_mic_pcm, write_wav
 from shelfsight.session.speech import SPEECH_DBFS
 from shelfsight.session.turns import BARGE_IN_S, PushToTalk
 from shelfsight.standin import ScriptedAnswer, StandIn, StandInConfig, StandInThread
+from shelfsight.standin.audio import synth_speech_pcm16
 from shelfsight.ui.controls import KeyParser, Quit, StopAnswer, TalkPressed, TypedQuestion, Typing
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
 from tests.support.scene import read_frame_number
@@ -240,6 +241,52 @@ def test_speaking_over_the_answer_stops_it_within_100_ms(
         late_s = stop_s - (speech_onset_s + BARGE_IN_S)
     assert late_s < 0.1 + 0.04, f"the old answer went on {late_s:.3f} s"
     assert not any(played[start + heard : start + heard + 48000 // 5])  # then silence
+
+
+@pytest.mark.parametrize("model", ["interrupt", "polite_stop", "polite_finish"])
+def test_after_talking_over_an_answer_the_user_hears_the_reply_to_what_they_said(
+    tmp_path: Path, model: str
+) -> None:
+    """Whether the model cuts its answer with `interrupted` or, as gemini-3.8-live does, stops
+    or finishes it quietly and replies once the user stops (in the same model turn or the
+    next), the user hears none of the rest of the old answer and all of the reply."""
+    with wave.open(str(ASSETS / "answer.wav"), "rb") as w:
+        long_answer = w.readframes(w.getnframes())  # 5 s of speech
+    reply = synth_speech_pcm16(1.0, 24000, f0_hz=210.0)
+    config = StandInConfig(
+        api_keys=frozenset({TEST_KEY}),
+        answers=(
+            ScriptedAnswer("where is the bread?", "Third shelf.", long_answer),
+            ScriptedAnswer("and the gluten-free one?", "Next to it.", reply),
+        ),
+        barge_in=model,  # type: ignore[arg-type]
+    )
+    question = load_mic_pcm(QUESTION)
+    pause = bytes(2 * int(16000 * 0.9))  # the user speaks again while the answer streams
+    mic = write_wav(tmp_path / "barge.wav", question + pause + question + bytes(16000 * 2 * 3))
+    out = tmp_path / "out.wav"
+    with StandIn.start_in_thread(config) as standin:
+        result = run_cli(
+            "run",
+            "--camera",
+            "none",
+            "--mic",
+            str(mic),
+            "--speaker",
+            str(out),
+            env=standin_env(standin),
+        )
+    assert result.code == 0, result.stderr
+    conn = standin.server.connections[-1]
+    said_interrupted = sum(e.kind == "interrupted" for e in conn.sent())
+    assert said_interrupted == (1 if model == "interrupt" else 0)
+    with wave.open(str(out), "rb") as w:
+        played = w.readframes(w.getnframes())
+    start = _answer_start(played, long_answer)
+    heard = _common_prefix(played[start:], long_answer)
+    assert 0 < heard < len(long_answer) // 2, "the old answer must be cut"
+    assert long_answer[heard + 4800 :][:9600] not in played, "the rest of the old answer played"
+    assert reply in played, "the reply to what the user said was not heard whole"
 
 
 def test_key_parser_maps_keys_to_controls() -> None:

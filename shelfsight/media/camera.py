@@ -111,10 +111,15 @@ class Camera:
         self._next_seq = 0
 
     def start(self) -> None:
-        """Open the source (raises UserError) and start the grab thread. Call once."""
+        """Open the source (raises UserError) and start the grab thread. Call once; blocks
+        (a stream: up to STREAM_OPEN_DEADLINE_S), so the program calls it off the loop, and a
+        close() meanwhile releases the late capture."""
         if self._thread is not None:
             raise RuntimeError(f"camera {self.name} already started")
         cap = self._open_capture()
+        if self._stop.is_set():  # closed while opening: the program is ending
+            cap.release()
+            return
         frame_interval_s = _file_frame_interval_s(cap) if self._is_file else 0.0
         self._t_last_grab = time.monotonic()
         self._thread = threading.Thread(

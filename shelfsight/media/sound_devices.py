@@ -19,6 +19,7 @@ import numpy as np
 import soxr
 
 from shelfsight.errors import UserError
+from shelfsight.media.alsa_log import route_alsa_errors_to_log
 from shelfsight.media.mic import MicChunk
 from shelfsight.media.pcm import (
     CHUNK_S,
@@ -50,6 +51,9 @@ PORTAUDIO_MISSING = (
 )
 MIC_QUEUE_CHUNKS = 50  # 1 s of mic audio waiting for the loop; then the oldest chunk is dropped
 STALL_TIMEOUT_S = 3.0  # a started stream silent this long is gone (unplugged, taken, asleep)
+# PortAudio's default "low" latency underruns through PulseAudio/PipeWire's ALSA plugin; 0.1 s
+# did not (measured on a real PulseAudio server, tests/test_pulse.py).
+OUTPUT_LATENCY_S = 0.1
 
 
 def _gone(kind: str, name: str, how: str) -> UserError:
@@ -61,6 +65,8 @@ def _gone(kind: str, name: str, how: str) -> UserError:
 
 
 def import_sounddevice() -> ModuleType:
+    """sounddevice, with libasound's messages routed into the log before PortAudio starts."""
+    route_alsa_errors_to_log()
     try:
         import sounddevice
     except OSError:
@@ -178,6 +184,7 @@ class DeviceMic:
     ) -> None:
         self.name = f"{device.name} (#{device.index})"
         self.dropped_chunks = 0
+        self.xruns = 0  # PortAudio input overflows (written by its thread, read at the end)
         self._device = device
         self._sd = sd
         self._stall_timeout_s = stall_timeout_s
@@ -203,6 +210,8 @@ class DeviceMic:
                 pass
 
         def callback(indata: Any, frames: int, time_info: Any, status: Any) -> None:
+            if status is not None and status.input_overflow:
+                self.xruns += 1
             lag = _stream_lag_s(time_info.currentTime, time_info.inputBufferAdcTime, frames / rate)
             for chunk in converter.feed(bytes(indata), time.monotonic() - lag):
                 hand_over(chunk)
@@ -334,6 +343,7 @@ class DeviceSpeaker(BufferedSink):
         # Written by the PortAudio thread (plain float and bool stores), read on the loop.
         self._t_callback = 0.0
         self._ended = False
+        self.xruns = 0  # PortAudio output underflows: the device itself ran short
 
     @classmethod
     def find(cls, spec: str, on_played: PlayedCallback | None = None) -> DeviceSpeaker:
@@ -351,6 +361,8 @@ class DeviceSpeaker(BufferedSink):
 
         def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
             self._t_callback = time.monotonic()
+            if status is not None and status.output_underflow:
+                self.xruns += 1
             lag = _stream_lag_s(time_info.outputBufferDacTime, time_info.currentTime, 0.0)
             mono = renderer.render(frames, time.monotonic() + lag)
             if channels > 1:
@@ -364,12 +376,16 @@ class DeviceSpeaker(BufferedSink):
                 device=self._device.index,
                 channels=channels,
                 dtype="int16",
+                latency=OUTPUT_LATENCY_S,
                 callback=callback,
                 finished_callback=finished,
             )
             self._stream.start()
         except sd.PortAudioError as e:
             raise UserError(f"cannot open speaker {self.name}: {e}") from None
+        if self._closed:  # closed while opening (start runs off the loop): stop it now
+            self._stream.abort(ignore_errors=True)
+            self._stream.close(ignore_errors=True)
 
     def play(self, pcm24k: bytes) -> None:
         self._check_alive()

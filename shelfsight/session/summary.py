@@ -20,12 +20,16 @@ class SessionSummary:
     mic_dropped_chunks: int  # 20 ms chunks the device delivered faster than the loop read
     echo: EchoStats | None
     cost: CostMeter | None = None  # what the answers were billed, from usageMetadata
+    speaker_xruns: int = 0  # PortAudio output underflows: the device itself ran short
+    playout_margin_ms: float = 0.0  # the largest margin the jitter buffer needed
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
             **asdict(self.link),
             "speaker_underruns": self.speaker_underruns,
             "mic_dropped_chunks": self.mic_dropped_chunks,
+            "speaker_xruns": self.speaker_xruns,
+            "playout_margin_ms": round(self.playout_margin_ms),
         }
         if self.echo is not None:
             out["echo"] = asdict(self.echo)
@@ -53,7 +57,11 @@ class SessionSummary:
         if link.audio_dropped_s:
             parts.append(f"{link.audio_dropped_s:.1f} s of what you said was lost")
         if self.speaker_underruns:
-            parts.append(f"{self.speaker_underruns} gaps in answer playback")
+            margin = self.playout_margin_ms
+            grew = f" (playout margin grew to {margin:.0f} ms)" if margin else ""
+            parts.append(f"{self.speaker_underruns} gaps in answer playback{grew}")
+        if self.speaker_xruns:
+            parts.append(f"{self.speaker_xruns} speaker underruns in the sound device")
         if self.mic_dropped_chunks:
             parts.append(f"{self.mic_dropped_chunks * 20} ms of microphone audio dropped")
         if self.cost is not None and self.cost.answers:

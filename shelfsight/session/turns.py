@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 
 BARGE_IN_S = 0.1  # this much speech over a playing answer stops it (hands-free)
 HOLD_S = 0.4  # a talk key held at least this long ends the turn on release (hold-to-talk)
+# After a local barge-in, answer audio that comes after the user stopped and after this long
+# without answer audio is a new generation: the reply to what the user said (gemini-3.8-live's
+# polite barge-in may send it in the same model turn, with no `interrupted` before it).
+NEW_REPLY_GAP_S = 0.3
 
 
 @dataclass
@@ -18,12 +22,13 @@ class TurnTracker:
     """The one owner of turn state, driven by speech decisions, keys and server events."""
 
     answering: bool = False
-    muted: bool = False  # the user stopped this answer: drop the rest of it
+    muted: bool = False  # the user stopped this answer: drop the rest of this generation
     turns_completed: int = 0
     t_last_speech: float | None = None
     speech_since_answer: bool = False
     latency_s: float | None = None
     speech_run_s: float = 0.0  # how long the user has been speaking without a pause
+    t_last_answer_audio: float | None = None
 
     def on_mic(self, speaking: bool, t: float, chunk_s: float = 0.02) -> None:
         self.speech_run_s = self.speech_run_s + chunk_s if speaking else 0.0
@@ -41,12 +46,25 @@ class TurnTracker:
         self.speech_since_answer = True
 
     def on_answer_audio(self, t: float) -> bool:
-        """True on a turn's first answer chunk (its latency is then in `latency_s`)."""
+        """True on a turn's first answer chunk (its latency is then in `latency_s`).
+
+        Muted (the user talked over this generation), audio after a pause in the answer that
+        began once the user had stopped is the reply to them: it is heard, never muted.
+        """
+        last, self.t_last_answer_audio = self.t_last_answer_audio, t
         if self.answering:
+            if self.muted and self._new_generation(last, t):
+                self.muted = False
             return False
         self.answering, self.muted = True, False
         self.latency_s = None if self.t_last_speech is None else max(0.0, t - self.t_last_speech)
         return True
+
+    def _new_generation(self, t_last_audio: float | None, t: float) -> bool:
+        if self.speech_run_s > 0 or t_last_audio is None:
+            return False
+        user_done = self.t_last_speech is None or self.t_last_speech < t - NEW_REPLY_GAP_S
+        return user_done and t - t_last_audio >= NEW_REPLY_GAP_S
 
     def on_turn_end(self, *, interrupted: bool) -> None:
         self.answering, self.muted = False, False

@@ -6,7 +6,7 @@ All frozen: a config is built once by a test or the demo and read by every conne
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from shelfsight.standin.audio import synth_speech_pcm16
 from shelfsight.standin.usage import UsageRates
@@ -91,7 +91,11 @@ class StandInConfig:
     to do: a client must close the old connection first. `keep_frames=False` records frames
     without their JPEG bytes (long soak runs). With `strict` (the default) what
     gemini-3.8-live refuses is refused with its close code and reason; `usage` sets the token
-    rates behind the `usageMetadata` sent with each completed turn.
+    rates behind the `usageMetadata` sent with each completed turn. `barge_in` is what speech
+    over a streaming answer does (when the setup allows interruption): "interrupt" cuts it with
+    `interrupted` (the older models); "polite_stop" (gemini-3.8-live) stops the old generation
+    without a word and replies, in the same model turn, once the user stops; "polite_finish"
+    lets the old generation finish (`turnComplete`) and replies after it once the user stops.
     """
 
     api_keys: frozenset[str] | None = None
@@ -119,6 +123,11 @@ class StandInConfig:
     def typed_answer(self, text: str) -> ScriptedAnswer | None:
         wanted = text.strip().casefold()
         return next((a for t, a in self.typed_answers if t.strip().casefold() == wanted), None)
+
+    barge_in: Literal["interrupt", "polite_stop", "polite_finish"] = "interrupt"
+    # Offer permessage-deflate (websockets' default). Whether Google's endpoint does is not
+    # documented; a slow link is worst without it, so its tests turn it off.
+    compression: bool = True
 
     def faults_for(self, index: int) -> ConnectionFaults:
         in_range = index < len(self.connection_faults)

@@ -67,6 +67,7 @@ class StandIn:
             ssl=server_ctx,
             process_request=self._admit,
             max_size=16 * 2**20,
+            compression="deflate" if self.config.compression else None,
         )
         return self
 

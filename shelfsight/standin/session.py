@@ -234,13 +234,17 @@ class _Session:
         await self._send(message, "tool_call", json.dumps(calls))
 
     async def _user_started_speaking(self) -> None:
-        if self._options.barge_in:
-            await self._interrupt()
+        await self._barge_in()
+
+    async def _barge_in(self) -> None:
+        """The user spoke over an answer: what the configured model does (see StandInConfig)."""
+        if not self._options.barge_in or self._config.barge_in == "polite_finish":
+            return
+        await self._interrupt(say_so=self._config.barge_in == "interrupt")
 
     async def _user_turn_ended(self, trigger: str, typed_text: str | None) -> None:
         """Starts the next scripted answer; a typed question is recorded as typed."""
-        if self._options.barge_in:
-            await self._interrupt()
+        await self._barge_in()
         typed = self._config.typed_answer(typed_text) if typed_text is not None else None
         answer = typed or self._ledger.next_answer(self._config.answers)
         question = answer.question_text if typed_text is None else typed_text
@@ -252,12 +256,14 @@ class _Session:
             self._answer(number, answer, spoken=typed_text is None, after=previous)
         )
 
-    async def _interrupt(self) -> None:
+    async def _interrupt(self, say_so: bool = True) -> None:
+        """Cuts the streaming answer; with `say_so`, tells the client with `interrupted`."""
         task = self._answer_task
         if task is None or task.done():
             return
         await _cancel_children(task)
-        await self._send({"serverContent": {"interrupted": True}}, "interrupted")
+        if say_so:
+            await self._send({"serverContent": {"interrupted": True}}, "interrupted")
 
     async def _answer(
         self, number: int, answer: ScriptedAnswer, spoken: bool, after: asyncio.Task[None] | None

@@ -1,0 +1,552 @@
+"""Store-noise test-set generator (pure numpy; espeak-ng optional for speech).
+
+All signals are 16 kHz mono float32 in [-1, 1].
+
+    babble(seconds, n_voices=6)          several voices talking at once (+ room reverb)
+    music(seconds)                       chords with rhythm, bass, kick, hi-hat
+    chime_announcement(seconds)          chime tones, then speech through a "PA" band-pass
+    trolley(seconds)                     rattling wheels: filtered noise bursts + rumble
+    store_ambience(seconds)              weighted mix of all of the above
+    user_speech(seconds)                 close-talk user utterances with pauses (+ labels)
+    mix_at_snr(speech, noise, snr_db)    speech over noise at a given SNR (+ frame labels)
+
+Levels are RMS dBFS (full scale sine = -3 dBFS; a full-scale square = 0 dBFS).
+If espeak-ng is not installed, a crude formant synthesiser is used instead.
+
+Used by tests/test_speech.py and bench/vad.py; generated in code, nothing downloaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
+import wave
+from dataclasses import dataclass
+
+import numpy as np
+
+SR = 16000
+FRAME = 320  # 20 ms @ 16 kHz
+
+# --------------------------------------------------------------------------- utils
+
+
+def dbfs(x: np.ndarray) -> float:
+    """RMS level in dBFS."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        return -120.0
+    return float(10 * np.log10(np.mean(x * x) + 1e-12))
+
+
+def set_level(x: np.ndarray, level_dbfs: float) -> np.ndarray:
+    return (x * 10 ** ((level_dbfs - dbfs(x)) / 20)).astype(np.float32)
+
+
+def frame_dbfs(x: np.ndarray, frame: int = FRAME) -> np.ndarray:
+    n = len(x) // frame
+    f = np.asarray(x[: n * frame], dtype=np.float64).reshape(n, frame)
+    return 10 * np.log10(np.mean(f * f, axis=1) + 1e-12)
+
+
+def to_pcm16(x: np.ndarray) -> bytes:
+    return (np.clip(x, -1.0, 32767 / 32768) * 32768).astype("<i2").tobytes()
+
+
+def from_pcm16(b: bytes) -> np.ndarray:
+    return np.frombuffer(b, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def write_wav(path: str, x: np.ndarray, sr: int = SR) -> None:
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes(to_pcm16(x))
+
+
+def read_wav(path: str) -> tuple[np.ndarray, int]:
+    with wave.open(path, "rb") as w:
+        sr, n, ch = w.getframerate(), w.getnframes(), w.getnchannels()
+        raw = w.readframes(n)
+    x = from_pcm16(raw)
+    if ch > 1:
+        x = x.reshape(-1, ch).mean(axis=1)
+    return x, sr
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """FFT resampling (offline, whole signal). Good enough for test material."""
+    if sr_in == sr_out:
+        return x.astype(np.float32)
+    n_out = int(round(len(x) * sr_out / sr_in))
+    X = np.fft.rfft(x)
+    n_bins = n_out // 2 + 1
+    Y = np.zeros(n_bins, dtype=complex)
+    k = min(n_bins, len(X))
+    Y[:k] = X[:k]
+    # soft roll-off over the top 5 % to avoid ringing at the new Nyquist
+    taper = max(1, k // 20)
+    Y[k - taper : k] *= np.linspace(1, 0, taper)
+    return (np.fft.irfft(Y, n_out) * (n_out / len(x))).astype(np.float32)
+
+
+def fft_filter(
+    x: np.ndarray, lo: float | None = None, hi: float | None = None, order: int = 4, sr: int = SR
+) -> np.ndarray:
+    """Zero-phase Butterworth-magnitude band-pass in the frequency domain."""
+    n = len(x)
+    f = np.fft.rfftfreq(n, 1 / sr)
+    h = np.ones_like(f)
+    if hi is not None:
+        h /= np.sqrt(1 + (f / hi) ** (2 * order))
+    if lo is not None:
+        with np.errstate(divide="ignore"):
+            h /= np.sqrt(1 + (lo / np.maximum(f, 1e-6)) ** (2 * order))
+    return np.fft.irfft(np.fft.rfft(x) * h, n).astype(np.float32)
+
+
+def fft_convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    n = len(x) + len(h) - 1
+    nfft = 1 << (n - 1).bit_length()
+    y = np.fft.irfft(np.fft.rfft(x, nfft) * np.fft.rfft(h, nfft), nfft)[: len(x)]
+    return y.astype(np.float32)
+
+
+def reverb(
+    x: np.ndarray, rt60: float = 0.6, wet: float = 0.5, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Exponentially decaying noise impulse response (diffuse room)."""
+    rng = rng or np.random.default_rng(0)
+    n = int(rt60 * SR)
+    t = np.arange(n) / SR
+    ir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    ir = fft_filter(ir.astype(np.float32), lo=100, hi=5000, order=2)
+    ir /= np.sqrt(np.sum(ir**2)) + 1e-12
+    ir[0] = 0.0
+    y = (1 - wet) * x + wet * fft_convolve(x, ir)
+    return y.astype(np.float32)
+
+
+def _place(out: np.ndarray, sig: np.ndarray, start: int) -> None:
+    if start >= len(out):
+        return
+    end = min(len(out), start + len(sig))
+    out[start:end] += sig[: end - start]
+
+
+# --------------------------------------------------------------------------- speech
+
+PHRASES = [
+    "Excuse me, where can I find the gluten free pasta?",
+    "Do you have this in a bigger size?",
+    "I think the milk is in aisle seven, next to the cheese.",
+    "We need eggs, bread, butter and some apples for the weekend.",
+    "Is this on offer today or was that last week?",
+    "Can you check if there are more of these in the back?",
+    "No, the other one, the green bottle on the top shelf.",
+    "How much is the coffee when you buy two packs?",
+    "Mum, can we get the chocolate cereal, please?",
+    "I'll meet you at the checkout in five minutes.",
+    "They moved the rice again, it used to be over there.",
+    "Have you seen the price of tomatoes this month?",
+    "Which of these has less sugar in it?",
+    "Let's just take the cheaper one, it is the same thing.",
+    "Sorry, could you tell me where the toilets are?",
+    "I forgot the shopping list in the car, typical.",
+]
+FOREIGN = {
+    "de": "Entschuldigung, wo finde ich die Nudeln und das Olivenöl?",
+    "fr": "Est-ce que vous avez encore du pain complet ce matin?",
+    "es": "Perdone, ¿dónde están las galletas sin azúcar?",
+    "it": "Scusi, dove posso trovare il caffè e lo zucchero?",
+    "nl": "Waar liggen de appels en de peren, alstublieft?",
+}
+VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-us-nyc"]
+VARIANTS = [
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "Andy",
+    "Annie",
+    "Linda",
+    "Michael",
+    "Steph",
+    "david",
+    "robert",
+]
+
+HAVE_ESPEAK = shutil.which("espeak-ng") is not None
+
+
+@functools.lru_cache(maxsize=512)
+def _espeak(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
+    with tempfile.NamedTemporaryFile(suffix=".wav", delete=False) as f:
+        path = f.name
+    try:
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", path, text],
+            check=True,
+            capture_output=True,
+        )
+        x, sr = read_wav(path)
+    finally:
+        os.unlink(path)
+    x = resample(x, sr, SR)
+    # trim leading/trailing silence
+    nz = np.flatnonzero(np.abs(x) > 1e-3)
+    if nz.size:
+        x = x[max(0, nz[0] - 160) : nz[-1] + 160]
+    return x
+
+
+def _formant_speech(text: str, pitch: int, speed: int, rng: np.random.Generator) -> np.ndarray:
+    """Fallback speech-like signal: voiced syllables with formants + fricatives."""
+    vowels = [
+        (730, 1090, 2440),
+        (270, 2290, 3010),
+        (300, 870, 2240),
+        (530, 1840, 2480),
+        (570, 840, 2410),
+        (660, 1720, 2410),
+    ]
+    n_syl = max(2, len(text) // 3)
+    syl_s = 60.0 / max(speed, 60) * 0.9
+    out = []
+    f0_base = 80 + pitch * 1.6
+    for _ in range(n_syl):
+        n = int(SR * syl_s * rng.uniform(0.6, 1.4))
+        f0 = f0_base * rng.uniform(0.85, 1.15)
+        np.arange(n) / SR
+        phase = np.cumsum(2 * np.pi * f0 * (1 + 0.02 * rng.standard_normal(n)) / SR)
+        src = np.sign(np.sin(phase)) * 0.5 + 0.5 * np.sin(phase)
+        F = rng.choice(len(vowels))
+        f = np.fft.rfftfreq(n, 1 / SR)
+        H = sum(
+            a / (1 + ((f - fc) / (60 + fc * 0.08)) ** 2)
+            for a, fc in zip((1.0, 0.6, 0.3), vowels[F], strict=False)
+        )
+        v = np.fft.irfft(np.fft.rfft(src) * H, n)
+        env = np.sin(np.pi * np.linspace(0, 1, n)) ** 0.7
+        seg = v * env
+        if rng.random() < 0.4:  # fricative onset
+            m = int(0.05 * SR)
+            fr = fft_filter(rng.standard_normal(m).astype(np.float32), lo=3000, hi=7000) * 0.3
+            seg = np.concatenate([fr * np.hanning(m), seg])
+        out.append(seg)
+        out.append(np.zeros(int(SR * rng.uniform(0.0, 0.05))))
+    x = np.concatenate(out).astype(np.float32)
+    return x / (np.max(np.abs(x)) + 1e-9) * 0.5
+
+
+def speak(
+    text: str,
+    voice: str = "en-us",
+    speed: int = 165,
+    pitch: int = 50,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    if HAVE_ESPEAK:
+        return _espeak(text, voice, int(speed), int(pitch)).copy()
+    return _formant_speech(text, pitch, speed, rng or np.random.default_rng(hash(text) & 0xFFFF))
+
+
+# --------------------------------------------------------------------------- noise types
+
+
+def babble(
+    seconds: float, n_voices: int = 6, level_dbfs: float = -35.0, seed: int = 1, rt60: float = 0.8
+) -> np.ndarray:
+    """n_voices talkers at random distances, each talking with pauses, + room reverb."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    out = np.zeros(n, dtype=np.float32)
+    for _v in range(n_voices):
+        track = np.zeros(n, dtype=np.float32)
+        lang = rng.random()
+        pos = int(rng.uniform(0, 2.0) * SR)
+        gain = 10 ** (rng.uniform(-8, 0) / 20)  # distance spread
+        voice = str(rng.choice(VOICES)) + "+" + str(rng.choice(VARIANTS))
+        pitch = int(rng.integers(20, 80))
+        speed = int(rng.integers(140, 200))
+        while pos < n:
+            if lang < 0.3:
+                code = str(rng.choice(list(FOREIGN)))
+                x = speak(FOREIGN[code], code + "+" + str(rng.choice(VARIANTS)), speed, pitch, rng)
+            else:
+                x = speak(str(rng.choice(PHRASES)), voice, speed, pitch, rng)
+            _place(track, x * gain, pos)
+            pos += len(x) + int(rng.uniform(0.2, 2.5) * SR)
+        out += track
+    out = reverb(out, rt60=rt60, wet=0.6, rng=rng)
+    out = fft_filter(out, lo=80, hi=7000, order=2)
+    return set_level(out, level_dbfs)
+
+
+def _tone(
+    freq: float, dur: float, harmonics=(1.0, 0.5, 0.25, 0.12), decay: float = 3.0
+) -> np.ndarray:
+    t = np.arange(int(dur * SR)) / SR
+    y = sum(a * np.sin(2 * np.pi * freq * (k + 1) * t) for k, a in enumerate(harmonics))
+    att = np.minimum(1.0, t / 0.01)
+    return (y * att * np.exp(-decay * t)).astype(np.float32)
+
+
+def music(seconds: float, bpm: float = 112, level_dbfs: float = -35.0, seed: int = 2) -> np.ndarray:
+    """Pop-ish loop: I-V-vi-IV chords on each beat, bass, kick, hi-hat, a melody."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    out = np.zeros(n, dtype=np.float32)
+    beat = 60.0 / bpm
+    root = 220.0 * 2 ** (rng.integers(-3, 4) / 12)  # random key
+    prog = [(0, 4, 7), (7, 11, 14), (9, 12, 16), (5, 9, 12)]  # I V vi IV (semitones)
+    b = 0
+    scale = [0, 2, 4, 5, 7, 9, 11, 12]
+    while b * beat < seconds:
+        start = int(b * beat * SR)
+        chord = prog[(b // 4) % 4]
+        for s in chord:  # chord stab, off-beat emphasis
+            amp = 0.18 if b % 2 else 0.12
+            _place(out, amp * _tone(root * 2 ** (s / 12), beat * 0.95, decay=4.0), start)
+        _place(
+            out,
+            0.35
+            * _tone(root / 2 * 2 ** (chord[0] / 12), beat * 0.9, harmonics=(1.0, 0.3), decay=2.5),
+            start,
+        )  # bass
+        if b % 2 == 0:  # kick
+            m = int(0.15 * SR)
+            t = np.arange(m) / SR
+            kick = np.sin(2 * np.pi * np.cumsum(150 * np.exp(-t * 30) + 45) / SR) * np.exp(-t * 25)
+            _place(out, 0.6 * kick.astype(np.float32), start)
+        for h in (0, 0.5):  # hi-hat eighths
+            m = int(0.04 * SR)
+            hat = fft_filter(rng.standard_normal(m).astype(np.float32), lo=6000, order=2)
+            _place(
+                out, 0.08 * hat * np.exp(-np.arange(m) / (0.008 * SR)), start + int(h * beat * SR)
+            )
+        if rng.random() < 0.7:  # melody note
+            note = root * 2 * 2 ** (scale[rng.integers(0, 8)] / 12)
+            _place(out, 0.15 * _tone(note, beat * rng.choice([0.5, 1.0]), decay=2.0), start)
+        b += 1
+    out = reverb(out, rt60=1.0, wet=0.4, rng=rng)  # ceiling speakers in a hall
+    out = fft_filter(out, lo=120, hi=6000, order=2)
+    return set_level(out, level_dbfs)
+
+
+def chime(pattern=(659.3, 523.3, 587.3, 392.0), note_s: float = 0.45) -> np.ndarray:
+    """Four-note PA chime (vibraphone-like, long decay)."""
+    out = np.zeros(int((len(pattern) * note_s + 1.5) * SR), dtype=np.float32)
+    for i, f in enumerate(pattern):
+        _place(
+            out,
+            _tone(f, 1.8, harmonics=(1.0, 0.0, 0.15, 0.0, 0.05), decay=2.2),
+            int(i * note_s * SR),
+        )
+    return out / np.max(np.abs(out))
+
+
+def pa_filter(x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Band-limited public-address sound: 400-3500 Hz horn, mild saturation, hall."""
+    y = fft_filter(x, lo=400, hi=3500, order=4)
+    y = y / (np.max(np.abs(y)) + 1e-9)
+    y = np.tanh(2.0 * y) / np.tanh(2.0)  # cheap amplifier/horn distortion
+    return reverb(y.astype(np.float32), rt60=1.4, wet=0.55, rng=rng)
+
+
+ANNOUNCEMENTS = [
+    "Attention shoppers. The store will close in fifteen minutes. "
+    "Please bring your final purchases to the checkout.",
+    "Could a member of staff please come to checkout number four. Thank you.",
+    "Today only, all fresh bakery items are half price in aisle two.",
+]
+
+
+def chime_announcement(
+    seconds: float, level_dbfs: float = -35.0, seed: int = 3, every_s: float = 20.0
+) -> np.ndarray:
+    """Chime + PA announcement every `every_s` seconds; silence (digital zero) between.
+
+    Use store_ambience() for a version with a noise bed between announcements.
+    """
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    out = np.zeros(n, dtype=np.float32)
+    pos = int(rng.uniform(0.5, 3.0) * SR)
+    while pos < n:
+        c = chime()
+        a = speak(str(rng.choice(ANNOUNCEMENTS)), "en-gb+f2", 150, 55, rng)
+        seg = np.concatenate([0.5 * c, np.zeros(int(0.3 * SR), np.float32), a])
+        seg = pa_filter(seg, rng)
+        _place(out, seg, pos)
+        pos += len(seg) + int(every_s * SR * rng.uniform(0.6, 1.2))
+    active = np.abs(out) > 1e-4
+    scale = 10 ** ((level_dbfs - dbfs(out[active] if active.any() else out)) / 20)
+    return (out * scale).astype(np.float32)
+
+
+def trolley(seconds: float, level_dbfs: float = -35.0, seed: int = 4) -> np.ndarray:
+    """Shopping trolleys passing: wheel rattle (20-60 Hz trains of clicks), basket
+    rattle (band-passed noise bursts), low rumble; 2-8 s passes with fade in/out."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    out = np.zeros(n, dtype=np.float32)
+    pos = 0
+    while pos < n:
+        dur = rng.uniform(2.0, 8.0)
+        m = int(dur * SR)
+        seg = np.zeros(m, dtype=np.float32)
+        rate = rng.uniform(20, 60)  # clicks per second (wheel bumps on floor tiles)
+        t = 0.0
+        while t < dur:
+            k = int(t * SR)
+            ln = int(rng.uniform(0.003, 0.02) * SR)
+            burst = rng.standard_normal(ln).astype(np.float32) * np.exp(
+                -np.arange(ln) / (0.003 * SR)
+            )
+            _place(seg, burst * rng.uniform(0.3, 1.0), k)
+            t += rng.exponential(1 / rate)
+        seg = fft_filter(seg, lo=rng.uniform(800, 1500), hi=rng.uniform(4000, 7000), order=2)
+        # metal basket resonances
+        for fr in rng.uniform(1500, 4500, size=3):
+            seg += 0.2 * fft_filter(seg, lo=fr * 0.97, hi=fr * 1.03, order=6)
+        rumble = fft_filter(rng.standard_normal(m).astype(np.float32), lo=40, hi=250, order=3)
+        seg = seg / (np.std(seg) + 1e-9) + 0.5 * rumble / (np.std(rumble) + 1e-9)
+        env = np.sin(np.pi * np.linspace(0, 1, m)) ** 1.5  # approach / leave
+        seg *= env * rng.uniform(0.3, 1.0)
+        _place(out, seg.astype(np.float32), pos)
+        pos += (
+            int(rng.uniform(0.3, 0.9) * m)
+            if rng.random() < 0.3
+            else m + int(rng.uniform(1, 6) * SR)
+        )
+    return set_level(out, level_dbfs)
+
+
+def hvac(seconds: float, level_dbfs: float = -50.0, seed: int = 5) -> np.ndarray:
+    """Steady pink-ish air-conditioning/fridge hum bed."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    w = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / SR)
+    w /= np.sqrt(np.maximum(f, 20))
+    x = np.fft.irfft(w, n).astype(np.float32)
+    t = np.arange(n) / SR
+    x = x / np.std(x) + 0.3 * np.sin(2 * np.pi * 100 * t).astype(np.float32)  # mains hum
+    return set_level(x, level_dbfs)
+
+
+def store_ambience(
+    seconds: float, level_dbfs: float = -35.0, seed: int = 10, weights=None
+) -> np.ndarray:
+    """All components together; weights are relative levels in dB."""
+    w = {"babble": 0.0, "music": -6.0, "announce": -2.0, "trolley": -4.0, "hvac": -14.0}
+    if weights:
+        w.update(weights)
+    parts = {
+        "babble": babble(seconds, seed=seed),
+        "music": music(seconds, seed=seed + 1),
+        "announce": chime_announcement(seconds, seed=seed + 2),
+        "trolley": trolley(seconds, seed=seed + 3),
+        "hvac": hvac(seconds, seed=seed + 4),
+    }
+    out = np.zeros(int(seconds * SR), dtype=np.float32)
+    for k, x in parts.items():
+        out += x * 10 ** (w[k] / 20)
+    return set_level(out, level_dbfs)
+
+
+NOISES = {
+    "babble": babble,
+    "music": music,
+    "announce": chime_announcement,
+    "trolley": trolley,
+    "ambience": store_ambience,
+}
+
+# --------------------------------------------------------------------------- user speech + mixer
+
+
+@dataclass
+class Mix:
+    audio: np.ndarray  # float32 mixture
+    labels: np.ndarray  # bool per 20 ms frame: user speech active
+    speech: np.ndarray  # scaled user speech alone
+    noise: np.ndarray  # noise alone
+    utterances: list[tuple[int, int]]  # (start, end) sample indices of user utterances
+
+
+def speech_labels(speech: np.ndarray, rel_db: float = -35.0, hang_frames: int = 3) -> np.ndarray:
+    """Ground truth: frame is speech if its clean level is within rel_db of the peak
+    frame level; short gaps (< hang_frames) inside words are bridged."""
+    lv = frame_dbfs(speech)
+    on = lv > (np.max(lv) + rel_db)
+    out = on.copy()
+    last = -(10**9)
+    for i, v in enumerate(on):
+        if v:
+            if 0 < i - last <= hang_frames:
+                out[last:i] = True
+            last = i
+    return out
+
+
+def user_speech(
+    seconds: float, seed: int = 7, voice: str = "en-us+m3", gap_s=(1.5, 4.0)
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Close-talk user: utterances separated by pauses. Returns (audio, utterance spans)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    out = np.zeros(n, dtype=np.float32)
+    spans = []
+    pos = int(rng.uniform(*gap_s) * SR)
+    while True:
+        x = speak(str(rng.choice(PHRASES)), voice, int(rng.integers(150, 180)), 45, rng)
+        if pos + len(x) > n:
+            break
+        _place(out, x, pos)
+        spans.append((pos, pos + len(x)))
+        pos += len(x) + int(rng.uniform(*gap_s) * SR)
+    # slight small-room colouring (close mic => mostly dry)
+    out = reverb(out, rt60=0.25, wet=0.15, rng=rng)
+    return out, spans
+
+
+def mix_at_snr(
+    speech: np.ndarray,
+    noise: np.ndarray,
+    snr_db: float,
+    utterances: list[tuple[int, int]] | None = None,
+) -> Mix:
+    """Scale speech so that (RMS over active speech frames) - (RMS of noise) = snr_db.
+
+    The noise keeps its level; output is clipped to [-1, 1] only at PCM conversion.
+    """
+    n = min(len(speech), len(noise))
+    s, v = speech[:n].astype(np.float32), noise[:n].astype(np.float32)
+    lab = speech_labels(s)
+    nf = len(lab)
+    active = s[: nf * FRAME].reshape(nf, FRAME)[lab]
+    s_db = dbfs(active) if active.size else dbfs(s)
+    g = 10 ** ((dbfs(v) + snr_db - s_db) / 20)
+    s = s * g
+    return Mix(audio=s + v, labels=lab, speech=s, noise=v, utterances=utterances or [])
+
+
+def chunks_pcm16(x: np.ndarray, frame: int = FRAME):
+    """Yield 20 ms PCM16 chunks (bytes), as the mic would deliver them."""
+    b = to_pcm16(x)
+    step = frame * 2
+    for i in range(0, len(b) - step + 1, step):
+        yield b[i : i + step]
