@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import wave
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from shelfsight.media.camera import Camera, open_camera, redact_url
 from shelfsight.media.echo import EchoCanceller
 from shelfsight.media.frames import FrameSampler
 from shelfsight.media.mic import MicSource
+from shelfsight.media.off_loop import off_loop
 from shelfsight.media.open_audio import is_wav_spec, open_mic, open_speaker
 from shelfsight.media.speaker import PlayedCallback, SpeakerSink
 from shelfsight.session.conversation import Conversation, FrameFeed, Link, Options, View
@@ -48,37 +48,6 @@ class Devices:
             if device is not None:
                 with contextlib.suppress(Exception):
                     device.close()
-
-
-async def off_loop(start: Callable[[], None], name: str) -> None:
-    """Runs a blocking device open on its own daemon thread and waits for it, cancellably.
-
-    Not the loop's default executor: asyncio.run() waits for that at exit, so a stream that
-    accepts the connection and never answers would hold Ctrl-C and SIGTERM for its whole
-    timeout. Cancelled, this returns at once; the device's close() handles the late open.
-    """
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-
-    def settle(error: BaseException | None) -> None:
-        if done.done():
-            return
-        if error is None:
-            done.set_result(None)
-        else:
-            done.set_exception(error)
-
-    def run() -> None:
-        error: BaseException | None = None
-        try:
-            start()
-        except BaseException as e:  # handed to the loop, raised there
-            error = e
-        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
-            loop.call_soon_threadsafe(settle, error)
-
-    threading.Thread(target=run, name=f"open {name}", daemon=True).start()
-    await done
 
 
 async def start_devices(camera: Camera | None, mic: MicSource | None, speaker: SpeakerSink) -> None:

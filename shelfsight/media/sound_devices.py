@@ -10,6 +10,7 @@ a few ms of delay, plenty for speech.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from types import ModuleType
@@ -21,6 +22,7 @@ import soxr
 from shelfsight.errors import UserError
 from shelfsight.media.alsa_log import route_alsa_errors_to_log
 from shelfsight.media.mic import MicChunk
+from shelfsight.media.off_loop import off_loop
 from shelfsight.media.pcm import (
     CHUNK_S,
     MIC_CHUNK_BYTES,
@@ -216,7 +218,7 @@ class DeviceMic:
             for chunk in converter.feed(bytes(indata), time.monotonic() - lag):
                 hand_over(chunk)
 
-        def open_stream() -> Any:
+        def open_stream() -> None:
             stream = sd.RawInputStream(
                 samplerate=rate,
                 blocksize=round(rate * CHUNK_S),
@@ -227,10 +229,13 @@ class DeviceMic:
                 finished_callback=lambda: hand_over(None),
             )
             stream.start()
-            return stream
+            self._stream = stream
+            if self._closed:  # closed (Ctrl-C) while opening: release the device now
+                with contextlib.suppress(Exception):
+                    stream.close()
 
         try:
-            self._stream = await asyncio.to_thread(open_stream)
+            await off_loop(open_stream, self.name)
         except sd.PortAudioError as e:
             raise UserError(f"cannot open microphone {self.name}: {e}") from None
 
