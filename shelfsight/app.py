@@ -21,9 +21,10 @@ from shelfsight.media.mic import MicSource
 from shelfsight.media.open_audio import is_wav_spec, open_mic, open_speaker
 from shelfsight.media.speaker import PlayedCallback, SpeakerSink
 from shelfsight.session.conversation import Conversation, FrameFeed, Link, Options, View
+from shelfsight.session.cues import make_cues
 from shelfsight.session.frame_rate import FrameRatePolicy
 from shelfsight.session.prompt import load_system_prompt
-from shelfsight.session.recording import Recorder
+from shelfsight.session.recording import NullRecorder, Recorder
 from shelfsight.session.summary import SessionSummary
 from shelfsight.settings import Settings
 from shelfsight.ui.controls import Control
@@ -128,6 +129,7 @@ async def run_conversation(
             echo=echo if echo.enabled else None,
             camera=devices.camera,
             frame_rate=sampler,
+            cues=make_cues(settings, devices.speaker, recorder or NullRecorder(), view.notice),
         )
         try:
             await conversation.run()
@@ -179,7 +181,11 @@ async def converse(
     from shelfsight.ui.controls import ControlQueue, open_controls, pynput_usable
     from shelfsight.ui.view import make_view
 
-    view = make_view(plain=True if plain else None, answer_only=ask is not None)
+    view = make_view(
+        plain=True if plain else None,
+        answer_only=ask is not None,
+        screen_reader=settings.screen_reader,
+    )
     controls = ControlQueue() if interactive else None
     sources = []
     if controls is not None:

@@ -83,6 +83,36 @@ ConfigOpt = Annotated[
     typer.Option(help="Config file (TOML). Default: the user's shelfsight/config.toml."),
 ]
 PlainOpt = Annotated[bool, typer.Option(help="Plain lines instead of the live terminal view.")]
+CuesOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Sound cues (ready, question heard, still thinking, reconnecting, camera lost, "
+        "error), on or off [on].",
+        show_default=False,
+    ),
+]
+SpeakStatusOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Say aloud what lasts or needs you (no connection, camera lost, no answer, silent "
+        "mic, stopping), on or off [on]. Needs espeak-ng on Linux, say on macOS.",
+        show_default=False,
+    ),
+]
+CueVolumeOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Loudness of the cues, 0 to 1; 1 is as loud as speech [0.2].", show_default=False
+    ),
+]
+LanguageOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="The language to answer in, BCP-47 (e.g. en-US, nb-NO, de-DE). Default: the "
+        "system locale, else en-US.",
+        show_default=False,
+    ),
+]
 
 
 @app.command(
@@ -169,6 +199,19 @@ def run(
         ),
     ] = None,
     plain: PlainOpt = False,
+    cues: CuesOpt = None,
+    speak_status: SpeakStatusOpt = None,
+    cue_volume: CueVolumeOpt = None,
+    language: LanguageOpt = None,
+    screen_reader: Annotated[
+        bool | None,
+        typer.Option(
+            "--screen-reader/--no-screen-reader",
+            help="One plain line per event for VoiceOver or Orca: nothing redrawn, no meter. "
+            "Config: screen_reader = true.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Talk with the assistant about what the camera sees, until q or Ctrl-C."""
     flags = dict(
@@ -188,6 +231,11 @@ def run(
         max_side=max_side,
         jpeg_quality=jpeg_quality,
         prompt_file=prompt_file,
+        cues=cues,
+        speak_status=speak_status,
+        cue_volume=cue_volume,
+        language=language,
+        screen_reader=screen_reader,
     )
 
     def go() -> Coroutine[Any, Any, None]:
@@ -220,9 +268,21 @@ def ask(
     voice: VoiceOpt = None,
     config: ConfigOpt = None,
     plain: PlainOpt = False,
+    cues: CuesOpt = None,
+    speak_status: SpeakStatusOpt = None,
+    language: LanguageOpt = None,
 ) -> None:
     """Ask one typed question about what the camera sees; print and speak the answer, exit 0."""
-    flags = dict(camera=camera, speaker=speaker, model=model, voice=voice, mic="none")
+    flags = dict(
+        camera=camera,
+        speaker=speaker,
+        model=model,
+        voice=voice,
+        mic="none",
+        cues=cues,
+        speak_status=speak_status,
+        language=language,
+    )
 
     def go() -> Coroutine[Any, Any, None]:
         from shelfsight.app import converse

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -21,6 +22,8 @@ DEFAULT_VOICE = "Kore"
 Mode = Literal["handsfree", "ptt"]
 MODES: tuple[str, ...] = ("handsfree", "ptt")
 SENSITIVITIES: tuple[str, ...] = ("low", "high")
+BCP47 = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?")
+DEFAULT_LANGUAGE = "en-US"
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,14 @@ class Settings:
     # Recording: `always_record` puts every run into a dated folder under `sessions_dir`.
     always_record: bool = False
     sessions_dir: str = "sessions"
+    # Heard, not seen: sound cues and spoken status through the speaker, screen-reader output,
+    # the answer language (BCP-47; empty: the system locale, which load_settings fills in).
+    cues: bool = True
+    speak_status: bool = True
+    cue_volume: float = 0.2  # 0-1: 1 is as loud as speech peaks, 0.2 about -20 dBFS
+    silent_mic_s: float = 30.0  # a mic digitally silent this long is said to be silent
+    screen_reader: bool = False
+    language: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def validate(self) -> Settings:
@@ -75,6 +86,15 @@ class Settings:
         for name in ("start_sensitivity", "end_sensitivity"):
             if getattr(self, name) not in SENSITIVITIES:
                 raise UserError(f"{name} must be 'low' or 'high', not {getattr(self, name)!r}.")
+        if not 0 <= self.cue_volume <= 1:
+            raise UserError(f"--cue-volume {self.cue_volume} is out of range: use 0 to 1.")
+        if self.silent_mic_s <= 0:
+            raise UserError(f"silent_mic_s {self.silent_mic_s} must be more than 0 seconds.")
+        if self.language and not BCP47.fullmatch(self.language):
+            raise UserError(
+                f"--language {self.language!r} is not a BCP-47 language tag: use e.g. en-US, "
+                "nb-NO or de-DE."
+            )
         if not model_name_is_plausible(self.model):
             raise UserError(f"Model name {self.model!r} is not valid: use e.g. {DEFAULT_MODEL}.")
         return self
@@ -115,7 +135,20 @@ def load_settings(
     )
     merged.update(_from_env(environ))
     merged.update({k: v for k, v in flags.items() if v is not None})
-    return _build(merged).validate()
+    settings = _build(merged)
+    if not settings.language:
+        settings = dataclasses.replace(settings, language=system_language(environ))
+    return settings.validate()
+
+
+def system_language(environ: dict[str, str]) -> str:
+    """The user's language as BCP-47 from the POSIX locale variables ("nb_NO.UTF-8" ->
+    "nb-NO"); en-US when they name none (unset, C or POSIX)."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name, "").split(".")[0].split("@")[0].replace("_", "-")
+        if value and value not in ("C", "POSIX") and BCP47.fullmatch(value):
+            return value
+    return DEFAULT_LANGUAGE
 
 
 def _read_config_file(path: Path, *, required: bool) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from google import genai
 from google.genai import types
 
+from shelfsight.session.prompt import with_language
 from shelfsight.settings import Settings
 
 
@@ -57,8 +58,10 @@ def live_config(settings: Settings, prompt: str, handle: str | None) -> types.Li
     )
     return types.LiveConnectConfig(
         response_modalities=[types.Modality.AUDIO],
-        system_instruction=prompt,
-        speech_config=types.SpeechConfig(voice_config=voice),
+        system_instruction=with_language(prompt, settings.language),
+        speech_config=types.SpeechConfig(
+            voice_config=voice, language_code=settings.language or None
+        ),
         input_audio_transcription=types.AudioTranscriptionConfig(),
         output_audio_transcription=types.AudioTranscriptionConfig(),
         realtime_input_config=types.RealtimeInputConfig(

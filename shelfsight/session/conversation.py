@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from shelfsight.errors import UserError
 from shelfsight.live.events import (
     MIC_CHUNK_S,
     AnswerAudio,
@@ -42,6 +43,7 @@ from shelfsight.media.frames import EncodedFrame
 from shelfsight.media.mic import MicSource
 from shelfsight.media.pcm import rms_dbfs
 from shelfsight.media.speaker import SpeakerSink
+from shelfsight.session.cues import CuedView, Cues
 from shelfsight.session.event_log import record_event
 from shelfsight.session.frame_rate import FrameRatePolicy, RateControl
 from shelfsight.session.recording import NullRecorder, Recorder
@@ -129,6 +131,7 @@ class Conversation:
         camera: CameraWatch | None = None,
         frame_rate: RateControl | None = None,
         speech: SpeechDetector | None = None,
+        cues: Cues | None = None,
     ) -> None:
         self._link, self._mic, self._speaker, self._frames = link, mic, speaker, frames
         self._view, self._options, self._controls, self._echo = view, options, controls, echo
@@ -142,8 +145,21 @@ class Conversation:
         if frames is None:
             self._first_frame_out.set()
         self._done = asyncio.Event()
+        self._cues = cues  # sound for who is not looking: told what the view is told
+        if cues is not None:
+            self._view = CuedView(view, cues)
 
     async def run(self) -> None:
+        try:
+            await self._run_tasks()
+        except* UserError as group:
+            if self._cues is not None:  # heard before the one line on the screen
+                await self._cues.fatal(str(_first_leaf(group)))
+            raise
+        for event in self._link.drain_events():  # sent or heard just before the end
+            record_event(self._recorder, event)
+
+    async def _run_tasks(self) -> None:
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(self._link.run()), tg.create_task(self._pump_events())]
             if self._mic is not None:
@@ -156,12 +172,12 @@ class Conversation:
                 tasks.append(tg.create_task(self._ask(self._options.ask)))
             if self._camera is not None:
                 tasks.append(tg.create_task(self._watch_camera(self._camera)))
+            if self._cues is not None:
+                tasks.append(tg.create_task(self._cues.run()))
             self._view.state(State.CONNECTING)
             await self._done.wait()
             for task in tasks:
                 task.cancel()
-        for event in self._link.drain_events():  # sent or heard just before the end
-            record_event(self._recorder, event)
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -248,6 +264,8 @@ class Conversation:
         async for status in camera.status_changes():
             self._recorder.event("camera", stalled=status.stalled, outage_s=status.outage_s)
             self._view.notice(camera_notice(status))
+            if self._cues is not None:
+                self._cues.camera(status)
 
     def _update_frame_rate(self) -> None:
         """Called on every change of who talks (see `shelfsight.session.frame_rate`)."""
@@ -373,3 +391,10 @@ class Conversation:
         if was_answering:
             self._view.turn_done(self._turn.latency_s, interrupted=interrupted)
         self._view.state(State.LISTENING)
+
+
+def _first_leaf(group: BaseExceptionGroup[UserError]) -> BaseException:
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first

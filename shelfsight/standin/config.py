@@ -69,7 +69,8 @@ class StandInConfig:
     audio is sent (inf: no pacing). With `one_socket_per_session`, resuming a session while
     an earlier connection of it is still open is refused with 1011, as the service is reported
     to do: a client must close the old connection first. `keep_frames=False` records frames
-    without their JPEG bytes (long soak runs).
+    without their JPEG bytes (long soak runs). `think_s` delays each answer's audio after its
+    question's transcript, as a slow model would.
     """
 
     api_keys: frozenset[str] | None = None
@@ -86,6 +87,7 @@ class StandInConfig:
     default_faults: ConnectionFaults = field(default_factory=ConnectionFaults)
     one_socket_per_session: bool = True
     keep_frames: bool = True
+    think_s: float = 0.0  # the model's thinking time: from the question's transcript to its answer
 
     def faults_for(self, index: int) -> ConnectionFaults:
         in_range = index < len(self.connection_faults)

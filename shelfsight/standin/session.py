@@ -207,6 +207,8 @@ class _Session:
             if spoken and self._options.input_transcription:
                 message = {"serverContent": {"inputTranscription": {"text": answer.question_text}}}
                 await self._send(message, "input_transcription", answer.question_text)
+            if self._config.think_s:
+                await asyncio.sleep(self._config.think_s)
             await self._stream_audio(answer)
             await self._send({"serverContent": {"generationComplete": True}}, "generation_complete")
             done = {"serverContent": {"turnComplete": True}, "usageMetadata": _USAGE}
