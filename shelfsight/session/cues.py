@@ -15,10 +15,11 @@ told directly about the camera and a fatal error. Which event gives which cue:
 
 Sounds go to the answer's speaker sink, so they are in the echo canceller's reference and never
 reach the model as the user's speech, and into the recording as `cue` events. None plays while
-an answer does (state ANSWERING or audio queued): a sound that cannot play yet waits in
-`_pending` (at most 4, the oldest dropped) until the speaker has been quiet for QUIET_GAP_S,
-and is dropped when it has gone stale. Status sentences are rendered by the platform's speech
-engine on a worker thread (`shelfsight.media.tts`). Loop thread only.
+an answer does (state ANSWERING or audio queued): a sound that cannot play yet waits its turn
+in `_pending` (at most 6, the oldest dropped) until the speaker has been quiet for QUIET_GAP_S,
+and is dropped when it has gone stale or a newer sound makes it pointless. Status sentences are
+rendered by the platform's speech engine on a worker thread (`shelfsight.media.tts`). Loop
+thread only.
 """
 
 from __future__ import annotations
@@ -49,8 +50,16 @@ SPEAK_DOWN_AFTER_S = 3.0
 THINK_AFTER_S = 1.5
 THINK_EVERY_S = 1.5
 SILENT_DBFS = -80.0  # below any real mic's noise floor: muted, or no signal at all
-CUE_STALE_S = 1.0  # a cue that could not play within this is no longer news
-SPEECH_STALE_S = 15.0
+CUE_STALE_S = 1.0  # a cue about a moment (heard, thinking, a key) is soon no longer news
+NEWS_STALE_S = 15.0  # a cue or sentence about a lasting state waits longer for its turn
+NEWS = frozenset({Cue.READY, Cue.RECONNECTING, Cue.BACK, Cue.CAMERA_LOST, Cue.CAMERA_BACK})
+# What a newer sound makes pointless if it has not played yet.
+SUPERSEDES = {
+    Cue.BACK: Cue.RECONNECTING,
+    Cue.CAMERA_BACK: Cue.CAMERA_LOST,
+    Spoken.CONNECTED_AGAIN: Spoken.NO_CONNECTION,
+    Spoken.CAMERA_BACK: Spoken.CAMERA_LOST,
+}
 URGENT = frozenset({Cue.TALK_DOWN, Cue.TALK_UP, Cue.ERROR})  # follow a clear(), not a drain
 DOWN = (State.CONNECTING, State.RECONNECTING)
 
@@ -112,7 +121,7 @@ class Cues:
         self._clock = clock
         self._state: State | None = None
         self._w = _Watch()
-        self._pending: deque[_Sound] = deque(maxlen=4)  # full: the oldest is dropped
+        self._pending: deque[_Sound] = deque(maxlen=6)  # full: the oldest is dropped
         self._quiet_since = clock() - QUIET_GAP_S  # nothing has played yet
         self._ours_playing = False
         self._wake = asyncio.Event()
@@ -190,7 +199,7 @@ class Cues:
             while self._w.requests and self._voice is not None:
                 text, label = self._w.requests.popleft()
                 if pcm := await asyncio.to_thread(self._voice.render, text):
-                    self._offer(_Sound(pcm, label, self._clock() + SPEECH_STALE_S))
+                    self._offer(_Sound(pcm, label, self._clock() + NEWS_STALE_S))
             self._tick(self._clock())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(TICK_S):
@@ -231,8 +240,10 @@ class Cues:
 
     def _cue(self, cue: Cue) -> None:
         if self._bank is not None:
-            now = self._clock()
-            self._offer(_Sound(self._bank.pcm(cue), {"cue": cue}, now + CUE_STALE_S, cue in URGENT))
+            stale_s = NEWS_STALE_S if cue in NEWS else CUE_STALE_S
+            sound = _Sound(self._bank.pcm(cue), {"cue": cue}, self._clock() + stale_s)
+            sound.urgent = cue in URGENT
+            self._offer(sound)
 
     def _say(self, status: Spoken, *, show: bool = False) -> None:
         """Queue the sentence for rendering (the cue alone when speech is off or absent)."""
@@ -244,7 +255,12 @@ class Cues:
             self._wake.set()
 
     def _offer(self, sound: _Sound) -> None:
-        if self._free(self._clock(), urgent=sound.urgent):
+        """Play now if the speaker is free and nothing waits; else wait in turn."""
+        key = sound.label.get("status") or sound.label["cue"]
+        if old := SUPERSEDES.get(key):  # type: ignore[call-overload]
+            kept = [s for s in self._pending if (s.label.get("status") or s.label["cue"]) != old]
+            self._pending = deque(kept, maxlen=self._pending.maxlen)
+        if not self._pending and self._free(self._clock(), urgent=sound.urgent):
             self._play(sound)
         else:
             self._pending.append(sound)
