@@ -10,6 +10,8 @@ spoken status sentences are found the same way, rendered by the same speech engi
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import re
 import threading
@@ -21,14 +23,22 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shelfsight.media.earcons import Cue, EarconBank
+from shelfsight.live.events import Connected
+from shelfsight.media.camera import CameraStatus
+from shelfsight.media.earcons import MAX_CUE_S, Cue, EarconBank, peak_dbfs_for, synth
 from shelfsight.media.tts import StatusVoice, find_engine
 from shelfsight.media.wav import load_mic_pcm, write_wav
-from shelfsight.session.status import Spoken, spoken
-from shelfsight.settings import DEFAULT_MODEL
+from shelfsight.session.conversation import Conversation, Options
+from shelfsight.session.cues import CueOptions, Cues
+from shelfsight.session.prompt import load_system_prompt, with_language
+from shelfsight.session.status import Spoken, State, spoken, stopped_sentence
+from shelfsight.settings import DEFAULT_MODEL, load_settings
 from shelfsight.standin import ConnectionFaults, StandIn, StandInConfig
+from shelfsight.ui.controls import Control, TalkPressed, TypedQuestion
+from shelfsight.ui.screen_reader import ScreenReaderView
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
 from tests.support.listen import find_sound, heard_cues
+from tests.test_conversation_parts import MemorySpeaker, QueueMic, Screen, ScriptedLink, until
 from tests.test_reconnect import MjpegServer
 
 RATE_HZ = 16_000
@@ -157,3 +167,236 @@ def assert_screen_reader_friendly(text: str) -> None:
     assert all(line.strip() for line in lines), "blank lines"
     assert all(a != b for a, b in zip(lines, lines[1:], strict=False)), "a repeated line"
     assert not any(ch in text for ch in "█▏⠋⠙⠹…"), "meter or spinner characters"
+
+
+# ---- the parts ---------------------------------------------------------------------------------
+
+
+def test_each_cue_is_short_quieter_than_speech_and_unlike_the_others() -> None:
+    bank = EarconBank()
+    with wave.open(str(ASSETS / "answer.wav"), "rb") as w:
+        speech = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+    speech_peak_db = 20 * np.log10(np.abs(speech).max() / 32768)
+    gap = bytes(4800)
+    for cue in Cue:
+        pcm = np.frombuffer(bank.pcm(cue), "<i2")
+        assert len(pcm) / 24000 < MAX_CUE_S
+        peak_db = 20 * np.log10(np.abs(pcm).max() / 32768)
+        assert peak_db <= speech_peak_db - 10, (cue, peak_db, speech_peak_db)
+        others = b"".join(bank.pcm(c) + gap for c in Cue if c != cue)
+        assert not find_sound(others, bank.pcm(cue), 0.9), f"{cue} sounds like another cue"
+    assert peak_dbfs_for(1.0) == -6.0 and abs(peak_dbfs_for(0.2) + 20) < 0.1
+    assert not np.any(np.frombuffer(synth(Cue.READY, peak_dbfs_for(0.0)), "<i2"))
+
+
+class LoggingSpeaker(MemorySpeaker):
+    """Keeps every sound played, in order. Cues play at once; silence (the tests' answers)
+    stays queued until `play_all()`, as an answer still playing does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[bytes] = []
+
+    def play(self, pcm24k: bytes) -> None:
+        self.log.append(pcm24k)
+        if not any(pcm24k):
+            super().play(pcm24k)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.cues: list[dict[str, Any]] = []
+
+    def event(self, kind: str, **fields: Any) -> None:
+        if kind == "cue":
+            self.cues.append(fields)
+
+
+def conversation_with_cues(
+    *, push_to_talk: bool = False, answer_wait_s: float = 20.0, voice: StatusVoice | None = None
+) -> tuple[Conversation, ScriptedLink, LoggingSpeaker, asyncio.Queue[Control], Events]:
+    link, speaker, events = ScriptedLink(), LoggingSpeaker(), Events()
+    controls: asyncio.Queue[Control] = asyncio.Queue()
+    options = CueOptions(push_to_talk=push_to_talk, answer_wait_s=answer_wait_s)
+    cues = Cues(speaker, events, options, voice)
+    conversation = Conversation(
+        link=link, mic=QueueMic(), speaker=speaker, frames=None, view=Screen(),
+        options=Options(push_to_talk=push_to_talk), controls=controls, cues=cues,
+    )  # fmt: skip
+    return conversation, link, speaker, controls, events
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_talk_key_is_heard_going_down_and_up() -> None:
+    conversation, link, speaker, controls, events = conversation_with_cues(push_to_talk=True)
+    run = asyncio.create_task(conversation.run())
+    link.queue.put_nowait(Connected(1, False, 0.0))
+    await until(lambda: [e["cue"] for e in events.cues] == [Cue.READY])
+    controls.put_nowait(TalkPressed(1.0))
+    await until(lambda: len(events.cues) == 2)
+    controls.put_nowait(TalkPressed(2.0))  # the key again: the turn ends
+    await until(lambda: len(events.cues) == 3)
+    assert [e["cue"] for e in events.cues] == [Cue.READY, Cue.TALK_DOWN, Cue.TALK_UP]
+    bank = EarconBank()
+    assert speaker.log == [bank.pcm(Cue.READY), bank.pcm(Cue.TALK_DOWN), bank.pcm(Cue.TALK_UP)]
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+
+@needs_speech
+@pytest.mark.anyio
+async def test_a_question_left_unanswered_ticks_then_says_so() -> None:
+    voice = StatusVoice(ENGINE)  # type: ignore[arg-type]
+    conversation, link, speaker, controls, events = conversation_with_cues(
+        answer_wait_s=3.5, voice=voice
+    )
+    run = asyncio.create_task(conversation.run())
+    link.queue.put_nowait(Connected(1, False, 0.0))
+    await until(lambda: len(events.cues) == 1)
+    controls.put_nowait(TypedQuestion("where is the rice?"))
+    await until(lambda: any(e["cue"] == "status" for e in events.cues), timeout_s=10)
+    kinds = [e.get("status") or e["cue"] for e in events.cues]
+    assert kinds == [Cue.READY, Cue.HEARD, Cue.THINKING, Cue.THINKING, Spoken.NO_ANSWER], kinds
+    assert speaker.log[-1] == voice.render(spoken(Spoken.NO_ANSWER))
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+
+@pytest.mark.anyio
+async def test_news_that_comes_during_an_answer_waits_until_the_answer_has_played() -> None:
+    speaker, events = LoggingSpeaker(), Events()
+    cues = Cues(speaker, events, CueOptions())
+    ticking = asyncio.create_task(cues.run())
+    cues.state(State.CONNECTING)
+    cues.state(State.LISTENING)
+    speaker.play(bytes(48000))  # the answer arrives
+    cues.state(State.ANSWERING)
+    cues.camera(CameraStatus("phone", stalled=True))
+    await asyncio.sleep(0.8)
+    cues.state(State.LISTENING)  # the turn is complete, but its audio is still playing
+    await asyncio.sleep(0.8)
+    assert [e["cue"] for e in events.cues] == [Cue.READY]
+    speaker.play_all()
+    t_played = time.monotonic()
+    await until(lambda: len(events.cues) == 2)
+    assert events.cues[-1]["cue"] == Cue.CAMERA_LOST
+    assert time.monotonic() - t_played >= 0.5, "a moment of quiet after the answer first"
+    ticking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await ticking
+
+
+@needs_speech
+def test_the_session_giving_up_is_heard_just_before_it_exits(tmp_path: Path) -> None:
+    fault = ConnectionFaults(close_after_s=0.8, close_code=1008, close_reason="Policy violation.")
+    config = StandInConfig(
+        api_keys=frozenset({TEST_KEY}),
+        models=frozenset({DEFAULT_MODEL}),
+        connection_faults=(fault,),
+    )
+    out = tmp_path / "speaker.wav"
+    with StandIn.start_in_thread(config) as standin:
+        result = run_cli(
+            "run", "--camera", "none", "--mic", str(ASSETS / "question.wav"), "--speaker", str(out),
+            env=standin_env(standin),
+        )  # fmt: skip
+    assert result.code == 2, result.stderr
+    message = result.stderr.strip().removeprefix("shelfsight: ")
+    played = speaker_pcm(out)
+    error_at = find_sound(played, EarconBank().pcm(Cue.ERROR))
+    assert len(error_at) == 1
+    sentence = StatusVoice(ENGINE).render(stopped_sentence(message))  # type: ignore[arg-type]
+    assert sentence is not None
+    said_at = find_sound(played, sentence, 0.9)
+    assert len(said_at) == 1 and error_at[0] < said_at[0] < error_at[0] + 1.0
+
+
+def test_cues_and_spoken_status_can_be_turned_off(standin: Any, tmp_path: Path) -> None:
+    out = tmp_path / "speaker.wav"
+    result = run_cli(
+        "run", "--camera", "none", "--mic", str(ASSETS / "question.wav"), "--speaker", str(out),
+        "--cues", "off", "--speak-status", "off", env=standin_env(standin),
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert heard_cues(speaker_pcm(out)) == []
+    bad = run_cli("run", "--cues", "maybe", "--cue-volume", "0.5", env=standin_env(standin))
+    assert bad.code == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert "cues" in bad.stderr
+    loud = run_cli("run", "--cue-volume", "3", env=standin_env(standin))
+    assert loud.code == 2 and "--cue-volume" in loud.stderr
+
+
+def test_the_screen_reader_view_never_repeats_a_line() -> None:
+    out = io.StringIO()
+    view = ScreenReaderView(out)
+    view.key_hints = "space: talk / stop  ·  q: quit"
+    view.start()
+    for state in (State.CONNECTING, State.CONNECTING, State.LISTENING, State.THINKING):
+        view.state(state)
+    view.notice("camera stopped sending pictures")
+    view.notice("camera stopped sending pictures")
+    view.mic_level(-20.0, True)
+    view.user_said("where is")
+    view.user_said(" the rice?")
+    view.answer_said("Top shelf,\nleft end.")
+    view.turn_done(1.2, interrupted=False)
+    view.state(State.LISTENING)
+    view.stop()
+    assert out.getvalue().splitlines() == [
+        "Keys: space: talk / stop; q: quit.",
+        "Connecting.",
+        "Ready: ask about what the camera sees.",
+        "Camera stopped sending pictures.",
+        "You said: where is the rice?",
+        "shelfsight said: Top shelf, left end.",
+    ]
+    assert_screen_reader_friendly(out.getvalue())
+
+
+# ---- directions a person can act on, in their language -----------------------------------------
+
+
+PROMPT_RULES = {
+    "shelf counted from the top": r"count shelves from the top",
+    "or from the floor when shorter": r"count from the floor instead, whichever count is shorter",
+    "left end / middle / right end": r'"left end", "middle", "right end"',
+    "clock-face where a person would use it": r"clock-face",
+    "how far": r"arm's length.*\n?.*a step to your right",
+    "shape, colour and large text": r"shape and size.*\n?.*colour, and any large text",
+    "one short instruction to move the camera": r"one short instruction to move the camera",
+}
+
+
+@pytest.mark.parametrize("rule", PROMPT_RULES, ids=list(PROMPT_RULES))
+def test_the_prompt_makes_answers_actionable_without_sight(rule: str) -> None:
+    prompt = load_system_prompt()
+    assert re.search(PROMPT_RULES[rule], prompt, re.IGNORECASE | re.DOTALL), rule
+
+
+def test_the_language_comes_from_the_flag_or_the_system_locale() -> None:
+    assert load_settings({}, environ={"LANG": "nb_NO.UTF-8"}).language == "nb-NO"
+    assert load_settings({}, environ={"LC_ALL": "de_DE@euro"}).language == "de-DE"
+    assert load_settings({}, environ={"LANG": "C.UTF-8"}).language == "en-US"
+    assert load_settings({"language": "fr-CA"}, environ={"LANG": "nb_NO"}).language == "fr-CA"
+    assert "Norwegian (Bokmål) (nb-NO)" in with_language("Be brief.", "nb-NO")
+
+
+def test_a_question_asked_in_norwegian_sets_up_the_session_in_norwegian(standin: Any) -> None:
+    result = run_cli(
+        "ask", "hvor er risen?", "--camera", "none", "--speaker", "a.wav",
+        "--language", "nb-NO", env=standin_env(standin),
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    setup = standin.server.connections[-1].setup or {}
+    speech = setup.get("generationConfig", {}).get("speechConfig", {})
+    assert (speech.get("languageCode") or speech.get("language_code")) == "nb-NO", setup
+    assert "always answer in Norwegian" in json.dumps(setup["systemInstruction"])
+    bad = run_cli("ask", "x", "--camera", "none", "--language", "norsk takk")
+    assert bad.code == 2 and "BCP-47" in bad.stderr
