@@ -23,9 +23,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from shelfsight.app import Devices, run_conversation
 from shelfsight.live.events import Connected
+from shelfsight.live.setup import Endpoint
 from shelfsight.media.camera import CameraStatus
 from shelfsight.media.earcons import MAX_CUE_S, Cue, EarconBank, peak_dbfs_for, synth
+from shelfsight.media.echo import EchoCanceller
+from shelfsight.media.speaker import WavSpeaker
 from shelfsight.media.tts import StatusVoice, find_engine
 from shelfsight.media.wav import load_mic_pcm, write_wav
 from shelfsight.session.conversation import Conversation, Options
@@ -36,8 +40,10 @@ from shelfsight.settings import DEFAULT_MODEL, load_settings
 from shelfsight.standin import ConnectionFaults, StandIn, StandInConfig
 from shelfsight.ui.controls import Control, TalkPressed, TypedQuestion
 from shelfsight.ui.screen_reader import ScreenReaderView
+from shelfsight.ui.view import PlainView
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
 from tests.support.listen import find_sound, heard_cues
+from tests.support.room import Room, RoomAcoustics, RoomMic, fan_out
 from tests.test_conversation_parts import MemorySpeaker, QueueMic, Screen, ScriptedLink, until
 from tests.test_reconnect import MjpegServer
 
@@ -400,3 +406,50 @@ def test_a_question_asked_in_norwegian_sets_up_the_session_in_norwegian(standin:
     assert "always answer in Norwegian" in json.dumps(setup["systemInstruction"])
     bad = run_cli("ask", "x", "--camera", "none", "--language", "norsk takk")
     assert bad.code == 2 and "BCP-47" in bad.stderr
+
+
+def cues_into_a_room(tmp_path: Path, *, aec: bool) -> tuple[bytes, bytes]:
+    """A session in a simulated room where nobody speaks: (speaker output, what the endpoint
+    received as mic audio). The only sound in the room is the ready cue."""
+    quiet = write_wav(tmp_path / "nobody.wav", bytes(2 * RATE_HZ * 3), RATE_HZ)
+    out = tmp_path / f"speaker-{aec}.wav"
+    config = StandInConfig(api_keys=frozenset({TEST_KEY}))
+    with StandIn.start_in_thread(config) as server:
+
+        async def go() -> None:
+            room = Room(RoomAcoustics(echo_delay_ms=60, echo_gain_db=-6, reverb_ms=120))
+            echo = EchoCanceller(enabled=aec)
+            speaker = WavSpeaker(out, on_played=fan_out(room.on_played, echo.on_played))
+            mic = RoomMic(room, quiet, duration_s=3.0)
+            await mic.start()
+            speaker.start()
+            settings = load_settings({"camera": "none", "speaker": str(out)}, environ={})
+            endpoint = Endpoint(server.base_url, server.server.client_ssl_context())
+            try:
+                await run_conversation(
+                    settings, TEST_KEY, PlainView(io.StringIO()), endpoint,
+                    devices=Devices(None, mic, speaker), echo=echo,
+                )  # fmt: skip
+            finally:
+                mic.close()
+                speaker.close()
+
+        asyncio.run(go())
+        received = b"".join(c.audio_bytes() for c in server.server.connections)
+    return speaker_pcm(out), received
+
+
+def loudest_20ms_dbfs(pcm: bytes) -> float:
+    x = np.frombuffer(pcm, "<i2").astype(np.float64) / 32768
+    blocks = x[: len(x) // 320 * 320].reshape(-1, 320)
+    return float(20 * np.log10(max(np.sqrt((blocks**2).mean(axis=1)).max(), 1e-6)))
+
+
+def test_a_cue_heard_by_the_mic_is_not_sent_to_the_model_as_speech(tmp_path: Path) -> None:
+    played, with_aec = cues_into_a_room(tmp_path, aec=True)
+    _, without_aec = cues_into_a_room(tmp_path, aec=False)
+    assert [c for _, c in heard_cues(played)] == [Cue.READY]
+    echo_db, residual_db = loudest_20ms_dbfs(without_aec), loudest_20ms_dbfs(with_aec)
+    assert echo_db > -45, "the room should carry the cue back to the mic"
+    print(f"cue echo at the mic {echo_db:.1f} dBFS, sent with cancellation {residual_db:.1f} dBFS")
+    assert residual_db < echo_db - 15, (echo_db, residual_db)
