@@ -282,8 +282,8 @@ async def test_news_that_comes_during_an_answer_waits_until_the_answer_has_playe
     ticking = asyncio.create_task(cues.run())
     cues.state(State.CONNECTING)
     cues.state(State.LISTENING)
-    speaker.play(bytes(48000))  # the answer arrives
-    cues.state(State.ANSWERING)
+    cues.state(State.ANSWERING)  # the answer arrives (the state first, as the conversation does)
+    speaker.play(bytes(48000))
     cues.camera(CameraStatus("phone", stalled=True))
     await asyncio.sleep(0.8)
     cues.state(State.LISTENING)  # the turn is complete, but its audio is still playing
@@ -297,6 +297,16 @@ async def test_news_that_comes_during_an_answer_waits_until_the_answer_has_playe
     ticking.cancel()
     with pytest.raises(asyncio.CancelledError):
         await ticking
+
+
+def test_an_answer_never_waits_behind_a_cue() -> None:
+    speaker, events = MemorySpeaker(), Events()
+    cues = Cues(speaker, events, CueOptions())
+    cues.state(State.CONNECTING)
+    cues.state(State.LISTENING)
+    assert speaker.pending_s > 0, "the ready cue is playing"
+    cues.state(State.ANSWERING)  # the answer's first audio comes next
+    assert speaker.pending_s == 0
 
 
 @needs_speech
@@ -453,3 +463,17 @@ def test_a_cue_heard_by_the_mic_is_not_sent_to_the_model_as_speech(tmp_path: Pat
     assert echo_db > -45, "the room should carry the cue back to the mic"
     print(f"cue echo at the mic {echo_db:.1f} dBFS, sent with cancellation {residual_db:.1f} dBFS")
     assert residual_db < echo_db - 15, (echo_db, residual_db)
+
+
+def test_without_a_speech_engine_the_cues_play_alone_and_it_says_so_once(
+    standin: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "speaker.wav"
+    no_engine = {**standin_env(standin), "PATH": str(tmp_path)}  # no espeak-ng, say, pico2wave
+    result = run_cli(
+        "run", "--camera", "none", "--mic", str(ASSETS / "question.wav"), "--speaker", str(out),
+        "--plain", env=no_engine,
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert result.stdout.count("spoken status needs a speech engine: install espeak-ng") == 1
+    assert Cue.READY in [c for _, c in heard_cues(speaker_pcm(out))]

@@ -9,11 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from shelfsight.media.earcons import EarconBank
 from shelfsight.media.wav import load_mic_pcm, write_wav
 from shelfsight.standin import StandInThread
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
-from tests.support.listen import heard_cues
+from tests.support.listen import silence_cues
 
 QUESTION_WAV = ASSETS / "question.wav"
 
@@ -22,16 +21,6 @@ def read_wav_pcm(path: Path) -> tuple[bytes, int]:
     with wave.open(str(path), "rb") as w:
         assert (w.getnchannels(), w.getsampwidth()) == (1, 2)
         return w.readframes(w.getnframes()), w.getframerate()
-
-
-def without_cues(pcm: bytes) -> bytes:
-    """The speaker output with every earcon (`shelfsight.media.earcons`) silenced."""
-    out = bytearray(pcm)
-    bank = EarconBank()
-    for t, cue in heard_cues(pcm, bank):
-        start = round(t * 24000) * 2
-        out[start : start + len(bank.pcm(cue))] = bytes(len(bank.pcm(cue)))
-    return bytes(out)
 
 
 def test_a_spoken_question_is_answered_into_the_speaker_file(
@@ -63,7 +52,7 @@ def test_a_spoken_question_is_answered_into_the_speaker_file(
     answer_pcm = standin.server.config.answers[0].answer_pcm24k
     start = played.find(answer_pcm)
     assert start > 0, "answer audio missing or cut from the speaker file"
-    assert without_cues(played[:start]) == bytes(start), "only cues before the answer"
+    assert silence_cues(played[:start]) == bytes(start), "only cues before the answer"
     # Frames went out as JPEGs of the shelf, at about one a second.
     frames = conn.frames()
     assert len(frames) >= 2

@@ -2,7 +2,8 @@
 
 `find_sound` slides a known sound (an earcon, a rendered status sentence) over the recording
 with a normalised cross-correlation (FFT), so it finds the sound whatever was played before or
-after it; 1.0 is the exact waveform. `heard_cues` lists every earcon heard, in time order.
+after it; 1.0 is the exact waveform. `heard_cues` lists every earcon heard whole, in time
+order; `silence_cues` removes them, whole or cut short.
 """
 
 from __future__ import annotations
@@ -42,3 +43,16 @@ def heard_cues(recording: bytes, bank: EarconBank | None = None) -> list[tuple[f
     bank = bank or EarconBank()
     found = [(t, cue) for cue in Cue for t in find_sound(recording, bank.pcm(cue))]
     return sorted(found)
+
+
+def silence_cues(recording: bytes, bank: EarconBank | None = None) -> bytes:
+    """The recording with every earcon silenced, also one cut short (by an answer that
+    arrived while it played): each is found by its first 20 ms."""
+    bank = bank or EarconBank()
+    out = bytearray(recording)
+    for cue in Cue:
+        pcm = bank.pcm(cue)
+        for t in find_sound(recording, pcm[:960]):
+            start = round(t * SPEAKER_RATE_HZ) * 2
+            out[start : start + len(pcm)] = bytes(len(out[start : start + len(pcm)]))
+    return bytes(out)
