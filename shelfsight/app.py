@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import wave
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,9 +26,10 @@ from shelfsight.media.open_audio import is_wav_spec, open_mic, open_speaker
 from shelfsight.media.speaker import PlayedCallback, SpeakerSink
 from shelfsight.session.conversation import Conversation, FrameFeed, Link, Options, View
 from shelfsight.session.cost import CostMeter, Prices
+from shelfsight.session.cues import make_cues
 from shelfsight.session.frame_rate import FrameRatePolicy
 from shelfsight.session.prompt import load_system_prompt
-from shelfsight.session.recording import Recorder
+from shelfsight.session.recording import NullRecorder, Recorder
 from shelfsight.session.speech import make_detector
 from shelfsight.session.summary import SessionSummary
 from shelfsight.settings import Settings
@@ -104,6 +104,7 @@ async def run_conversation(
     devices: Devices | None = None,
     echo: EchoCanceller | None = None,
     link: Link | None = None,
+    summaries: list[SessionSummary] | None = None,
 ) -> SessionSummary:
     """One conversation with the given settings; returns its summary (also shown and recorded).
 
@@ -155,6 +156,7 @@ async def run_conversation(
             cost=CostMeter(Prices.from_settings(settings)),
             tools=tools.box,
             speech=make_detector("vad"),
+            cues=make_cues(settings, devices.speaker, recorder or NullRecorder(), view.notice),
         )
         try:
             await conversation.run()
@@ -167,7 +169,10 @@ async def run_conversation(
                 cost=conversation.cost,
                 speaker_xruns=getattr(devices.speaker, "xruns", 0),
                 playout_margin_ms=getattr(devices.speaker, "playout_margin_s", 0.0) * 1000,
+                answer_audio_s=round(conversation.answer_audio_s, 2),
             )
+            if summaries is not None:
+                summaries.append(summary)
             if recorder is not None:
                 recorder.close(**summary.as_dict())
             if summary.link.connections:
@@ -230,7 +235,11 @@ async def converse(
     from shelfsight.ui.controls import ControlQueue, open_controls, pynput_usable
     from shelfsight.ui.view import make_view
 
-    view = make_view(plain=True if plain else None, answer_only=ask is not None)
+    view = make_view(
+        plain=True if plain else None,
+        answer_only=ask is not None,
+        screen_reader=settings.screen_reader,
+    )
     existed = record is not None and (record / "events.jsonl").exists()  # refused, not ours
     controls = ControlQueue() if interactive else None
     sources = []
@@ -239,6 +248,7 @@ async def converse(
         sources = open_controls(controls, talk_key=settings.talk_key, hold_to_talk=hold)
         view.key_hints = key_hints(settings, hold)
     view.start()
+    summaries: list[SessionSummary] = []  # filled even when the run fails
     try:
         await run_conversation(
             settings,
@@ -249,12 +259,14 @@ async def converse(
             frames=frames,
             controls=controls.queue if controls else None,
             ask=ask,
+            summaries=summaries,
         )
     except BaseException as exc:
         failure = first_user_error(exc)
         if failure is None or not is_wav_spec(settings.speaker):
             raise
-        note = speaker_file_outcome(settings.speaker)
+        answered = any(s.answer_audio_s for s in summaries)
+        note = speaker_file_outcome(settings.speaker, answered=answered)
         raise UserError(f"{str(failure).rstrip('.')}. {note}" if note else str(failure)) from None
     finally:
         for source in sources:
@@ -275,17 +287,14 @@ def first_user_error(exc: BaseException) -> UserError | None:
     return None
 
 
-def speaker_file_outcome(spec: str) -> str:
-    """After a failed run: remove a speaker WAV that holds only silence, and say so; or say
-    that the answer audio so far is kept. The WAV is opened before connecting on purpose, so a
-    bad --speaker path is reported at once, before any network wait."""
+def speaker_file_outcome(spec: str, *, answered: bool) -> str:
+    """After a failed run: remove a speaker WAV that holds no answer audio (only silence and
+    our own cues), and say so; or say that the answer audio so far is kept. The WAV is opened
+    before connecting on purpose, so a bad --speaker path is reported at once."""
     path = Path(spec).expanduser()
-    try:
-        with wave.open(str(path), "rb") as w:
-            pcm = w.readframes(w.getnframes())
-    except (OSError, EOFError, wave.Error):
+    if not path.is_file():
         return ""
-    if any(pcm):
+    if answered:
         return f"The answer audio received so far is in {path}."
     with contextlib.suppress(OSError):
         path.unlink()

@@ -195,6 +195,51 @@ def vocabulary_flag(values: list[str] | None) -> str | None:
     return ",".join(values) if values else None
 
 
+CuesOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="on|off",
+        help=env_help(
+            "Sound cues (ready, question heard, still thinking, reconnecting, camera lost, error).",
+            "cues",
+        ),
+        show_default=False,
+    ),
+]
+SpeakStatusOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="on|off",
+        help=env_help(
+            "Say aloud what lasts or needs you (no connection, camera lost, no answer, silent "
+            "mic, stopping). Needs espeak-ng on Linux, say on macOS.",
+            "speak_status",
+        ),
+        show_default=False,
+    ),
+]
+CueVolumeOpt = Annotated[
+    float | None,
+    typer.Option(
+        metavar="0-1",
+        help=env_help("Loudness of the cues; 1 is as loud as speech.", "cue_volume"),
+        show_default=False,
+    ),
+]
+LanguageOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="TAG",
+        help=env_help(
+            "The language to answer in, BCP-47 (e.g. en-US, nb-NO, de-DE).",
+            "language",
+            "the system locale, else en-US",
+        ),
+        show_default=False,
+    ),
+]
+
+
 @app.command(
     epilog="Examples:\n\n"
     "  shelfsight run --camera iphone\n\n"
@@ -357,6 +402,21 @@ def run(
         ),
     ] = False,
     plain: PlainOpt = False,
+    cues: CuesOpt = None,
+    speak_status: SpeakStatusOpt = None,
+    cue_volume: CueVolumeOpt = None,
+    language: LanguageOpt = None,
+    screen_reader: Annotated[
+        bool | None,
+        typer.Option(
+            "--screen-reader/--no-screen-reader",
+            help=env_help(
+                "One plain line per event for VoiceOver or Orca: nothing redrawn, no meter.",
+                "screen_reader",
+            ),
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Talk with the assistant about what the camera sees, until q or Ctrl-C."""
     flags = dict(
@@ -379,6 +439,11 @@ def run(
         media_resolution=media_resolution.value if media_resolution else None,
         vocabulary=vocabulary_flag(vocabulary),
         list_file=list_file,
+        cues=cues,
+        speak_status=speak_status,
+        cue_volume=cue_volume,
+        language=language,
+        screen_reader=screen_reader,
     )
 
     def go() -> Coroutine[Any, Any, None]:
@@ -417,6 +482,9 @@ def ask(
     media_resolution: MediaResolutionOpt = None,
     config: ConfigOpt = None,
     plain: PlainOpt = False,
+    cues: CuesOpt = None,
+    speak_status: SpeakStatusOpt = None,
+    language: LanguageOpt = None,
 ) -> None:
     """Ask one typed question about what the camera sees; print and speak the answer, exit 0."""
     flags = dict(
@@ -426,6 +494,9 @@ def ask(
         voice=voice,
         mic="none",
         media_resolution=media_resolution.value if media_resolution else None,
+        cues=cues,
+        speak_status=speak_status,
+        language=language,
     )
 
     def go() -> Coroutine[Any, Any, None]:

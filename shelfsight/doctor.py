@@ -103,7 +103,7 @@ async def checks(
     listen_s: float,
     connect_timeout_s: float,
 ) -> AsyncIterator[CheckResult]:
-    """The five checks' results, in order, each as soon as it is known."""
+    """The six checks' results, in order, each as soon as it is known."""
     try:
         key: str | None = api_key_from_env(None if environ is None else dict(environ))
     except UserError as exc:
@@ -121,6 +121,7 @@ async def checks(
     yield await check_camera(settings.camera)
     yield await check_mic(settings.mic, listen_s)
     yield await check_speaker(settings.speaker)
+    yield await check_speech(settings.speak_status)
 
 
 # ---- endpoint ---------------------------------------------------------------------------------
@@ -278,3 +279,20 @@ def _tone() -> bytes:
     amplitude = 32768 * 10 ** (TONE_DBFS / 20) * np.sqrt(2)
     fade = np.clip(np.minimum(t, TONE_S - t) / 0.01, 0.0, 1.0)  # no clicks
     return (np.sin(2 * np.pi * TONE_HZ * t) * fade * amplitude).astype("<i2").tobytes()
+
+
+async def check_speech(speak_status: bool) -> CheckResult:
+    """Spoken status needs a speech engine that can write a file (shelfsight.media.tts)."""
+    from shelfsight.media.tts import INSTALL_HINT, StatusVoice, find_engine
+
+    if not speak_status:
+        return CheckResult("speech", "skip", "spoken status is off (--speak-status off)")
+    engine = find_engine()
+    if engine is None:
+        return CheckResult("speech", "skip", "no speech engine: sound cues only", INSTALL_HINT)
+    t0 = time.monotonic()
+    pcm = await asyncio.to_thread(StatusVoice(engine).render, "Ready.")
+    if not pcm:
+        return CheckResult("speech", "FAIL", f"{engine.name} wrote no audio", INSTALL_HINT)
+    took = time.monotonic() - t0
+    return CheckResult("speech", "ok", f"{engine.name}: spoke a status sentence in {took:.1f} s")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Callable
@@ -46,8 +47,12 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "max_outage_s": (1, 3600, " s"),
     "dead_link_s": (0.5, 60, " s"),
     "audio_buffer_s": (1, 300, " s"),
+    "cue_volume": (0, 1, " (1: as loud as speech peaks)"),
+    "silent_mic_s": (1, 3600, " s"),
     **{f"price_{name}": (0, 1000, " USD per 1M tokens") for name in DEFAULT_PRICES},
 }
+BCP47 = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?")
+DEFAULT_LANGUAGE = "en-US"
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,14 @@ class Settings:
     price_video_in: float = DEFAULT_PRICES["video_in"]
     price_text_out: float = DEFAULT_PRICES["text_out"]
     price_audio_out: float = DEFAULT_PRICES["audio_out"]
+    # Heard, not seen: sound cues and spoken status through the speaker, screen-reader output,
+    # the answer language (BCP-47; empty: the system locale, which load_settings fills in).
+    cues: bool = True
+    speak_status: bool = True
+    cue_volume: float = 0.2  # 0-1: 1 is as loud as speech peaks, 0.2 about -20 dBFS
+    silent_mic_s: float = 30.0  # a mic digitally silent this long is said to be silent
+    screen_reader: bool = False
+    language: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def validate(self, name_of: Callable[[str], str] | None = None) -> Settings:
@@ -131,6 +144,11 @@ class Settings:
         for word in self.vocabulary:
             if len(word) > 100:
                 raise UserError(f"{label('vocabulary')}: {word[:20]!r}... is over 100 characters.")
+        if self.language and not BCP47.fullmatch(self.language):
+            raise UserError(
+                f"{label('language')}: {self.language!r} is not a BCP-47 language tag: use e.g. "
+                "en-US, nb-NO or de-DE."
+            )
         if not model_name_is_plausible(self.model):
             raise UserError(
                 f"{label('model')}: {self.model!r} is not a valid model name: "
@@ -203,7 +221,20 @@ def load_settings(
     def name_of(name: str) -> str:
         return sources.get(name, "--" + name.replace("_", "-"))
 
-    return _build(merged, name_of).validate(name_of)
+    settings = _build(merged, name_of)
+    if not settings.language:
+        settings = dataclasses.replace(settings, language=system_language(environ))
+    return settings.validate(name_of)
+
+
+def system_language(environ: dict[str, str]) -> str:
+    """The user's language as BCP-47 from the POSIX locale variables ("nb_NO.UTF-8" ->
+    "nb-NO"); en-US when they name none (unset, C or POSIX)."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name, "").split(".")[0].split("@")[0].replace("_", "-")
+        if value and value not in ("C", "POSIX") and BCP47.fullmatch(value):
+            return value
+    return DEFAULT_LANGUAGE
 
 
 def _read_config_file(path: Path, *, required: bool, via: str = "") -> dict[str, Any]:

@@ -19,7 +19,7 @@ from shelfsight.settings import Settings
 from shelfsight.standin import StandInThread, synth_speech_pcm16
 from tests.conftest import TEST_KEY
 
-CHECKS = ["API key", "endpoint", "camera", "microphone", "speaker"]
+CHECKS = ["API key", "endpoint", "camera", "microphone", "speaker", "speech"]
 
 
 def doctor(

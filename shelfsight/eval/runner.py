@@ -139,7 +139,13 @@ async def run_case(
     devices = Devices(camera=None, mic=mic, speaker=speaker)
     try:
         summary = await run_conversation(
-            dataclasses.replace(settings, mic="none" if mic is None else settings.mic),
+            # No cues or spoken status: the answer's own audio is what is measured.
+            dataclasses.replace(
+                settings,
+                mic="none" if mic is None else settings.mic,
+                cues=False,
+                speak_status=False,
+            ),
             api_key,
             view,
             endpoint,

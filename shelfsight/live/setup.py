@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from google import genai
 from google.genai import types
 
+from shelfsight.session.prompt import with_language
 from shelfsight.settings import Settings
 
 
@@ -97,8 +98,10 @@ def live_config(
     )
     return types.LiveConnectConfig(
         response_modalities=[types.Modality.AUDIO],
-        system_instruction=prompt,
-        speech_config=types.SpeechConfig(voice_config=voice),
+        system_instruction=with_language(prompt, settings.language),
+        speech_config=types.SpeechConfig(
+            voice_config=voice, language_code=settings.language or None
+        ),
         media_resolution=MEDIA_RESOLUTION[settings.media_resolution],
         # custom_vocabulary biases the transcription of what the user says towards these names
         # (google-genai types.AudioTranscriptionConfig); None rather than [] when there are none.

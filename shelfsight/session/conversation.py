@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shelfsight.errors import UserError
 from shelfsight.live.events import (
     MIC_CHUNK_S,
     AnswerAudio,
@@ -46,6 +47,7 @@ from shelfsight.media.mic import MicSource
 from shelfsight.media.pcm import rms_dbfs
 from shelfsight.media.speaker import SpeakerSink
 from shelfsight.session.cost import CostMeter, format_usd
+from shelfsight.session.cues import CuedView, Cues
 from shelfsight.session.event_log import record_event
 from shelfsight.session.frame_rate import FrameRatePolicy, RateControl
 from shelfsight.session.recording import NullRecorder, Recorder
@@ -142,6 +144,7 @@ class Conversation:
         speech: SpeechDetector | None = None,
         cost: CostMeter | None = None,
         tools: ToolBox | None = None,
+        cues: Cues | None = None,
     ) -> None:
         self._link, self._mic, self._speaker, self._frames = link, mic, speaker, frames
         self._view, self._options, self._controls, self._echo = view, options, controls, echo
@@ -151,14 +154,28 @@ class Conversation:
         self.cost = cost or CostMeter()
         self._tools = tools or ToolBox()  # with none declared, calls still get an answer
         self._turn = TurnTracker()
+        self.answer_audio_s = 0.0  # answer audio received, for the summary
         self._ptt = PushToTalk() if options.push_to_talk else None
         self._connected = asyncio.Event()
         self._first_frame_out = asyncio.Event()
         if frames is None:
             self._first_frame_out.set()
         self._done = asyncio.Event()
+        self._cues = cues  # sound for who is not looking: told what the view is told
+        if cues is not None:
+            self._view = CuedView(view, cues)
 
     async def run(self) -> None:
+        try:
+            await self._run_tasks()
+        except* UserError as group:
+            if self._cues is not None:  # heard before the one line on the screen
+                await self._cues.fatal(str(_first_leaf(group)))
+            raise
+        for event in self._link.drain_events():  # sent or heard just before the end
+            record_event(self._recorder, event)
+
+    async def _run_tasks(self) -> None:
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(self._link.run()), tg.create_task(self._pump_events())]
             if self._mic is not None:
@@ -171,12 +188,12 @@ class Conversation:
                 tasks.append(tg.create_task(self._ask(self._options.ask)))
             if self._camera is not None:
                 tasks.append(tg.create_task(self._watch_camera(self._camera)))
+            if self._cues is not None:
+                tasks.append(tg.create_task(self._cues.run()))
             self._view.state(State.CONNECTING)
             await self._done.wait()
             for task in tasks:
                 task.cancel()
-        for event in self._link.drain_events():  # sent or heard just before the end
-            record_event(self._recorder, event)
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -277,6 +294,8 @@ class Conversation:
         async for status in camera.status_changes():
             self._recorder.event("camera", stalled=status.stalled, outage_s=status.outage_s)
             self._view.notice(camera_notice(status))
+            if self._cues is not None:
+                self._cues.camera(status)
 
     def _update_frame_rate(self) -> None:
         """Called on every change of who talks (see `shelfsight.session.frame_rate`)."""
@@ -365,6 +384,7 @@ class Conversation:
                 if self._turn.on_answer_audio(t):
                     self._view.state(State.ANSWERING)
                     self._update_frame_rate()
+                self.answer_audio_s += len(pcm) / 48000  # 24 kHz PCM16
                 if not self._turn.muted:
                     self._speaker.play(pcm)
             case Interrupted():
@@ -426,3 +446,10 @@ class Conversation:
         if was_answering:
             self._view.turn_done(self._turn.latency_s, interrupted=interrupted)
         self._view.state(State.LISTENING)
+
+
+def _first_leaf(group: BaseExceptionGroup[UserError]) -> BaseException:
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first

@@ -72,3 +72,37 @@ def camera_notice(status: CameraStatus) -> str:
     if status.stalled:
         return "camera stopped sending pictures; reconnecting to it (answers go on)"
     return f"camera back after {status.outage_s:.0f} s"
+
+
+class Spoken(StrEnum):
+    """Status worth saying aloud: it lasts, or the user must act (see shelfsight.session.cues)."""
+
+    NOT_CONNECTED = "not_connected"
+    NO_CONNECTION = "no_connection"
+    CONNECTED_AGAIN = "connected_again"
+    CAMERA_LOST = "camera_lost"
+    CAMERA_BACK = "camera_back"
+    NO_ANSWER = "no_answer"
+    MIC_SILENT = "mic_silent"
+
+
+SPOKEN = {
+    Spoken.NOT_CONNECTED: "Still connecting. Please wait.",
+    Spoken.NO_CONNECTION: "The connection is lost. Trying to reconnect.",
+    Spoken.CONNECTED_AGAIN: "Connected again.",
+    Spoken.CAMERA_LOST: "The camera stopped. Check the phone's camera.",
+    Spoken.CAMERA_BACK: "The camera is back.",
+    Spoken.NO_ANSWER: "No answer came. Please ask again.",
+    Spoken.MIC_SILENT: "I can't hear anything from the microphone. Check that it is on.",
+}
+
+
+def spoken(status: Spoken) -> str:
+    """The sentence said aloud for `status` (short: it is heard standing in an aisle)."""
+    return SPOKEN[status]
+
+
+def stopped_sentence(message: str) -> str:
+    """What is said as the session ends with an error: the error's first sentence."""
+    reason = message.split(". ")[0].split(": use ")[0].rstrip(".")
+    return f"shelfsight has stopped. {reason}."

@@ -22,6 +22,7 @@ class SessionSummary:
     cost: CostMeter | None = None  # what the answers were billed, from usageMetadata
     speaker_xruns: int = 0  # PortAudio output underflows: the device itself ran short
     playout_margin_ms: float = 0.0  # the largest margin the jitter buffer needed
+    answer_audio_s: float = 0.0  # answer audio that came from the server
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {

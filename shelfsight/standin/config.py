@@ -96,6 +96,7 @@ class StandInConfig:
     `interrupted` (the older models); "polite_stop" (gemini-3.8-live) stops the old generation
     without a word and replies, in the same model turn, once the user stops; "polite_finish"
     lets the old generation finish (`turnComplete`) and replies after it once the user stops.
+    `think_s` delays each answer's audio after its question's transcript, as a slow model would.
     """
 
     api_keys: frozenset[str] | None = None
@@ -128,6 +129,7 @@ class StandInConfig:
     # Offer permessage-deflate (websockets' default). Whether Google's endpoint does is not
     # documented; a slow link is worst without it, so its tests turn it off.
     compression: bool = True
+    think_s: float = 0.0  # the model's thinking time: from the question's transcript to its answer
 
     def faults_for(self, index: int) -> ConnectionFaults:
         in_range = index < len(self.connection_faults)

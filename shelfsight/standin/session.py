@@ -276,6 +276,8 @@ class _Session:
                 message = {"serverContent": {"inputTranscription": {"text": answer.question_text}}}
                 await self._send(message, "input_transcription", answer.question_text)
             await self._send_tool_calls(answer)
+            if self._config.think_s:
+                await asyncio.sleep(self._config.think_s)
             await self._stream_audio(answer)
             if answer.cancel_calls:
                 cancel = {"toolCallCancellation": {"ids": list(answer.cancel_calls)}}

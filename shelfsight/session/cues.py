@@ -1,0 +1,348 @@
+"""Sound for a user who is not looking: earcons on what changes, spoken status for what lasts.
+
+`Cues` listens to what the screen is told (`CuedView` passes the view's calls on to it) and is
+told directly about the camera and a fatal error. Which event gives which cue:
+
+    first connection                      READY
+    push-to-talk key down / up            TALK_DOWN / TALK_UP
+    end of a question (speech then quiet, HEARD (hands-free: a transcript came and the mic
+      or a typed one)                            has been quiet for `heard_silence_s`)
+    no answer 1.5 s after that            THINKING, every 1.5 s; spoken after `answer_wait_s`
+    connection down for 1 s / back        RECONNECTING / BACK; spoken after 3 s down
+    camera lost / back                    CAMERA_LOST / CAMERA_BACK, then spoken
+    mic digitally silent `silent_mic_s`   spoken
+    the session ends with an error        ERROR, then the reason spoken (even over an answer)
+
+Sounds go to the answer's speaker sink, so they are in the echo canceller's reference and never
+reach the model as the user's speech, and into the recording as `cue` events. None plays while
+an answer does (state ANSWERING or audio queued): a sound that cannot play yet waits its turn
+in `_pending` (at most 6, the oldest dropped) until the speaker has been quiet for QUIET_GAP_S,
+and is dropped when it has gone stale or a newer sound makes it pointless. Status sentences are
+rendered by the platform's speech engine on a worker thread (`shelfsight.media.tts`). Loop
+thread only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shelfsight.errors import UserError
+from shelfsight.media.camera import CameraStatus
+from shelfsight.media.earcons import Cue, EarconBank, peak_dbfs_for
+from shelfsight.media.speaker import SpeakerSink
+from shelfsight.media.tts import INSTALL_HINT, StatusVoice, find_engine
+from shelfsight.session.status import Spoken, State, spoken, stopped_sentence
+from shelfsight.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.02
+QUIET_GAP_S = 0.6  # > the speaker's LATE_GAP_S: a cue after an answer is not a gap in it
+RECONNECT_CUE_AFTER_S = 1.0  # a planned switch is quicker than this and goes unheard
+SPEAK_DOWN_AFTER_S = 3.0
+THINK_AFTER_S = 1.5
+THINK_EVERY_S = 1.5
+SILENT_DBFS = -80.0  # below any real mic's noise floor: muted, or no signal at all
+CUE_STALE_S = 1.0  # a cue about a moment (heard, thinking, a key) is soon no longer news
+NEWS_STALE_S = 15.0  # a cue or sentence about a lasting state waits longer for its turn
+NEWS = frozenset({Cue.READY, Cue.RECONNECTING, Cue.BACK, Cue.CAMERA_LOST, Cue.CAMERA_BACK})
+# What a newer sound makes pointless if it has not played yet.
+SUPERSEDES = {
+    Cue.BACK: Cue.RECONNECTING,
+    Cue.CAMERA_BACK: Cue.CAMERA_LOST,
+    Spoken.CONNECTED_AGAIN: Spoken.NO_CONNECTION,
+    Spoken.CAMERA_BACK: Spoken.CAMERA_LOST,
+}
+URGENT = frozenset({Cue.TALK_DOWN, Cue.TALK_UP, Cue.ERROR})  # follow a clear(), not a drain
+DOWN = (State.CONNECTING, State.RECONNECTING)
+
+
+class Recorder(Protocol):
+    def event(self, kind: str, **fields: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class CueOptions:
+    cues: bool = True
+    speak: bool = True
+    peak_dbfs: float = -20.0
+    push_to_talk: bool = False
+    answer_wait_s: float = 20.0
+    silent_mic_s: float = 30.0
+    heard_silence_s: float = 0.7  # the server's end-of-speech silence (settings.silence_ms)
+
+
+@dataclass
+class _Sound:
+    pcm: bytes
+    label: dict[str, str]
+    expires: float
+    urgent: bool = False
+
+
+@dataclass
+class _Watch:
+    """Timers and once-only flags, reset as the situation they are about ends."""
+
+    down_since: float | None = None
+    cued_down: bool = False
+    spoke_down: bool = False
+    ever_connected: bool = False
+    heard_pending: bool = False
+    thinking_since: float | None = None
+    next_think: float = 0.0
+    t_last_speech: float = 0.0
+    t_last_sound: float | None = None
+    spoke_silent: bool = False
+    requests: deque[tuple[str, dict[str, str]]] = field(default_factory=lambda: deque(maxlen=4))
+
+
+class Cues:
+    def __init__(
+        self,
+        speaker: SpeakerSink,
+        recorder: Recorder,
+        options: CueOptions = CueOptions(),
+        voice: StatusVoice | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        notice: Callable[[str], None] | None = None,
+    ) -> None:
+        self._speaker, self._recorder, self._options = speaker, recorder, options
+        self._notice = notice  # shows the statuses no screen notice already covers
+        self._voice = voice if options.speak else None
+        self._bank = EarconBank(options.peak_dbfs) if options.cues else None
+        self._clock = clock
+        self._state: State | None = None
+        self._w = _Watch()
+        self._pending: deque[_Sound] = deque(maxlen=6)  # full: the oldest is dropped
+        self._quiet_since = clock() - QUIET_GAP_S  # nothing has played yet
+        self._ours_playing = False
+        self._wake = asyncio.Event()
+
+    # -- what the conversation tells it -------------------------------------------------------
+
+    def state(self, state: State) -> None:
+        old, self._state = self._state, state
+        if state == old:
+            return
+        now, w = self._clock(), self._w
+        if state == State.ANSWERING and self._ours_playing and self._speaker.pending_s > 0:
+            # Only our sounds are queued (none starts while anything else is): the answer
+            # must not wait behind a cue or a sentence, so they stop here.
+            self._ours_playing = False
+            self._speaker.clear()
+        if state in DOWN and w.down_since is None:
+            w.down_since = now
+        elif state not in DOWN and old in DOWN:
+            self._connected(first=not w.ever_connected)
+        if state == State.USER_TALKING and self._options.push_to_talk:
+            self._cue(Cue.TALK_DOWN)
+        elif state == State.THINKING and old == State.USER_TALKING and self._options.push_to_talk:
+            self._cue(Cue.TALK_UP)
+            self._start_thinking(now)
+        if state in (State.ANSWERING, State.LISTENING, *DOWN):
+            w.heard_pending, w.thinking_since = False, None
+
+    def _connected(self, *, first: bool) -> None:
+        w = self._w
+        if first:
+            self._cue(Cue.READY)
+        elif w.cued_down:
+            self._cue(Cue.BACK)
+        if w.spoke_down and not first:
+            self._say(Spoken.CONNECTED_AGAIN)
+        w.ever_connected, w.down_since, w.cued_down, w.spoke_down = True, None, False, False
+
+    def mic_level(self, dbfs: float, speaking: bool) -> None:
+        now, w = self._clock(), self._w
+        if speaking:
+            w.t_last_speech = now
+        if dbfs > SILENT_DBFS or w.t_last_sound is None:
+            w.t_last_sound, w.spoke_silent = now, False
+
+    def user_said(self, text: str) -> None:
+        if not self._options.push_to_talk and self._state != State.ANSWERING:
+            self._w.heard_pending = True
+
+    def user_typed(self, text: str) -> None:
+        self._cue(Cue.HEARD)
+        self._start_thinking(self._clock())
+
+    def camera(self, status: CameraStatus) -> None:
+        self._cue(Cue.CAMERA_LOST if status.stalled else Cue.CAMERA_BACK)
+        self._say(Spoken.CAMERA_LOST if status.stalled else Spoken.CAMERA_BACK)
+
+    async def fatal(self, message: str, *, max_wait_s: float = 8.0) -> None:
+        """The run ends with `message`: the error cue and the reason, over anything playing,
+        heard before the devices close (at most `max_wait_s`)."""
+        with contextlib.suppress(UserError, TimeoutError):  # an unplugged speaker: nothing to do
+            async with asyncio.timeout(max_wait_s):
+                self._speaker.clear()
+                self._pending.clear()
+                if self._bank is not None:
+                    self._play(_Sound(self._bank.pcm(Cue.ERROR), {"cue": Cue.ERROR}, 0.0))
+                if self._voice is not None:
+                    text = stopped_sentence(message)
+                    if pcm := await asyncio.to_thread(self._voice.render, text):
+                        label = {"cue": "status", "status": "stopped", "text": text}
+                        self._play(_Sound(pcm, label, 0.0))
+                await self._speaker.drained()
+
+    # -- the clock ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Every TICK_S: timers, and deferred sounds once the speaker is free. Status sentences
+        are rendered here, one at a time, on a worker thread."""
+        while True:
+            while self._w.requests and self._voice is not None:
+                text, label = self._w.requests.popleft()
+                if pcm := await asyncio.to_thread(self._voice.render, text):
+                    self._offer(_Sound(pcm, label, self._clock() + NEWS_STALE_S))
+            self._tick(self._clock())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(TICK_S):
+                    await self._wake.wait()
+            self._wake.clear()
+
+    def _tick(self, now: float) -> None:
+        w = self._w
+        if w.down_since is not None and self._state in DOWN:
+            down_s = now - w.down_since
+            if w.ever_connected and not w.cued_down and down_s >= RECONNECT_CUE_AFTER_S:
+                w.cued_down = True
+                self._cue(Cue.RECONNECTING)
+            if not w.spoke_down and down_s >= SPEAK_DOWN_AFTER_S:
+                w.spoke_down = True
+                self._say(Spoken.NO_CONNECTION if w.ever_connected else Spoken.NOT_CONNECTED)
+        if w.heard_pending and now - w.t_last_speech >= self._options.heard_silence_s:
+            w.heard_pending = False
+            self._cue(Cue.HEARD)
+            self._start_thinking(now)
+        if w.thinking_since is not None and self._state != State.ANSWERING:
+            if now >= w.next_think:
+                w.next_think += THINK_EVERY_S
+                self._cue(Cue.THINKING)
+            if now - w.thinking_since >= self._options.answer_wait_s:
+                w.thinking_since = None
+                self._say(Spoken.NO_ANSWER, show=True)
+        silent_s = now - w.t_last_sound if w.t_last_sound is not None else 0.0
+        if w.ever_connected and not w.spoke_silent and silent_s >= self._options.silent_mic_s:
+            w.spoke_silent = True
+            self._say(Spoken.MIC_SILENT, show=True)
+        self._flush(now)
+
+    def _start_thinking(self, now: float) -> None:
+        self._w.thinking_since, self._w.next_think = now, now + THINK_AFTER_S
+
+    # -- playing ------------------------------------------------------------------------------
+
+    def _cue(self, cue: Cue) -> None:
+        if self._bank is not None:
+            stale_s = NEWS_STALE_S if cue in NEWS else CUE_STALE_S
+            sound = _Sound(self._bank.pcm(cue), {"cue": cue}, self._clock() + stale_s)
+            sound.urgent = cue in URGENT
+            self._offer(sound)
+
+    def _say(self, status: Spoken, *, show: bool = False) -> None:
+        """Queue the sentence for rendering (the cue alone when speech is off or absent)."""
+        text = spoken(status)
+        if show and self._notice is not None:
+            self._notice(text)
+        if self._voice is not None:
+            self._w.requests.append((text, {"cue": "status", "status": status, "text": text}))
+            self._wake.set()
+
+    def _offer(self, sound: _Sound) -> None:
+        """Play now if the speaker is free and nothing waits; else wait in turn."""
+        key = sound.label.get("status") or sound.label["cue"]
+        if old := SUPERSEDES.get(key):  # type: ignore[call-overload]
+            kept = [s for s in self._pending if (s.label.get("status") or s.label["cue"]) != old]
+            self._pending = deque(kept, maxlen=self._pending.maxlen)
+        if not self._pending and self._free(self._clock(), urgent=sound.urgent):
+            self._play(sound)
+        else:
+            self._pending.append(sound)
+
+    def _free(self, now: float, *, urgent: bool) -> bool:
+        """No answer playing or queued, and (unless urgent) the speaker quiet for a moment."""
+        if self._state == State.ANSWERING or self._speaker.pending_s > 0:
+            return False
+        return urgent or now - self._quiet_since >= QUIET_GAP_S
+
+    def _flush(self, now: float) -> None:
+        if self._speaker.pending_s > 0 or self._state == State.ANSWERING:
+            self._quiet_since = now
+        elif self._ours_playing:
+            # Our own sound has drained: let the speaker forget it ran dry, so an answer that
+            # follows is not counted as a gap in playback (its underrun count is about answers).
+            self._ours_playing = False
+            self._speaker.clear()
+        while self._pending and self._pending[0].expires < now:
+            self._pending.popleft()
+        if self._pending and self._free(now, urgent=self._pending[0].urgent):
+            self._play(self._pending.popleft())
+
+    def _play(self, sound: _Sound) -> None:
+        self._speaker.play(sound.pcm)
+        self._ours_playing = True
+        self._quiet_since = self._clock()
+        self._recorder.event("cue", **sound.label)
+
+
+class CuedView:
+    """A view that also tells `Cues` what it is told; everything else goes to the view."""
+
+    def __init__(self, view: Any, cues: Cues) -> None:
+        self._view, self._cues = view, cues
+
+    def state(self, state: State) -> None:
+        self._view.state(state)
+        self._cues.state(state)
+
+    def mic_level(self, dbfs: float, speaking: bool) -> None:
+        self._view.mic_level(dbfs, speaking)
+        self._cues.mic_level(dbfs, speaking)
+
+    def user_said(self, text: str) -> None:
+        self._view.user_said(text)
+        self._cues.user_said(text)
+
+    def user_typed(self, text: str) -> None:
+        self._view.user_typed(text)
+        self._cues.user_typed(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._view, name)
+
+
+def make_cues(
+    settings: Settings, speaker: SpeakerSink, recorder: Recorder, notice: Callable[[str], None]
+) -> Cues | None:
+    """The cues these settings ask for (None when both cues and spoken status are off); says
+    once, through `notice`, when spoken status is on but there is no speech engine."""
+    if not settings.cues and not settings.speak_status:
+        return None
+    voice = None
+    if settings.speak_status:
+        engine = find_engine()
+        if engine is None:
+            notice(INSTALL_HINT + "; sound cues only")
+        else:
+            voice = StatusVoice(engine)
+    options = CueOptions(
+        cues=settings.cues,
+        speak=settings.speak_status,
+        peak_dbfs=peak_dbfs_for(settings.cue_volume),
+        push_to_talk=settings.mode == "ptt",
+        answer_wait_s=settings.answer_wait_s,
+        silent_mic_s=settings.silent_mic_s,
+        heard_silence_s=settings.silence_ms / 1000,
+    )
+    return Cues(speaker, recorder, options, voice, notice=notice)

@@ -1,0 +1,68 @@
+"""Output for a screen reader (VoiceOver, Orca): one plain sentence per meaningful event.
+
+A screen reader speaks every line a terminal prints and re-reads whatever is redrawn, so this
+view never redraws (no status line, no level meter, no spinner, no carriage return, no ANSI
+code), never prints the same line twice in a row, and leaves out what only matters on a screen
+(frame counts, latencies). Lines read as sentences: "You said: ...", "shelfsight said: ...",
+"Reconnected after 2.1 s." Connection and camera news come from the same notices the other
+views show (`shelfsight.session.status`). Loop thread only.
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from shelfsight.session.status import State
+from shelfsight.ui.view import PlainView, _join
+
+
+class ScreenReaderView(PlainView):
+    def __init__(self, out: TextIO | None = None) -> None:
+        super().__init__(out)
+        self._last_line: str | None = None
+        self._ready_said = False
+
+    def start(self) -> None:
+        if self.key_hints:
+            self._line("Keys: " + self.key_hints.replace("  ·  ", "; ") + ".")
+
+    def _on_state(self, state: State) -> None:
+        # Reconnects are told by their notices (a planned switch of a second is not worth a
+        # line); thinking and answering are told by the sound cues and the answer itself.
+        if state == State.CONNECTING and not self._ready_said:
+            self._line("Connecting.")
+        elif state == State.LISTENING and not self._ready_said:
+            self._ready_said = True
+            self._line("Ready: ask about what the camera sees.")
+
+    def user_typed(self, text: str) -> None:
+        self._flush_transcripts()
+        self._line(f"You asked: {text}")
+
+    def notice(self, message: str) -> None:
+        self._line(_sentence(message))
+
+    def _flush_transcripts(
+        self, *, latency_s: float | None = None, interrupted: bool = False
+    ) -> None:
+        if self._user:
+            self._line(f"You said: {_join(self._user)}")
+            self._user.clear()
+        if self._answer:
+            stopped = " (stopped)" if interrupted else ""
+            self._line(f"shelfsight said: {_join(self._answer)}{stopped}")
+            self._answer.clear()
+
+    def _line(self, text: str) -> None:
+        text = " ".join(text.split())  # one physical line, whatever the text held
+        if text and text != self._last_line:
+            self._last_line = text
+            super()._line(text)
+
+
+def _sentence(message: str) -> str:
+    message = message.strip()
+    if not message:
+        return message
+    message = message[0].upper() + message[1:]
+    return message if message.endswith((".", "!", "?", ")")) else message + "."

@@ -1,0 +1,58 @@
+"""Listening to a speaker WAV as a user would: where each known sound is heard.
+
+`find_sound` slides a known sound (an earcon, a rendered status sentence) over the recording
+with a normalised cross-correlation (FFT), so it finds the sound whatever was played before or
+after it; 1.0 is the exact waveform. `heard_cues` lists every earcon heard whole, in time
+order; `silence_cues` removes them, whole or cut short.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shelfsight.media.earcons import Cue, EarconBank
+from shelfsight.media.pcm import SPEAKER_RATE_HZ
+
+MATCH = 0.98  # normalised correlation of a sound played unchanged
+
+
+def _samples(pcm: bytes) -> np.ndarray:
+    return np.frombuffer(pcm, "<i2").astype(np.float64)
+
+
+def find_sound(recording: bytes, sound: bytes, threshold: float = MATCH) -> list[float]:
+    """Start times (s) where `sound` is heard in `recording` (both 24 kHz mono PCM16)."""
+    x, s = _samples(recording), _samples(sound)
+    if len(x) < len(s) or not np.any(s):
+        return []
+    n = 1 << int(np.ceil(np.log2(len(x) + len(s))))
+    corr = np.fft.irfft(np.fft.rfft(x, n) * np.conj(np.fft.rfft(s, n)), n)[: len(x) - len(s) + 1]
+    window = np.concatenate([[0.0], np.cumsum(x * x)])
+    energy = window[len(s) :] - window[: len(x) - len(s) + 1]
+    score = corr / (np.sqrt(np.maximum(energy, 1e-9)) * np.sqrt(np.sum(s * s)))
+    hits: list[float] = []
+    for i in np.flatnonzero(score >= threshold):
+        t = i / SPEAKER_RATE_HZ
+        if not hits or t - hits[-1] > len(s) / SPEAKER_RATE_HZ:
+            hits.append(t)
+    return hits
+
+
+def heard_cues(recording: bytes, bank: EarconBank | None = None) -> list[tuple[float, Cue]]:
+    """Every earcon (at the default volume unless `bank` says otherwise), by time."""
+    bank = bank or EarconBank()
+    found = [(t, cue) for cue in Cue for t in find_sound(recording, bank.pcm(cue))]
+    return sorted(found)
+
+
+def silence_cues(recording: bytes, bank: EarconBank | None = None) -> bytes:
+    """The recording with every earcon silenced, also one cut short (by an answer that
+    arrived while it played): each is found by its first 20 ms."""
+    bank = bank or EarconBank()
+    out = bytearray(recording)
+    for cue in Cue:
+        pcm = bank.pcm(cue)
+        for t in find_sound(recording, pcm[:960]):
+            start = round(t * SPEAKER_RATE_HZ) * 2
+            out[start : start + len(pcm)] = bytes(len(out[start : start + len(pcm)]))
+    return bytes(out)
