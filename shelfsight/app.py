@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import wave
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -292,10 +293,15 @@ def speaker_file_outcome(spec: str, *, answered: bool) -> str:
     our own cues), and say so; or say that the answer audio so far is kept. The WAV is opened
     before connecting on purpose, so a bad --speaker path is reported at once."""
     path = Path(spec).expanduser()
-    if not path.is_file():
+    try:
+        with wave.open(str(path), "rb") as w:
+            heard = any(w.readframes(w.getnframes()))
+    except (OSError, EOFError, wave.Error):
         return ""
     if answered:
         return f"The answer audio received so far is in {path}."
+    if heard:
+        return f"{path} holds only shelfsight's own cues and spoken status, no answer."
     with contextlib.suppress(OSError):
         path.unlink()
         return f"No answer audio came, so {path} was removed."

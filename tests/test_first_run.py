@@ -166,9 +166,11 @@ def test_a_run_that_never_connects_removes_its_silent_speaker_file_and_says_so(
         "GOOGLE_GEMINI_BASE_URL": "https://127.0.0.1:9",
         "SHELFSIGHT_CONNECT_TIMEOUT_S": "1",
     }
+    quiet = ("--cues", "off", "--speak-status", "off")  # nothing but silence is written
     result = run_cli(
-        "run", "--camera", "none", "--mic", QUESTION, "--speaker", "o.wav", env=env, cwd=tmp_path
-    )
+        "run", "--camera", "none", "--mic", QUESTION, "--speaker", "o.wav", *quiet,
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
     assert_one_line_error(
         result, "cannot reach the gemini live api (gave up after", "o.wav was removed"
     )
