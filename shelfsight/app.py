@@ -29,7 +29,7 @@ from shelfsight.session.conversation import Conversation, FrameFeed, Link, Optio
 from shelfsight.session.cost import CostMeter, Prices
 from shelfsight.session.cues import make_cues
 from shelfsight.session.frame_rate import FrameRatePolicy
-from shelfsight.session.prompt import load_system_prompt
+from shelfsight.session.prompt import load_system_prompt, with_language
 from shelfsight.session.recording import NullRecorder, Recorder
 from shelfsight.session.speech import make_detector
 from shelfsight.session.summary import SessionSummary
@@ -186,7 +186,7 @@ def make_link(
 ) -> LiveLink:
     """The Live link for these settings: the SDK client's connect, the setup, the limits.
     `tools` adds its functions, instruction and vocabulary, read afresh on every connect."""
-    prompt = load_system_prompt(settings.prompt_file)
+    prompt = with_language(load_system_prompt(settings.prompt_file), settings.language)
     tools = tools or SessionTools()
 
     def config_for(handle: str | None) -> types.LiveConnectConfig:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from google import genai
 from google.genai import types
 
-from shelfsight.session.prompt import with_language
 from shelfsight.settings import Settings
 
 
@@ -98,7 +97,7 @@ def live_config(
     )
     return types.LiveConnectConfig(
         response_modalities=[types.Modality.AUDIO],
-        system_instruction=with_language(prompt, settings.language),
+        system_instruction=prompt,  # with its language line (session.prompt.with_language)
         speech_config=types.SpeechConfig(
             voice_config=voice, language_code=settings.language or None
         ),
