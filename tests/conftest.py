@@ -7,6 +7,7 @@ accident; tests that need a key set a fake one pointing at the stand-in.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,6 +24,11 @@ from tests.support.scene import write_shelf_video
 ASSETS = Path(__file__).resolve().parent.parent / "shelfsight" / "assets"
 TEST_KEY = "test-key-not-secret-0123456789"
 
+
+# A suite started in the background by a non-interactive shell (`cmd &`) inherits SIGINT
+# ignored, and so would every shelfsight it starts: the Ctrl-C tests need the default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

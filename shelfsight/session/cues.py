@@ -31,11 +31,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from shelfsight.errors import UserError
 from shelfsight.media.camera import CameraStatus
 from shelfsight.media.earcons import Cue, EarconBank, peak_dbfs_for
+from shelfsight.media.off_loop import in_daemon_thread
 from shelfsight.media.speaker import SpeakerSink
 from shelfsight.media.tts import INSTALL_HINT, StatusVoice, find_engine
 from shelfsight.session.status import Spoken, State, spoken, stopped_sentence
@@ -190,7 +192,7 @@ class Cues:
                     self._play(_Sound(self._bank.pcm(Cue.ERROR), {"cue": Cue.ERROR}, 0.0))
                 if self._voice is not None:
                     text = stopped_sentence(message)
-                    if pcm := await asyncio.to_thread(self._voice.render, text):
+                    if pcm := await in_daemon_thread(partial(self._voice.render, text), "speech"):
                         label = {"cue": "status", "status": "stopped", "text": text}
                         self._play(_Sound(pcm, label, 0.0))
                 await self._speaker.drained()
@@ -203,7 +205,7 @@ class Cues:
         while True:
             while self._w.requests and self._voice is not None:
                 text, label = self._w.requests.popleft()
-                if pcm := await asyncio.to_thread(self._voice.render, text):
+                if pcm := await in_daemon_thread(partial(self._voice.render, text), "speech"):
                     self._offer(_Sound(pcm, label, self._clock() + NEWS_STALE_S))
             self._tick(self._clock())
             with contextlib.suppress(TimeoutError):
