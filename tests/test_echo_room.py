@@ -44,7 +44,10 @@ def converse_in_a_room(tmp_path: Path, *, aec: bool) -> tuple[int, int, bytes, b
             mic = RoomMic(room, ASSETS / "question.wav", duration_s=10.0)
             await mic.start()
             speaker.start()
-            settings = load_settings({"camera": "none", "speaker": str(out)}, environ={})
+            # No cues: this is about the answer's own echo (cue echo: test_heard_not_seen); a
+            # cue at connect plays before the canceller has converged.
+            flags = {"camera": "none", "speaker": str(out), "cues": False, "speak_status": False}
+            settings = load_settings(flags, environ={})
             endpoint = Endpoint(
                 server.base_url, ssl.create_default_context(cafile=str(server.ca_pem_path))
             )
