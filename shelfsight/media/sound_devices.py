@@ -10,7 +10,6 @@ a few ms of delay, plenty for speech.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass
 from types import ModuleType
@@ -56,6 +55,12 @@ STALL_TIMEOUT_S = 3.0  # a started stream silent this long is gone (unplugged, t
 # PortAudio's default "low" latency underruns through PulseAudio/PipeWire's ALSA plugin; 0.1 s
 # did not (measured on a real PulseAudio server, tests/test_pulse.py).
 OUTPUT_LATENCY_S = 0.1
+
+
+def _release(stream: Any) -> None:
+    """Stop a PortAudio stream at once (no draining) and give the device back."""
+    stream.abort(ignore_errors=True)
+    stream.close(ignore_errors=True)
 
 
 def _gone(kind: str, name: str, how: str) -> UserError:
@@ -231,8 +236,7 @@ class DeviceMic:
             stream.start()
             self._stream = stream
             if self._closed:  # closed (Ctrl-C) while opening: release the device now
-                with contextlib.suppress(Exception):
-                    stream.close()
+                _release(stream)
 
         try:
             await off_loop(open_stream, self.name)
@@ -265,8 +269,7 @@ class DeviceMic:
             return
         self._closed = True
         if self._stream is not None:
-            self._stream.abort(ignore_errors=True)
-            self._stream.close(ignore_errors=True)
+            _release(self._stream)
         self._put(None)  # wakes a pending read()
 
 
@@ -389,8 +392,7 @@ class DeviceSpeaker(BufferedSink):
         except sd.PortAudioError as e:
             raise UserError(f"cannot open speaker {self.name}: {e}") from None
         if self._closed:  # closed while opening (start runs off the loop): stop it now
-            self._stream.abort(ignore_errors=True)
-            self._stream.close(ignore_errors=True)
+            _release(self._stream)
 
     def play(self, pcm24k: bytes) -> None:
         self._check_alive()
@@ -427,6 +429,5 @@ class DeviceSpeaker(BufferedSink):
             return
         self._closed = True
         if self._stream is not None:
-            self._stream.abort(ignore_errors=True)
-            self._stream.close(ignore_errors=True)
+            _release(self._stream)
         self._wake_drained()
