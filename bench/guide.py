@@ -20,24 +20,8 @@ from __future__ import annotations
 import asyncio
 
 from bench._common import ms3, pct, table
-from tests.support.guide_run import GuideRun, guided_run
+from tests.support.guide_run import GuideRun, cue_directions, guided_run
 from tests.support.guide_scene import OUT, PATHS
-
-
-def direction_agreement(run: GuideRun) -> tuple[int, int]:
-    """(agreeing, judged): frames where the target is visibly off-centre and a cue played."""
-    agree = judged = 0
-    for r in run.results:
-        cue, truth = r.step.cue, r.frame.truth
-        if cue is None or not r.frame.visible:
-            continue
-        dx = (truth.cx - OUT[0] / 2) / (OUT[0] / 2)
-        dy = (truth.cy - OUT[1] / 2) / (OUT[1] / 2)
-        for true_offset, cue_offset in ((dx, cue.pan), (dy, cue.tilt)):
-            if abs(true_offset) > 0.1:
-                judged += 1
-                agree += (true_offset > 0) == (cue_offset > 0)
-    return agree, judged
 
 
 def figures(run: GuideRun) -> list[str]:
@@ -63,7 +47,7 @@ def figures(run: GuideRun) -> list[str]:
         float("nan"),
     )
     latency = [r.t_cue - r.t_capture for r in run.results if r.step.cue is not None]
-    agree, judged = direction_agreement(run)
+    agree, judged = cue_directions(run)
     false_locks = sum(
         r.step.track is not None and not r.step.track.lost and not r.frame.visible
         for r in run.results

@@ -12,31 +12,15 @@ from shelfsight.guide.cues import cue_for
 from shelfsight.media.guidance_audio import CueRenderer, to_mono
 from shelfsight.standin import ScriptedCall
 from shelfsight.tools.calls import BadArgs
-from tests.support.guide_run import GuideRun, guided_run
+from tests.support.guide_run import cue_directions, guided_run
 from tests.support.guide_scene import OUT, product_box, render
-
-
-def directions(run: GuideRun) -> tuple[int, int]:
-    """(right, judged) over frames with a cue where the item is visibly off-centre."""
-    right = judged = 0
-    for r in run.results:
-        cue, truth = r.step.cue, r.frame.truth
-        if cue is None or not r.frame.visible:
-            continue
-        dx = (truth.cx - OUT[0] / 2) / (OUT[0] / 2)
-        dy = (truth.cy - OUT[1] / 2) / (OUT[1] / 2)
-        for true_offset, cue_offset in ((dx, cue.pan), (dy, cue.tilt)):
-            if abs(true_offset) > 0.1:
-                judged += 1
-                right += (true_offset > 0) == (cue_offset > 0)
-    return right, judged
 
 
 @pytest.mark.parametrize("scenario", ["pan", "tilt"])
 def test_the_cue_points_to_the_item_while_the_camera_moves(scenario: str) -> None:
     run = asyncio.run(guided_run(scenario))
     assert run.responses[0]["response"]["status"] == "guiding"
-    right, judged = directions(run)
+    right, judged = cue_directions(run)
     assert judged >= 80 and right == judged
     locked = [
         r.step.track is not None and r.step.track.box.iou(r.frame.truth) >= 0.5
@@ -87,7 +71,7 @@ def test_a_wrong_or_malformed_box_gets_an_answer_and_the_session_goes_on() -> No
     }
     assert run.connections == 1, "a bad box must not cost the connection"
     assert run.guide.stats.marks == 2 and run.guide.name == "gluten-free bread"
-    right, judged = directions(run)  # the last box wins: guided to the right item after all
+    right, judged = cue_directions(run)  # the last box wins: guided to the right item after all
     assert judged >= 80 and right == judged
 
 

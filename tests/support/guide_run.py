@@ -132,3 +132,20 @@ def _track(run: GuideRun, frames: list[SceneFrame], paced: bool) -> None:
         run.results.append(FrameResult(frame, step, t_capture, time.monotonic()))
     run.worker_cpu_s = time.thread_time() - cpu0
     run.wall_s = time.monotonic() - t0
+
+
+def cue_directions(run: GuideRun) -> tuple[int, int]:
+    """(right, judged): frames where the item is visibly off-centre (over 10 % of the half
+    width or height) and a cue played; right when the cue's pan/tilt points the same way."""
+    right = judged = 0
+    for r in run.results:
+        cue, truth = r.step.cue, r.frame.truth
+        if cue is None or not r.frame.visible:
+            continue
+        dx = (truth.cx - OUT[0] / 2) / (OUT[0] / 2)
+        dy = (truth.cy - OUT[1] / 2) / (OUT[1] / 2)
+        for true_offset, cue_offset in ((dx, cue.pan), (dy, cue.tilt)):
+            if abs(true_offset) > 0.1:
+                judged += 1
+                right += (true_offset > 0) == (cue_offset > 0)
+    return right, judged
