@@ -17,6 +17,17 @@ from shelfsight.standin import StandInThread
 from tests.conftest import standin_env, start_answered_run
 
 
+def stop_with(proc: subprocess.Popen[str], sig: int, expected_code: int) -> None:
+    """Send `sig`; the run must end with `expected_code` within 2 s, without a traceback."""
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=15)
+    took = time.monotonic() - sent
+    assert proc.returncode == expected_code, stderr
+    assert took < 2.0, f"took {took:.2f} s to stop"
+    assert "Traceback" not in stderr
+
+
 @pytest.mark.parametrize(("sig", "expected_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
 def test_signal_ends_the_run_quickly_and_cleanly(
     standin: StandInThread, shelf_video: Path, tmp_path: Path, sig: int, expected_code: int
@@ -26,15 +37,9 @@ def test_signal_ends_the_run_quickly_and_cleanly(
         standin, tmp_path, "--camera", str(shelf_video), "--speaker", str(out)
     )
     try:
-        sent = time.monotonic()
-        proc.send_signal(sig)
-        stdout, stderr = proc.communicate(timeout=10)
-        took = time.monotonic() - sent
+        stop_with(proc, sig, expected_code)
     finally:
         proc.kill()
-    assert proc.returncode == expected_code, stderr
-    assert took < 2.0, f"took {took:.2f} s to stop"
-    assert "Traceback" not in stderr
     with wave.open(str(out), "rb") as w:  # readable, and holds what played so far
         assert w.getframerate() == 24000 and w.getnframes() > 24000
 
@@ -72,12 +77,6 @@ def test_signal_ends_the_run_while_a_camera_stream_never_answers(
             listener.settimeout(20)
             conn, _ = listener.accept()  # the camera is opening now, and will hear nothing
             with conn:
-                sent = time.monotonic()
-                proc.send_signal(sig)
-                _, stderr = proc.communicate(timeout=15)
-                took = time.monotonic() - sent
+                stop_with(proc, sig, expected_code)
         finally:
             proc.kill()
-    assert proc.returncode == expected_code, stderr
-    assert took < 2.0, f"took {took:.2f} s to stop"
-    assert "Traceback" not in stderr
