@@ -165,11 +165,12 @@ async def run_conversation(
             summary = SessionSummary(
                 link=live.stats(),
                 speaker_underruns=devices.speaker.underruns,
-                mic_dropped_chunks=getattr(devices.mic, "dropped_chunks", 0),
+                mic_dropped_chunks=devices.mic.dropped_chunks if devices.mic else 0,
+                mic_xruns=devices.mic.xruns if devices.mic else 0,
                 echo=echo.stats if echo.enabled else None,
                 cost=conversation.cost,
-                speaker_xruns=getattr(devices.speaker, "xruns", 0),
-                playout_margin_ms=getattr(devices.speaker, "playout_margin_s", 0.0) * 1000,
+                speaker_xruns=devices.speaker.xruns,
+                playout_margin_ms=devices.speaker.playout_margin_s * 1000,
                 answer_audio_s=round(conversation.answer_audio_s, 2),
             )
             if summaries is not None:

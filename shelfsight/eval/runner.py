@@ -74,7 +74,8 @@ class CollectingSpeaker:
 
     def __init__(self) -> None:
         self.on_played: PlayedCallback | None = None
-        self.underruns = 0
+        self.underruns = self.xruns = 0
+        self.playout_margin_s = 0.0
         self.bytes_played = 0
 
     def start(self) -> None:

@@ -26,6 +26,8 @@ class MicSource(Protocol):
     """20 ms chunks of 16 kHz mono PCM16; start/read/close on the loop thread."""
 
     name: str
+    dropped_chunks: int  # chunks lost because the loop read too late (0 for files)
+    xruns: int  # the sound device's own overflows (0 for files)
 
     async def start(self) -> None: ...
     async def read(self) -> MicChunk | None: ...
@@ -52,6 +54,7 @@ class WavMic:
         self._t0 = 0.0
         self._next = 0
         self._closed = False
+        self.dropped_chunks = self.xruns = 0  # a file loses nothing
         self._filling = False
 
     async def start(self) -> None:

@@ -31,9 +31,12 @@ class SpeakerSink(Protocol):
 
     name: str
     on_played: PlayedCallback | None
+    xruns: int  # the sound device's own underflows (0 for files)
 
     @property
     def underruns(self) -> int: ...
+    @property
+    def playout_margin_s(self) -> float: ...
 
     def start(self) -> None: ...
     def play(self, pcm24k: bytes) -> None: ...
@@ -154,6 +157,7 @@ class BufferedSink:
     def __init__(self, name: str, rate_hz: int, on_played: PlayedCallback | None) -> None:
         self.name = name
         self.on_played = on_played
+        self.xruns = 0
         self._buffer = JitterBuffer(rate_hz)
         self._closed = False
         # A drained() waiter: created and awaited on the loop thread, released by the audio

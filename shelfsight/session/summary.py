@@ -21,6 +21,7 @@ class SessionSummary:
     echo: EchoStats | None
     cost: CostMeter | None = None  # what the answers were billed, from usageMetadata
     speaker_xruns: int = 0  # PortAudio output underflows: the device itself ran short
+    mic_xruns: int = 0  # PortAudio input overflows: the device dropped what it captured
     playout_margin_ms: float = 0.0  # the largest margin the jitter buffer needed
     answer_audio_s: float = 0.0  # answer audio that came from the server
 
@@ -30,6 +31,7 @@ class SessionSummary:
             "speaker_underruns": self.speaker_underruns,
             "mic_dropped_chunks": self.mic_dropped_chunks,
             "speaker_xruns": self.speaker_xruns,
+            "mic_xruns": self.mic_xruns,
             "playout_margin_ms": round(self.playout_margin_ms),
         }
         if self.echo is not None:
@@ -63,6 +65,8 @@ class SessionSummary:
             parts.append(f"{self.speaker_underruns} gaps in answer playback{grew}")
         if self.speaker_xruns:
             parts.append(f"{self.speaker_xruns} speaker underruns in the sound device")
+        if self.mic_xruns:
+            parts.append(f"{self.mic_xruns} microphone overflows in the sound device")
         if self.mic_dropped_chunks:
             parts.append(f"{self.mic_dropped_chunks * 20} ms of microphone audio dropped")
         if self.cost is not None and self.cost.answers:

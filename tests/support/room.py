@@ -182,6 +182,7 @@ class RoomMic:
         if voice is None and duration_s is None:
             raise ValueError("RoomMic needs a voice file or a duration")
         self.name = f"simulated room ({voice or 'no voice'})"
+        self.dropped_chunks = self.xruns = 0  # a simulation loses nothing
         self._room = room
         self._voice_path = voice
         self._voice_at_s = voice_at_s
