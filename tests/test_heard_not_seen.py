@@ -470,8 +470,11 @@ def test_without_a_speech_engine_the_cues_play_alone_and_it_says_so_once(
 ) -> None:
     out = tmp_path / "speaker.wav"
     no_engine = {**standin_env(standin), "PATH": str(tmp_path)}  # no espeak-ng, say, pico2wave
+    # 3 s of quiet first: the ready cue comes before the question (talking over it stops it,
+    # as it would stop an answer, which a slow start under load made a race).
+    mic = write_wav(tmp_path / "q.wav", bytes(3 * 32000) + load_mic_pcm(ASSETS / "question.wav"))
     result = run_cli(
-        "run", "--camera", "none", "--mic", str(ASSETS / "question.wav"), "--speaker", str(out),
+        "run", "--camera", "none", "--mic", str(mic), "--speaker", str(out),
         "--plain", env=no_engine,
     )  # fmt: skip
     assert result.code == 0, result.stderr

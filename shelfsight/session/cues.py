@@ -50,6 +50,7 @@ QUIET_GAP_S = 0.6  # > the speaker's LATE_GAP_S: a cue after an answer is not a 
 RECONNECT_CUE_AFTER_S = 1.0  # a planned switch is quicker than this and goes unheard
 SPEAK_DOWN_AFTER_S = 3.0
 THINK_AFTER_S = 1.5
+USER_PAUSE_S = 0.3  # hands-free: this long without speech before a cue may start
 THINK_EVERY_S = 1.5
 SILENT_DBFS = -80.0  # below any real mic's noise floor: muted, or no signal at all
 CUE_STALE_S = 1.0  # a cue about a moment (heard, thinking, a key) is soon no longer news
@@ -100,7 +101,7 @@ class _Watch:
     heard_pending: bool = False
     thinking_since: float | None = None
     next_think: float = 0.0
-    t_last_speech: float = 0.0
+    t_last_speech: float = float("-inf")  # no speech yet
     t_last_sound: float | None = None
     spoke_silent: bool = False
     requests: deque[tuple[str, dict[str, str]]] = field(default_factory=lambda: deque(maxlen=4))
@@ -273,10 +274,15 @@ class Cues:
             self._pending.append(sound)
 
     def _free(self, now: float, *, urgent: bool) -> bool:
-        """No answer playing or queued, and (unless urgent) the speaker quiet for a moment."""
+        """No answer playing or queued, and (unless urgent) the speaker quiet for a moment and,
+        hands-free, the user not talking: their speech would stop the sound at once (barge-in
+        clears whatever plays), so it waits until they pause."""
         if self._state == State.ANSWERING or self._speaker.pending_s > 0:
             return False
-        return urgent or now - self._quiet_since >= QUIET_GAP_S
+        if urgent:
+            return True
+        talking = not self._options.push_to_talk and now - self._w.t_last_speech < USER_PAUSE_S
+        return not talking and now - self._quiet_since >= QUIET_GAP_S
 
     def _flush(self, now: float) -> None:
         if self._speaker.pending_s > 0 or self._state == State.ANSWERING:
