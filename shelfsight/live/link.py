@@ -482,11 +482,15 @@ class LiveLink:
                 await self._send_frame(send)
 
     async def _send_item(self, send: _Send, item: Item) -> None:
-        if isinstance(item, Audio):
-            data, mime = self._wire.encode(item.pcm, speech=item.speech, slow=self._pace.slow)
-            await send(audio=types.Blob(data=data, mime_type=mime or MIC_MIME))
-            return
-        await _send_item(send, item)
+        """A realtime item; a typed question (Text) and a tool response go their own ways."""
+        match item:
+            case Audio(pcm=pcm, speech=speech):
+                data, mime = self._wire.encode(pcm, speech=speech, slow=self._pace.slow)
+                await send(audio=types.Blob(data=data, mime_type=mime or MIC_MIME))
+            case ActivityStart():
+                await send(activity_start=types.ActivityStart())
+            case ActivityEnd():
+                await send(activity_end=types.ActivityEnd())
 
     def _update_pace(self) -> None:
         """Every mic chunk (the sends come in bursts on a slow link: too sparse to judge)."""
@@ -574,17 +578,6 @@ class LiveLink:
 
 
 _Send = Callable[..., Awaitable[None]]  # AsyncSession.send_realtime_input
-
-
-async def _send_item(send: _Send, item: Item) -> None:
-    """A realtime item; a typed question (Text) is never one (see `_send_question`)."""
-    match item:
-        case Audio(pcm=pcm):
-            await send(audio=types.Blob(data=pcm, mime_type=MIC_MIME))
-        case ActivityStart():
-            await send(activity_start=types.ActivityStart())
-        case ActivityEnd():
-            await send(activity_end=types.ActivityEnd())
 
 
 async def _send_tool_response(session: AsyncSession, item: ToolResponse) -> None:
