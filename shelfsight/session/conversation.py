@@ -18,8 +18,9 @@ the user is told), `event_log` (what is recorded).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -209,10 +210,8 @@ class Conversation:
 
     async def _finish(self, *, keep_mic_alive: bool, why: str) -> None:
         """The input has ended: once connected, wait for the pending answer, then stop."""
-        while not self._connected.is_set():  # the link gives up on its own if it never comes
-            if keep_mic_alive:
-                self._on_mic(SILENCE_CHUNK, time.monotonic())
-            await asyncio.sleep(MIC_CHUNK_S)
+        # The link gives up on its own if the connection never comes.
+        await self._wait_while(lambda: not self._connected.is_set(), keep_mic_alive)
         await self._until_audio_out(keep_mic_alive=keep_mic_alive, why=why)
         if self._turn.answering or self._turn.speech_since_answer:
             self._view.notice(f"{why}; waiting for the answer to finish")
@@ -227,10 +226,24 @@ class Conversation:
                 f"{why}; sending the last {self._link.audio_backlog_s:.0f} s of audio"
             )
         deadline = time.monotonic() + self._options.answer_wait_s
-        while self._link.audio_backlog_s > 2 * MIC_CHUNK_S and time.monotonic() < deadline:
+        await self._wait_while(
+            lambda: self._link.audio_backlog_s > 2 * MIC_CHUNK_S, keep_mic_alive, deadline
+        )
+
+    async def _wait_while(
+        self, waiting: Callable[[], bool], keep_mic_alive: bool, deadline: float = math.inf
+    ) -> bool:
+        """Wait in 20 ms steps while `waiting()`, until `deadline` (monotonic s); False if the
+        deadline came first. With `keep_mic_alive` silence streams, paced as a live mic's."""
+        next_t = time.monotonic()
+        while waiting():
+            if time.monotonic() >= deadline:
+                return False
             if keep_mic_alive:
-                self._on_mic(SILENCE_CHUNK, time.monotonic())
-            await asyncio.sleep(MIC_CHUNK_S)
+                self._on_mic(SILENCE_CHUNK, next_t)
+            next_t += MIC_CHUNK_S
+            await asyncio.sleep(max(0.0, next_t - time.monotonic()))
+        return True
 
     def _on_mic(self, pcm: bytes, t_capture: float) -> None:
         level = rms_dbfs(pcm)
@@ -263,18 +276,13 @@ class Conversation:
         expecting = self._turn.answering or self._turn.speech_since_answer
         completed_before = self._turn.turns_completed
         deadline = time.monotonic() + (self._options.answer_wait_s if expecting else 1.0)
-        next_t = time.monotonic()
-        while time.monotonic() < deadline:
+
+        def pending() -> bool:
             answered = self._turn.turns_completed > completed_before
-            if (answered or not expecting) and not self._turn.answering:
-                break
-            if keep_mic_alive:
-                self._on_mic(SILENCE_CHUNK, next_t)
-            next_t += MIC_CHUNK_S
-            await asyncio.sleep(max(0.0, next_t - time.monotonic()))
-        else:
-            if expecting:
-                self._view.notice(f"no answer came within {self._options.answer_wait_s:.0f} s")
+            return self._turn.answering or (expecting and not answered)
+
+        if not await self._wait_while(pending, keep_mic_alive, deadline) and expecting:
+            self._view.notice(f"no answer came within {self._options.answer_wait_s:.0f} s")
         await self._speaker.drained()
 
     async def _ask(self, question: str) -> None:
