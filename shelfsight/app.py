@@ -16,11 +16,13 @@ from pathlib import Path
 from google.genai import types
 
 from shelfsight.errors import UserError
+from shelfsight.guide.worker import GuideWorker
 from shelfsight.live.link import LiveLink
 from shelfsight.live.setup import Endpoint, live_config, make_client
 from shelfsight.media.camera import Camera, open_camera, redact_url
 from shelfsight.media.echo import EchoCanceller
 from shelfsight.media.frames import FrameSampler
+from shelfsight.media.guidance_audio import GuideSound
 from shelfsight.media.mic import MicSource
 from shelfsight.media.off_loop import off_loop
 from shelfsight.media.open_audio import is_wav_spec, open_mic, open_speaker
@@ -63,16 +65,20 @@ async def start_devices(camera: Camera | None, mic: MicSource | None, speaker: S
 
 @contextlib.asynccontextmanager
 async def open_devices(
-    settings: Settings, on_played: PlayedCallback | None = None
+    settings: Settings,
+    on_played: PlayedCallback | None = None,
+    guide_sound: GuideSound | None = None,
 ) -> AsyncIterator[Devices]:
-    """Open camera, mic and speaker (raising UserError on the first that fails); close all."""
+    """Open camera, mic and speaker (raising UserError on the first that fails); close all.
+    With a camera, `guide_sound` is mixed into the speaker (a device then opens in stereo)."""
     camera: Camera | None = None
     mic: MicSource | None = None
     speaker: SpeakerSink | None = None
     try:
         camera = open_camera(settings.camera)
         mic = None if settings.mic == "none" else open_mic(settings.mic)
-        speaker = open_speaker(settings.speaker, on_played=on_played)
+        overlay = guide_sound if camera is not None else None
+        speaker = open_speaker(settings.speaker, on_played=on_played, overlay=overlay)
         try:
             await start_devices(camera, mic, speaker)
         except* UserError as group:
@@ -111,6 +117,8 @@ async def run_conversation(
 
     `frames` replaces the camera (replays); `devices`, `echo` and `link` replace what the
     settings would open (tests and benchmarks inject a simulated room or a probed link this way).
+    With a live camera the guide is on: `mark_item` is declared and its worker thread follows
+    the camera; its sound plays through the speaker opened here (not through injected ones).
     """
     tools = SessionTools(settings.list_file)  # a bad list file is reported before connecting
     live = link or make_link(settings, api_key, endpoint or Endpoint(), tools)
@@ -126,10 +134,24 @@ async def run_conversation(
         view.notice(notice)
     if echo is None:
         echo = make_echo_canceller(settings)
+    guide_sound = GuideSound()  # silent until the model marks an item
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(tools.close)  # every list change is in the file once the run ends
         if devices is None:
-            devices = await stack.enter_async_context(open_devices(settings, echo.on_played))
+            devices = await stack.enter_async_context(
+                open_devices(settings, echo.on_played, guide_sound)
+            )
+        guide: GuideWorker | None = None
+        if frames is None and devices.camera is not None:
+            guide = GuideWorker(
+                devices.camera,
+                guide_sound,
+                max_side=settings.max_side,
+                jpeg_quality=settings.jpeg_quality,
+            )
+            tools.add_guide(guide)  # declared from the first connect on
+            guide.start()
+            stack.callback(guide.close)  # before the camera closes (the stack unwinds LIFO)
         # Only once the devices are open: a start-up error leaves no half-made recording.
         recorder = None if record_to is None else start_recorder(record_to, settings, view)
         if recorder is not None and tools.list_file is not None:
@@ -158,6 +180,7 @@ async def run_conversation(
             tools=tools.box,
             speech=make_detector("vad"),
             cues=make_cues(settings, devices.speaker, recorder or NullRecorder(), view.notice),
+            guide=guide,
         )
         try:
             await conversation.run()
@@ -172,6 +195,7 @@ async def run_conversation(
                 speaker_xruns=devices.speaker.xruns,
                 playout_margin_ms=devices.speaker.playout_margin_s * 1000,
                 answer_audio_s=round(conversation.answer_audio_s, 2),
+                guide=guide.stats if guide is not None else None,
             )
             if summaries is not None:
                 summaries.append(summary)
@@ -314,5 +338,8 @@ def key_hints(settings: Settings, hold: bool) -> str:
     hints = []
     if settings.mode == "ptt":
         hints.append(f"{talk}: {'hold to talk (or tap to start/stop)' if hold else 'talk / stop'}")
-    hints += ["type + Enter: ask in writing", "Esc: stop answer", "q: quit"]
+    hints += ["type + Enter: ask in writing", "Esc: stop answer"]
+    if settings.camera != "none":
+        hints.append("Tab: guide me / stop")
+    hints.append("q: quit")
     return "  ·  ".join(hints)

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
+import cv2
 import numpy as np
 import pytest
 
 from shelfsight.guide.box import PixelBox, parse_box_2d, to_box_2d
-from shelfsight.guide.cues import cue_for
+from shelfsight.guide.cues import Cue, cue_for
+from shelfsight.guide.worker import (
+    AskAgain,
+    CueSample,
+    GuideWorker,
+    Guiding,
+    Say,
+    Stopped,
+    says_stop,
+)
+from shelfsight.media.camera import Frame
+from shelfsight.media.frames import EncodedFrame, encode_jpeg
 from shelfsight.media.guidance_audio import CueRenderer, to_mono
 from shelfsight.standin import ScriptedCall
 from shelfsight.tools.calls import BadArgs
 from tests.support.guide_run import cue_directions, guided_run
-from tests.support.guide_scene import OUT, product_box, render
+from tests.support.guide_scene import FPS, OUT, SceneFrame, product_box, render
 
 
 @pytest.mark.parametrize("scenario", ["pan", "tilt"])
@@ -104,3 +118,78 @@ def test_cue_sound_comes_from_the_items_side_and_on_target_sounds_different() ->
     chime = CueRenderer().render(centred_big, 1.0)
     assert np.abs(chime).mean() > 3 * np.abs(ticks).mean()  # a steady chime, not ticks
     assert len(to_mono(chime)) == 2 * 24000
+
+
+class SceneCamera:
+    """The camera as the guide's worker sees it (follow / next_frame), serving a rendered
+    scenario frame by frame, as fast as the worker takes them; the last frame repeats."""
+
+    def __init__(self, frames: list[SceneFrame]) -> None:
+        self.frames, self.following, self.served = frames, 0, 0
+        self.closed = threading.Event()
+
+    def follow(self, on: bool) -> None:
+        self.following += 1 if on else -1
+
+    def next_frame(self, after_seq: int, timeout_s: float) -> Frame | None:
+        assert self.following > 0, "frames taken while not following: the camera decodes none"
+        seq = min(after_seq + 1, len(self.frames) - 1)
+        self.served += 1
+        time.sleep(1 / FPS)  # a camera's pace, so the worker's one-second rules see real time
+        return Frame(self.frames[seq].image, time.monotonic(), seq)
+
+
+class CueLog:
+    def __init__(self) -> None:
+        self.cues: list[Cue | None] = []
+
+    def set(self, cue: Cue | None) -> None:
+        self.cues.append(cue)
+
+
+def test_the_worker_follows_only_while_guiding_and_tells_the_loop_what_to_say() -> None:
+    frames = list(render("away"))
+    camera, sound = SceneCamera(frames), CueLog()
+
+    async def scenario() -> list[object]:
+        worker = GuideWorker(camera, sound)
+        worker.start()
+        with pytest.raises(BadArgs):  # no picture sent yet: nothing the box could be about
+            worker.mark(parse_box_2d(to_box_2d(frames[0].truth, *OUT)), "bread")
+        jpeg, width, height = encode_jpeg(frames[0].image, 768, 90)
+        worker.frame_sent(EncodedFrame(jpeg, width, height, 0.0, 0.0, 0))
+        worker.mark(parse_box_2d(to_box_2d(frames[0].truth, *OUT)), "bread")
+        assert worker.active
+        news: list[object] = []
+        async with asyncio.timeout(20):
+            async for item in worker.news():
+                news.append(item)
+                if isinstance(item, AskAgain):  # lost, and told: the user stops guiding
+                    assert worker.stop("guide key") and not worker.stop("again")
+                if isinstance(item, Stopped):
+                    break
+        served = camera.served
+        await asyncio.sleep(0.2)
+        worker.close()
+        assert camera.served == served, "no frames taken once stopped"
+        return news
+
+    news = asyncio.run(scenario())
+    assert camera.following == 0
+    assert isinstance(news[0], Guiding) and news[0].name == "bread"
+    said = [n.text for n in news if isinstance(n, Say)]
+    assert "I've lost the bread; hold still" in said
+    ask = next(n for n in news if isinstance(n, AskAgain))
+    picture = cv2.imdecode(np.frombuffer(ask.frame.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape == frames[0].image.shape and not frames[ask.frame.seq].visible
+    assert [n for n in news if isinstance(n, Stopped)] == [Stopped("bread", "guide key")]
+    assert any(c is not None for c in sound.cues) and sound.cues[-1] is None, "silent at the end"
+    samples = [n for n in news if isinstance(n, CueSample)]
+    assert samples and all(s.cue is None for s in samples if not frames[s.seq].visible)
+
+
+def test_stop_words() -> None:
+    for words in ("stop", "Stop.", "ok I've got it", "stop guiding please", "enough"):
+        assert says_stop(words), words
+    for words in ("where is the bread", "guide me to the stopper"):
+        assert not says_stop(words), words

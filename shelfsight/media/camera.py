@@ -1,12 +1,15 @@
 """Camera sources: a device, a stream URL or a video file behind one `Camera` class.
 
 A grab thread owns the `cv2.VideoCapture`: it calls `grab()` continuously so OpenCV's buffers
-never hold stale frames, and calls `retrieve()` (the costly colour conversion / MJPEG decode) only
-for a frame somebody asked for. `Camera.frame()` registers a future and the thread resolves it with
-the next grabbed frame, so a frame handed out is at most one source frame interval plus one
-retrieve old, and an idle 1080p30 source costs only the grabs. Video files are paced to the wall
-clock at their own frame rate and loop, so tests and replays exercise the live path. A still
-picture (PNG, JPEG...) is a camera that always sees the same thing: useful with `ask`.
+never hold stale frames, and calls `retrieve()` (the costly colour conversion / MJPEG decode)
+only for a frame somebody asked for. `Camera.frame()` registers a future and the thread resolves
+it with the next grabbed frame, so a frame handed out is at most one source frame interval plus
+one retrieve old, and an idle 1080p30 source costs only the grabs. A worker thread that needs
+every frame (the guide's tracker) turns on `follow(True)` and takes them with `next_frame`: each
+frame is then decoded once and kept as the newest (a slow reader skips frames, never queues
+them). Video files are paced to the wall clock at their own frame rate and loop, so tests and
+replays exercise the live path. A still picture (PNG, JPEG...) is a camera that always sees the
+same thing: useful with `ask`.
 """
 
 from __future__ import annotations
@@ -109,6 +112,10 @@ class Camera:
         self._failed = False  # reads failed; the thread is reopening with backoff
         self._t_last_grab = 0.0
         self._next_seq = 0
+        # Thread readers (`follow`, `next_frame`): the newest decoded frame, under `_lock`.
+        self._followers = 0
+        self._newest: Frame | None = None
+        self._new_frame = threading.Condition(self._lock)
 
     def start(self) -> None:
         """Open the source (raises UserError) and start the grab thread. Call once; blocks
@@ -169,6 +176,29 @@ class Camera:
                 if entry in self._waiters:
                     self._waiters.remove(entry)
 
+    def follow(self, on: bool) -> None:
+        """Any thread: decode every frame (on) for `next_frame` readers, or stop (off). Calls
+        nest: decoding stops when every `follow(True)` has had its `follow(False)`."""
+        with self._lock:
+            self._followers = max(0, self._followers + (1 if on else -1))
+            if not self._followers:
+                self._newest = None  # a frame from before a pause is stale when following again
+
+    def next_frame(self, after_seq: int, timeout_s: float) -> Frame | None:
+        """Worker threads (never the loop): the newest frame newer than `after_seq`, waiting
+        up to `timeout_s` for one; None on timeout or once closed. Needs `follow(True)`."""
+        deadline = time.monotonic() + timeout_s
+        with self._new_frame:
+            while not self._stop.is_set():
+                frame = self._newest
+                if frame is not None and frame.seq > after_seq:
+                    return frame
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._new_frame.wait(left)
+        return None
+
     def close(self) -> None:
         """Stop the thread and release the device; idempotent and fast.
 
@@ -176,6 +206,8 @@ class Camera:
         (it is a daemon and releases the capture itself once `grab()` returns).
         """
         self._stop.set()
+        with self._new_frame:
+            self._new_frame.notify_all()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=_CLOSE_JOIN_S)
@@ -221,18 +253,24 @@ class Camera:
         return t0
 
     def _deliver(self, cap: cv2.VideoCapture) -> None:
-        """Count the grabbed frame; decode it only if a caller is waiting for one."""
+        """Count the grabbed frame; decode it only if a caller is waiting for one or a
+        thread reader follows every frame."""
         seq, self._next_seq = self._next_seq, self._next_seq + 1
         t_capture = time.monotonic()
         self._t_last_grab = t_capture
         self._failed = False
         with self._lock:
-            if not self._waiters:
+            if not self._waiters and not self._followers:
                 return
         ok, image = cap.retrieve()
         if not ok or image is None:
             return  # waiters stay registered and get the next frame
-        self._resolve_waiters(Frame(image=_as_bgr(image), t_capture=t_capture, seq=seq))
+        frame = Frame(image=_as_bgr(image), t_capture=t_capture, seq=seq)
+        with self._new_frame:
+            if self._followers:
+                self._newest = frame
+                self._new_frame.notify_all()
+        self._resolve_waiters(frame)
 
     def _reopen_with_backoff(self) -> cv2.VideoCapture | None:
         """Retry the opener with growing pauses until it works or close() is called."""

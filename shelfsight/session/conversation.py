@@ -8,6 +8,7 @@ end of the input stops them together:
     keys / typed lines ─────────────────────────────────────────────▶ link.activity_* / send_text
     link.events ─▶ speaker / view / recorder / turn state
     link.run (connect, reconnect)
+    guide worker (own thread, camera frames) ─▶ words / re-asks / recording   (guide mode)
 
 It owns no devices: the caller opens and closes them, so tests and replays pass WAV files and
 video files through exactly the code a live run uses. Turn state has one owner (`TurnTracker`);
@@ -25,6 +26,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shelfsight.errors import UserError
+from shelfsight.guide.worker import (
+    GUIDE_ME,
+    AskAgain,
+    CueSample,
+    GuideNews,
+    Guiding,
+    Say,
+    Stopped,
+    ask_again_text,
+    says_stop,
+)
 from shelfsight.live.events import (
     MIC_CHUNK_S,
     AnswerAudio,
@@ -59,6 +71,7 @@ from shelfsight.tools.calls import ToolBox
 from shelfsight.ui.controls import (
     Control,
     EndOfInput,
+    GuideKey,
     Quit,
     StopAnswer,
     TalkPressed,
@@ -95,6 +108,16 @@ class FrameFeed(Protocol):
 
 class CameraWatch(Protocol):
     def status_changes(self) -> AsyncIterator[CameraStatus]: ...
+
+
+class GuideControl(Protocol):
+    """Guide mode, loop side (`shelfsight.guide.worker.GuideWorker`)."""
+
+    @property
+    def active(self) -> bool: ...
+    def frame_sent(self, frame: EncodedFrame) -> None: ...
+    def stop(self, why: str) -> bool: ...
+    def news(self) -> AsyncIterator[GuideNews]: ...
 
 
 class EchoFilter(Protocol):
@@ -146,6 +169,7 @@ class Conversation:
         cost: CostMeter | None = None,
         tools: ToolBox | None = None,
         cues: Cues | None = None,
+        guide: GuideControl | None = None,
     ) -> None:
         self._link, self._mic, self._speaker, self._frames = link, mic, speaker, frames
         self._view, self._options, self._controls, self._echo = view, options, controls, echo
@@ -162,6 +186,8 @@ class Conversation:
         if frames is None:
             self._first_frame_out.set()
         self._done = asyncio.Event()
+        self._guide = guide
+        self._pending_ask: AskAgain | None = None  # a re-ask waiting for the answer to end
         self._cues = cues  # sound for who is not looking: told what the view is told
         if cues is not None:
             self._view = CuedView(view, cues)
@@ -191,6 +217,8 @@ class Conversation:
                 tasks.append(tg.create_task(self._watch_camera(self._camera)))
             if self._cues is not None:
                 tasks.append(tg.create_task(self._cues.run()))
+            if self._guide is not None:
+                tasks.append(tg.create_task(self._pump_guide(self._guide)))
             self._view.state(State.CONNECTING)
             await self._done.wait()
             for task in tasks:
@@ -326,8 +354,13 @@ class Conversation:
                         self._turn.on_question_sent(t + self._ptt.tail_s)
                         self._recorder.event("key", key="talk", action="release")
                         self._view.state(State.THINKING)
+                case TypedQuestion(text=text) if self._guiding() and says_stop(text):
+                    self._stop_guiding("you typed stop")
                 case TypedQuestion(text=text):
                     self._typed(text)
+                case GuideKey() if self._guide is not None:
+                    if not self._stop_guiding("guide key"):
+                        self._typed(GUIDE_ME)
                 case Typing(text=text):
                     self._view.typing(text)
                 case StopAnswer():
@@ -405,6 +438,8 @@ class Conversation:
                 self._view.state(State.LISTENING)
             case UserTranscript(text=text):
                 self._view.user_said(text)
+                if self._guiding() and says_stop(text):
+                    self._stop_guiding("you said stop")
                 if not self._turn.answering:
                     self._view.state(State.THINKING)
             case AnswerTranscript(text=text):
@@ -416,6 +451,8 @@ class Conversation:
                 self._view.state(State.RECONNECTING)
             case FrameSent(frame=frame):
                 self._view.frame_sent(len(frame.jpeg))
+                if self._guide is not None:
+                    self._guide.frame_sent(frame)
                 self._first_frame_out.set()
                 self._update_frame_rate()
             case Usage():
@@ -454,6 +491,60 @@ class Conversation:
         if was_answering:
             self._view.turn_done(self._turn.latency_s, interrupted=interrupted)
         self._view.state(State.LISTENING)
+        if self._pending_ask is not None:
+            ask, self._pending_ask = self._pending_ask, None
+            self._ask_again(ask)
+
+    # -- guide mode -------------------------------------------------------------------------------
+
+    async def _pump_guide(self, guide: GuideControl) -> None:
+        """What the guide's worker thread says: words for the user, a re-ask for the model."""
+        async for news in guide.news():
+            match news:
+                case Guiding(name=name):
+                    self._recorder.event("guide", action="start", item=name)
+                case Say(text=text):
+                    self._view.notice(f"guide: {text}")
+                    if self._cues is not None:
+                        self._cues.say(text)
+                case AskAgain():
+                    self._ask_again(news)
+                case CueSample(cue=cue, seq=seq):
+                    where = (
+                        {}
+                        if cue is None
+                        else {
+                            "pan": round(cue.pan, 3),
+                            "tilt": round(cue.tilt, 3),
+                            "width": round(cue.width, 3),
+                            "on_target": cue.on_target,
+                        }
+                    )
+                    self._recorder.event("guide_cue", seq=seq, lost=cue is None, **where)
+                case Stopped(name=name, why=why):
+                    self._recorder.event("guide", action="stop", item=name, why=why)
+                    self._view.notice(f"stopped guiding to the {name} ({why})")
+                    if self._cues is not None:
+                        self._cues.say("stopped guiding", stale_s=5.0)
+
+    def _guiding(self) -> bool:
+        return self._guide is not None and self._guide.active
+
+    def _stop_guiding(self, why: str) -> bool:
+        return self._guide is not None and self._guide.stop(why)
+
+    def _ask_again(self, ask: AskAgain) -> None:
+        """The guide lost the item: ask where it is now, with the newest picture, as one turn;
+        never over an answer (on 3.8 a new turn ends the one being generated)."""
+        if not self._guiding():
+            return
+        if self._turn.answering:
+            self._pending_ask = ask
+            return
+        self._link.send_frame(ask.frame)
+        self._link.send_text(ask_again_text(ask.name))
+        self._turn.on_question_sent(time.monotonic())
+        self._recorder.event("guide", action="ask_again", item=ask.name)
 
 
 def _first_leaf(group: BaseExceptionGroup[UserError]) -> BaseException:

@@ -55,6 +55,7 @@ THINK_EVERY_S = 1.5
 SILENT_DBFS = -80.0  # below any real mic's noise floor: muted, or no signal at all
 CUE_STALE_S = 1.0  # a cue about a moment (heard, thinking, a key) is soon no longer news
 NEWS_STALE_S = 15.0  # a cue or sentence about a lasting state waits longer for its turn
+GUIDE_WORDS_STALE_S = 2.0  # "a bit lower" said later than this would be wrong
 NEWS = frozenset({Cue.READY, Cue.RECONNECTING, Cue.BACK, Cue.CAMERA_LOST, Cue.CAMERA_BACK})
 # What a newer sound makes pointless if it has not played yet.
 SUPERSEDES = {
@@ -104,7 +105,10 @@ class _Watch:
     t_last_speech: float = float("-inf")  # no speech yet
     t_last_sound: float | None = None
     spoke_silent: bool = False
-    requests: deque[tuple[str, dict[str, str]]] = field(default_factory=lambda: deque(maxlen=4))
+    # Sentences to render: (text, label, seconds until stale).
+    requests: deque[tuple[str, dict[str, str], float]] = field(
+        default_factory=lambda: deque(maxlen=4)
+    )
 
 
 class Cues:
@@ -205,9 +209,9 @@ class Cues:
         are rendered here, one at a time, on a worker thread."""
         while True:
             while self._w.requests and self._voice is not None:
-                text, label = self._w.requests.popleft()
+                text, label, stale_s = self._w.requests.popleft()
                 if pcm := await in_daemon_thread(partial(self._voice.render, text), "speech"):
-                    self._offer(_Sound(pcm, label, self._clock() + NEWS_STALE_S))
+                    self._offer(_Sound(pcm, label, self._clock() + stale_s))
             self._tick(self._clock())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(TICK_S):
@@ -259,8 +263,18 @@ class Cues:
         if show and self._notice is not None:
             self._notice(text)
         if self._voice is not None:
-            self._w.requests.append((text, {"cue": "status", "status": status, "text": text}))
+            label = {"cue": "status", "status": status, "text": text}
+            self._w.requests.append((text, label, NEWS_STALE_S))
             self._wake.set()
+
+    def say(self, text: str, *, stale_s: float = GUIDE_WORDS_STALE_S) -> bool:
+        """Speak a sentence of the moment (the guide's "a bit lower"): like a status, but
+        dropped once `stale_s` old. False when there is no voice to say it."""
+        if self._voice is None:
+            return False
+        self._w.requests.append((text, {"cue": "words", "text": text}, stale_s))
+        self._wake.set()
+        return True
 
     def _offer(self, sound: _Sound) -> None:
         """Play now if the speaker is free and nothing waits; else wait in turn."""

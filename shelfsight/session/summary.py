@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from shelfsight.guide.guide import GuideStats
 from shelfsight.live.link import LinkStats
 from shelfsight.media.echo import EchoStats
 from shelfsight.session.cost import CostMeter
@@ -24,6 +25,7 @@ class SessionSummary:
     mic_xruns: int = 0  # PortAudio input overflows: the device dropped what it captured
     playout_margin_ms: float = 0.0  # the largest margin the jitter buffer needed
     answer_audio_s: float = 0.0  # answer audio that came from the server
+    guide: GuideStats | None = None  # guide mode's counts (a camera was on)
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -38,6 +40,8 @@ class SessionSummary:
             out["echo"] = asdict(self.echo)
         if self.cost is not None:
             out.update(self.cost.as_dict())
+        if self.guide is not None:
+            out["guide"] = asdict(self.guide)
         return out
 
     def line(self) -> str:
@@ -69,6 +73,12 @@ class SessionSummary:
             parts.append(f"{self.mic_xruns} microphone overflows in the sound device")
         if self.mic_dropped_chunks:
             parts.append(f"{self.mic_dropped_chunks * 20} ms of microphone audio dropped")
+        if self.guide is not None and self.guide.marks:
+            g = self.guide
+            parts.append(
+                f"guided {g.marks} time{'s' if g.marks != 1 else ''} "
+                f"(item lost {g.lost}, asked again {g.asks})"
+            )
         if self.cost is not None and self.cost.answers:
             parts.append(self.cost.line())
         return "session: " + ", ".join(parts)

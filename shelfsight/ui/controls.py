@@ -1,13 +1,13 @@
 """What the user does besides talking: the talk key, typed questions, stop and quit.
 
-Inputs become small frozen events on one bounded asyncio queue (overflow drops the newest key:
-a user cannot usefully type faster than the loop reads). Sources:
+Inputs become small frozen events on one bounded asyncio queue (overflow drops the newest key: a
+user cannot usefully type faster than the loop reads). Sources:
 
 - a terminal (`TerminalKeys`): read raw keys without a thread via `loop.add_reader`, with the
   terminal put in cbreak mode and always restored. On an empty input line, space is the talk
-  key, `q` quits and Esc stops the answer; any other key starts a typed question (Enter sends
-  it, Esc cancels it). Enter on an empty line opens the question prompt explicitly, for
-  questions that start with `q` or a space.
+  key, `q` quits, Esc stops the answer and Tab starts or stops guiding; any other key starts a
+  typed question (Enter sends it, Esc cancels it). Enter on an empty line opens the question
+  prompt explicitly, for questions that start with `q` or a space.
 - a pipe (`LineReader`): each line of standard input is a typed question (scripts, CI).
 - `pynput` (`HoldToTalk`, optional): where the platform reports key releases (macOS, X11),
   holding the talk key talks for as long as it is held.
@@ -51,6 +51,11 @@ class Quit:
 
 
 @dataclass(frozen=True)
+class GuideKey:
+    """Guide me to the item we are talking about, or stop guiding."""
+
+
+@dataclass(frozen=True)
 class EndOfInput:
     """Standard input (a pipe of questions) has ended."""
 
@@ -62,9 +67,11 @@ class Typing:
     text: str | None
 
 
-Control = TalkPressed | TalkReleased | TypedQuestion | StopAnswer | Quit | Typing | EndOfInput
+Control = (
+    TalkPressed | TalkReleased | TypedQuestion | StopAnswer | Quit | GuideKey | Typing | EndOfInput
+)
 CONTROL_QUEUE_SIZE = 256
-ESC, ENTER, BACKSPACES, CTRL_D = "\x1b", ("\r", "\n"), ("\x7f", "\x08"), "\x04"
+ESC, ENTER, BACKSPACES, CTRL_D, TAB = "\x1b", ("\r", "\n"), ("\x7f", "\x08"), "\x04", "\t"
 
 
 class ControlQueue:
@@ -112,6 +119,8 @@ class KeyParser:
                 return [Quit()]
             if c == ESC:
                 return [StopAnswer()]
+            if c == TAB:
+                return [GuideKey()]
             if c in ENTER:
                 self.line = ""
                 return [Typing("")]

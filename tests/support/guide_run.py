@@ -28,7 +28,7 @@ from shelfsight.standin import (
     synth_speech_pcm16,
 )
 from shelfsight.tools.calls import ToolBox
-from shelfsight.tools.guide_tools import mark_item_tool
+from shelfsight.tools.guide_tools import guide_tools
 from tests.support.guide_scene import FPS, OUT, SceneFrame, render
 
 KEY = "guide-key-not-secret"
@@ -70,11 +70,16 @@ async def guided_run(
     config = StandInConfig(api_keys=frozenset({KEY}), answers=(answer,))
     marked = asyncio.Event()
 
-    def on_mark(box_2d: tuple[float, float, float, float], name: str) -> None:
-        run.guide.mark(box_2d, name, frames[0].image)  # the frame the model saw
-        marked.set()
+    class Target:
+        def mark(self, box_2d: tuple[float, float, float, float], name: str) -> None:
+            run.guide.mark(box_2d, name, frames[0].image)  # the frame the model saw
+            marked.set()
 
-    box = ToolBox([mark_item_tool(on_mark)])
+        def stop(self, why: str) -> bool:
+            run.guide.stop()
+            return True
+
+    box = ToolBox(guide_tools(Target()))
     async with StandIn(config) as server:
         client = make_client(KEY, Endpoint(server.base_url, server.client_ssl_context()))
         settings = Settings()

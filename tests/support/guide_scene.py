@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -41,14 +42,14 @@ def product_box(shelf: int, slot: int, size: tuple[int, int] = CANVAS) -> PixelB
 
 
 # A camera path: time (s) -> (centre x, centre y, crop width), canvas pixels.
-Path = Callable[[float], tuple[float, float, float]]
+CameraPath = Callable[[float], tuple[float, float, float]]
 
 
 def _lerp(a: float, b: float, f: float) -> float:
     return a + (b - a) * max(0.0, min(1.0, f))
 
 
-PATHS: dict[str, tuple[float, Path]] = {
+PATHS: dict[str, tuple[float, CameraPath]] = {
     # item from the right of the view, through the centre, to the left
     "pan": (4.0, lambda t: (_lerp(1400, 1850, t / 4.0), 640, 960)),
     # item from below the centre to above it
@@ -59,6 +60,11 @@ PATHS: dict[str, tuple[float, Path]] = {
     "occlusion": (4.0, lambda t: (_lerp(1450, 1750, t / 4.0), 620, 960)),
     # turned away: the item leaves the view for ~1.5 s, then the camera comes back to it
     "away": (5.0, lambda t: (1600 - 1100 * _hump(t, 1.0, 1.6, 3.0, 3.6), 630, 960)),
+    # a run as a user makes it (tests/test_guide_run.py): held with the item to the right
+    # while asking, a pan that brings it across to the left, held again
+    "ask_and_pan": (7.0, lambda t: (_lerp(1400, 1850, (t - 2.5) / 3.0), 640, 960)),
+    # held while asking, then turned away for ~1.5 s (the guide tells, asks again), and back
+    "ask_then_away": (7.0, lambda t: (1600 - 1100 * _hump(t, 2.5, 3.0, 4.5, 5.0), 630, 960)),
 }
 OCCLUDED_S = {"occlusion": (1.5, 2.0)}
 
@@ -100,3 +106,13 @@ def _in_view(box: PixelBox) -> PixelBox:
     x0, y0 = max(0.0, box.x), max(0.0, box.y)
     x1, y1 = min(float(OUT[0]), box.x + box.w), min(float(OUT[1]), box.y + box.h)
     return PixelBox(x0, y0, max(0.0, x1 - x0), max(0.0, y1 - y0))
+
+
+def write_video(name: str, path: Path) -> list[SceneFrame]:
+    """Scenario `name` as an MJPG AVI at FPS (what `--camera FILE` plays); its frames."""
+    frames = list(render(name))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, OUT)
+    for frame in frames:
+        writer.write(frame.image)
+    writer.release()
+    return frames
