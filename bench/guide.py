@@ -12,16 +12,36 @@ up/down of the cue vs the truth, where the target is off-centre by >10 %), guida
 (frame capture -> its cue's sound rendered), false locks (frames where the target is hidden or
 out of view but the tracker claims it) and the worker's CPU (% of one core).
 
+Then whole runs as a user makes them (tests/support/guide_cli.py): `shelfsight run` in a child
+process on a rendered video, the question typed, the stand-in marking the bag: from the
+recording and the manifest, the recorded cues' direction against the truth of the frame each
+is about, frame capture -> cue mixed by the speaker's audio thread, and the worker's CPU.
+
 Run: .venv/bin/python -m bench.guide
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
 
 from bench._common import ms3, pct, table
+from shelfsight.guide.worker import ask_again_text
+from shelfsight.standin import ScriptedAnswer, StandIn
+from tests.support.guide_cli import (
+    ANSWER_PCM,
+    ITEM,
+    QUESTION,
+    GuidedRun,
+    cue_seen_at,
+    directions,
+    guide_config,
+)
 from tests.support.guide_run import GuideRun, cue_directions, guided_run
-from tests.support.guide_scene import OUT, PATHS
+from tests.support.guide_scene import OUT, PATHS, write_video
 
 
 def figures(run: GuideRun) -> list[str]:
@@ -83,6 +103,36 @@ async def main() -> None:
     for scenario in PATHS:
         rows.append(figures(await guided_run(scenario, paced=True)))
     table(f"Guide on rendered shelf videos ({OUT[0]}x{OUT[1]}, 30 fps, template tracker)", rows)
+    runs = [["video", "direction right", "marks/lost/asks", "capture->sound ms p50/p95", "CPU"]]
+    for scenario in ("ask_and_pan", "ask_then_away"):
+        runs.append(whole_run(scenario))
+    table("Whole runs: shelfsight run, WAV speaker, typed question", runs)
+
+
+def whole_run(scenario: str) -> list[str]:
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        frames = write_video(scenario, tmp / "shelf.avi")
+        where = ScriptedAnswer("(re-ask)", "Turn back to the right.", ANSWER_PCM)
+        config = guide_config(frames[0], (ask_again_text(ITEM), where))
+        with StandIn.start_in_thread(config) as standin:
+            run = GuidedRun(standin, tmp / "shelf.avi", str(tmp / "out.wav"), tmp, {})
+            run.wait_for("the connection", lambda ev: any(e["type"] == "connected" for e in ev))
+            t0 = time.monotonic()
+            run.type(QUESTION)
+            run.wait_for("the end of the video", lambda ev: cue_seen_at(ev, len(frames) - 15))
+            wall_s = time.monotonic() - t0
+            _, events = run.finish()
+        guide = json.loads((run.record / "manifest.json").read_text())["guide"]
+    right, judged = directions(events, frames)
+    p50, p95 = guide["capture_to_sound_ms"] or (float("nan"), float("nan"))
+    return [
+        scenario,
+        f"{right}/{judged}",
+        f"{guide['marks']}/{guide['lost']}/{guide['asks']}",
+        f"{p50:.0f} / {p95:.0f}",
+        f"{guide['cpu_s'] / wall_s * 100:.0f} %",
+    ]
 
 
 if __name__ == "__main__":

@@ -196,6 +196,8 @@ async def run_conversation(
                 playout_margin_ms=devices.speaker.playout_margin_s * 1000,
                 answer_audio_s=round(conversation.answer_audio_s, 2),
                 guide=guide.stats if guide is not None else None,
+                guide_cue_ms=guide_sound.latency_ms(),
+                guide_cpu_s=guide.cpu_s if guide is not None else 0.0,
             )
             if summaries is not None:
                 summaries.append(summary)

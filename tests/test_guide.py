@@ -193,3 +193,38 @@ def test_stop_words() -> None:
         assert says_stop(words), words
     for words in ("where is the bread", "guide me to the stopper"):
         assert not says_stop(words), words
+
+
+def test_guidance_is_mixed_over_the_answer_on_the_audio_thread_in_stereo() -> None:
+    from shelfsight.media.guidance_audio import GuideSound
+    from shelfsight.media.sound_devices import SpeakerRenderer
+    from shelfsight.media.speaker import JitterBuffer
+
+    answer = (np.sin(np.arange(24000) / 24000 * 2 * np.pi * 200) * 8000).astype(np.int16)
+    for rate in (24000, 48000):
+        for pan_x, side in ((560, 1), (20, 0)):  # the item right of centre, then left
+            sound = GuideSound()
+            sound.set(cue_for(PixelBox(pan_x, 150, 60, 60), *OUT, t_capture=time.monotonic()))
+            buffer = JitterBuffer(24000, margin_s=0.0)
+            buffer.push(answer.tobytes())
+            played: list[bytes] = []
+            renderer = SpeakerRenderer(
+                buffer, rate, lambda pcm, t, out=played: out.append(pcm), sound
+            )
+            blocks = [renderer.render_stereo(rate // 50, 0.0) for _ in range(50)]
+            stereo = np.concatenate([b[1] for b in blocks if b[1] is not None]).astype(float)
+            mono = np.concatenate([np.frombuffer(b[0], np.int16) for b in blocks]).astype(float)
+            ticks = stereo - mono[:, None] if rate != 24000 else stereo
+            energy = (ticks**2).sum(axis=0) if rate != 24000 else None
+            if energy is not None:  # resampled: the answer is the same on both sides
+                assert energy[side] > 4 * energy[1 - side]
+            else:
+                diff = stereo[:, side] - stereo[:, 1 - side]
+                assert (diff**2).sum() > 0 and (stereo[:, side] ** 2).sum() > (
+                    stereo[:, 1 - side] ** 2
+                ).sum()
+                reference = np.concatenate([np.frombuffer(p, np.int16) for p in played])
+                assert np.allclose(reference, stereo.sum(axis=1) // 2, atol=1), "echo ref"
+            assert sound.cues_rendered == 1 and sound.latencies_s[0] >= 0
+            sound.set(None)
+            assert renderer.render_stereo(rate // 50, 0.0)[1] is None, "silent at once"

@@ -5,16 +5,20 @@ at the cue's rate; `on_target` replaces them with a steady two-tone chime (660 +
 pulsing at 4 Hz), unlike any tick. The renderer keeps its phase across blocks, so a cue that
 changes every frame still sounds continuous.
 
-Stereo: `render` returns interleaved stereo (constant-power pan). The speaker path of a run
-is 24 kHz mono today (one jitter buffer shared with the answer), so wiring this into a run
-needs either a second, stereo output stream for cues or a mono downmix (`to_mono`), which
-keeps pitch, tick rate and the on-target chime but loses left/right. Not yet wired into
-`shelfsight run` (see README, "Guide me": remaining work). Any thread; one renderer per sink.
+Stereo: `render` returns (n, 2) int16 (constant-power pan). In a run, `GuideSound` holds the
+guide's newest cue (set from the guide's worker thread) and is the speaker's overlay: the
+speaker's audio thread mixes it over the answer block by block (`shelfsight.media.speaker`),
+so ticks keep time instead of queueing behind speech; a sound device opens in stereo for it, a
+WAV speaker (mono) gets the downmix, which keeps pitch, tick rate and the chime but not
+left/right. One renderer per sink.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+import time
+from collections import deque
 
 import numpy as np
 
@@ -65,3 +69,40 @@ class CueRenderer:
 def to_mono(stereo: np.ndarray) -> bytes:
     """The mono speaker path's PCM16 bytes: left/right is lost (documented limitation)."""
     return (stereo.astype(np.int32).sum(axis=1) // 2).astype(np.int16).tobytes()
+
+
+class GuideSound:
+    """The guide's current cue as sound. `set` from any thread (the guide's worker);
+    `render` on the speaker's audio thread only. The lock guards only the cue reference."""
+
+    def __init__(self, rate_hz: int = RATE_HZ) -> None:
+        self._renderer = CueRenderer(rate_hz)
+        self._lock = threading.Lock()
+        self._cue: Cue | None = None
+        self._fresh = False  # the cue has not been rendered yet
+        self.cues_rendered = 0
+        self.latencies_s: deque[float] = deque(maxlen=2000)  # frame capture -> first mixed
+
+    def set(self, cue: Cue | None) -> None:
+        with self._lock:
+            self._cue, self._fresh = cue, cue is not None
+
+    def render(self, frames: int) -> np.ndarray | None:
+        """`frames` samples (n, 2) int16 at 24 kHz to mix, or None while there is no cue."""
+        with self._lock:
+            cue, fresh, self._fresh = self._cue, self._fresh, False
+            if fresh and cue is not None:
+                self.cues_rendered += 1
+                self.latencies_s.append(time.monotonic() - cue.t_capture)
+        if cue is None:
+            return None
+        return self._renderer.render(cue, frames / self._renderer.rate_hz)
+
+    def latency_ms(self) -> tuple[float, float] | None:
+        """(p50, p95) of frame capture -> first mixed, in ms; None before any cue."""
+        with self._lock:
+            samples = list(self.latencies_s)
+        if not samples:
+            return None
+        p50, p95 = np.percentile(np.array(samples) * 1000, [50, 95])
+        return round(float(p50), 1), round(float(p95), 1)

@@ -8,7 +8,7 @@ from pathlib import Path
 from shelfsight.errors import UserError
 from shelfsight.media.mic import MicSource, WavMic
 from shelfsight.media.sound_devices import AudioDeviceInfo, DeviceMic, DeviceSpeaker, list_devices
-from shelfsight.media.speaker import PlayedCallback, SpeakerSink, WavSpeaker
+from shelfsight.media.speaker import Overlay, PlayedCallback, SpeakerSink, WavSpeaker
 
 
 def is_wav_spec(spec: str) -> bool:
@@ -32,12 +32,15 @@ def open_mic(spec: str) -> MicSource:
     return DeviceMic.find(spec)
 
 
-def open_speaker(spec: str, on_played: PlayedCallback | None = None) -> SpeakerSink:
-    """`default`, a device name substring or index, or a WAV path to write."""
+def open_speaker(
+    spec: str, on_played: PlayedCallback | None = None, overlay: Overlay | None = None
+) -> SpeakerSink:
+    """`default`, a device name substring or index, or a WAV path to write; `overlay` is
+    mixed over the answer (a device then opens in stereo, a WAV file gets the downmix)."""
     _refuse_folder(spec, "speaker", f"a WAV file to write, e.g. {Path(spec) / 'answer.wav'}")
     if is_wav_spec(spec):
-        return WavSpeaker(Path(spec).expanduser(), on_played)
-    return DeviceSpeaker.find(spec, on_played)
+        return WavSpeaker(Path(spec).expanduser(), on_played, overlay)
+    return DeviceSpeaker.find(spec, on_played, overlay)
 
 
 def list_audio_devices() -> list[AudioDeviceInfo]:

@@ -32,7 +32,7 @@ from shelfsight.media.pcm import (
     mono_float,
     to_mono_pcm16,
 )
-from shelfsight.media.speaker import BufferedSink, JitterBuffer, PlayedCallback
+from shelfsight.media.speaker import BufferedSink, JitterBuffer, Overlay, PlayedCallback, mix
 
 
 @dataclass(frozen=True)
@@ -118,11 +118,17 @@ def find_device(spec: str, kind: Literal["in", "out"]) -> AudioDeviceInfo:
     return next((d for d in matches if d.name.lower() == spec.lower()), matches[0])
 
 
-def pick_format(sd: ModuleType, device: AudioDeviceInfo, rate_hz: int) -> tuple[int, int]:
-    """(rate_hz, channels) to open int16 with: mono at `rate_hz` if accepted, else the device's."""
+def pick_format(
+    sd: ModuleType, device: AudioDeviceInfo, rate_hz: int, channels_wanted: int = 1
+) -> tuple[int, int]:
+    """(rate_hz, channels) to open int16 with: `channels_wanted` at `rate_hz` if accepted,
+    else mono, else the device's own."""
     check = sd.check_input_settings if device.kind == "in" else sd.check_output_settings
     default_rate = int(device.default_rate_hz)
+    wanted = min(channels_wanted, max(1, device.channels))
     for rate, channels in (
+        (rate_hz, wanted),
+        (default_rate, wanted),
         (rate_hz, 1),
         (default_rate, 1),
         (default_rate, min(2, device.channels)),
@@ -282,8 +288,15 @@ class SpeakerRenderer:
     in the device's output (input and output sample counters since the last reset).
     """
 
-    def __init__(self, buffer: JitterBuffer, rate_hz: int, notify: PlayedCallback) -> None:
+    def __init__(
+        self,
+        buffer: JitterBuffer,
+        rate_hz: int,
+        notify: PlayedCallback,
+        overlay: Overlay | None = None,
+    ) -> None:
         self._buffer = buffer
+        self._overlay = overlay
         self._rate_hz = rate_hz
         self._notify = notify
         self._reset_requested = False
@@ -297,6 +310,29 @@ class SpeakerRenderer:
     def request_reset(self) -> None:
         """Any thread: drop the resampler's surplus at the next block (barge-in)."""
         self._reset_requested = True
+
+    def render_stereo(self, frames: int, t_dac: float) -> tuple[bytes, np.ndarray | None]:
+        """As `render`, plus the overlay mixed in stereo ((frames, 2) int16; None while it is
+        silent). At 24 kHz `on_played` gets the mono mix of both; at other rates the overlay
+        (synthetic ticks) is interpolated to the device rate after the answer's resampling,
+        and the echo reference holds the answer alone."""
+        if self._overlay is None:
+            return self.render(frames, t_dac), None
+        if self._rate_hz == SPEAKER_RATE_HZ:
+            block = self._buffer.pop(frames * 2).ljust(frames * 2, b"\0")
+            stereo, mono = mix(block, self._overlay)
+            self._notify(mono, t_dac)
+            return mono, stereo
+        answer = self.render(frames, t_dac)
+        n24 = max(1, round(frames * SPEAKER_RATE_HZ / self._rate_hz))
+        extra = self._overlay.render(n24)
+        if extra is None:
+            return answer, None
+        at = np.linspace(0, n24 - 1, frames)
+        ticks = np.stack([np.interp(at, np.arange(n24), extra[:, c]) for c in (0, 1)], axis=1)
+        samples = np.frombuffer(answer, np.int16).astype(np.float64)
+        stereo = np.clip(samples[:, None] + ticks, -32768, 32767).astype(np.int16)
+        return answer, stereo
 
     def render(self, frames: int, t_dac: float) -> bytes:
         """`frames` mono int16 samples to play from monotonic time `t_dac` on."""
@@ -331,8 +367,10 @@ class DeviceSpeaker(BufferedSink):
     """A sound output device whose PortAudio callback drains the 24 kHz jitter buffer.
 
     Opened at 24 kHz mono when the device accepts it; otherwise at its default rate and channel
-    count, resampled in the callback and copied to every channel. `drained()` returns when the
-    buffer is empty; the device's own buffer (its output latency) may still be playing.
+    count, resampled in the callback and copied to every channel. With an `overlay` (guide
+    mode) it opens in stereo and the overlay's left/right go to the first two channels.
+    `drained()` returns when the buffer is empty; the device's own buffer (its output
+    latency) may still be playing.
     """
 
     def __init__(
@@ -341,9 +379,11 @@ class DeviceSpeaker(BufferedSink):
         on_played: PlayedCallback | None = None,
         sd: ModuleType | None = None,
         stall_timeout_s: float = STALL_TIMEOUT_S,
+        overlay: Overlay | None = None,
     ) -> None:
         super().__init__(f"{device.name} (#{device.index})", SPEAKER_RATE_HZ, on_played)
         self._device = device
+        self._overlay = overlay
         self._sd = sd
         self._stall_timeout_s = stall_timeout_s
         self._stream: Any = None
@@ -354,13 +394,18 @@ class DeviceSpeaker(BufferedSink):
         self.xruns = 0  # PortAudio output underflows: the device itself ran short
 
     @classmethod
-    def find(cls, spec: str, on_played: PlayedCallback | None = None) -> DeviceSpeaker:
-        return cls(find_device(spec, "out"), on_played)
+    def find(
+        cls, spec: str, on_played: PlayedCallback | None = None, overlay: Overlay | None = None
+    ) -> DeviceSpeaker:
+        return cls(find_device(spec, "out"), on_played, overlay=overlay)
 
     def start(self) -> None:
         sd = self._sd or import_sounddevice()
-        rate, channels = pick_format(sd, self._device, SPEAKER_RATE_HZ)
-        renderer = self._renderer = SpeakerRenderer(self._buffer, rate, self._notify_played)
+        wanted = 1 if self._overlay is None else 2
+        rate, channels = pick_format(sd, self._device, SPEAKER_RATE_HZ, wanted)
+        renderer = self._renderer = SpeakerRenderer(
+            self._buffer, rate, self._notify_played, self._overlay
+        )
         self._t_callback = time.monotonic()
 
         def finished() -> None:
@@ -372,10 +417,13 @@ class DeviceSpeaker(BufferedSink):
             if status is not None and status.output_underflow:
                 self.xruns += 1
             lag = _stream_lag_s(time_info.outputBufferDacTime, time_info.currentTime, 0.0)
-            mono = renderer.render(frames, time.monotonic() + lag)
-            if channels > 1:
-                mono = np.repeat(np.frombuffer(mono, np.int16), channels).tobytes()
-            outdata[:] = mono
+            mono, stereo = renderer.render_stereo(frames, time.monotonic() + lag)
+            if stereo is not None:
+                outdata[:] = _to_channels(stereo, mono, channels)
+            elif channels > 1:
+                outdata[:] = np.repeat(np.frombuffer(mono, np.int16), channels).tobytes()
+            else:
+                outdata[:] = mono
             self._wake_drained()
 
         try:
@@ -431,3 +479,14 @@ class DeviceSpeaker(BufferedSink):
         if self._stream is not None:
             _release(self._stream)
         self._wake_drained()
+
+
+def _to_channels(stereo: np.ndarray, mono: bytes, channels: int) -> bytes:
+    """PortAudio thread: the overlay's stereo block for a device with `channels` channels:
+    a mono device gets the downmix, a surround one L and R then the mono mix elsewhere."""
+    if channels == 1:
+        return (stereo.astype(np.int32).sum(axis=1) // 2).astype(np.int16).tobytes()
+    if channels == 2:
+        return stereo.tobytes()
+    rest = np.repeat(np.frombuffer(mono, np.int16)[:, None], channels - 2, axis=1)
+    return np.concatenate([stereo, rest], axis=1).tobytes()

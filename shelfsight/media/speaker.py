@@ -1,7 +1,10 @@
 """Speaker sinks: the contract, the jitter buffer both sinks drain, and a WAV file sink.
 
 24 kHz mono PCM16 goes through a thread-safe jitter buffer that a clock thread (WAV) or the
-PortAudio callback (`shelfsight.media.sound_devices.DeviceSpeaker`) drains.
+PortAudio callback (`shelfsight.media.sound_devices.DeviceSpeaker`) drains. An `Overlay`
+(guide mode's ticks) is mixed over it by that same thread, block by block, so it never waits
+behind queued speech: `mix` gives the stereo block and the mono mix that was really played
+(the echo canceller's reference).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+import numpy as np
+
 from shelfsight.errors import UserError
 from shelfsight.media.pcm import CHUNK_S, SPEAKER_BLOCK_BYTES, SPEAKER_RATE_HZ
 
@@ -23,6 +28,26 @@ log = logging.getLogger(__name__)
 LATE_GAP_S = 0.5  # audio arriving this soon after the buffer ran dry counts as an underrun
 
 PlayedCallback = Callable[[bytes, float], None]
+
+
+class Overlay(Protocol):
+    """Sound mixed over the answer on the audio thread (guidance), 24 kHz stereo."""
+
+    def render(self, frames: int) -> np.ndarray | None: ...  # int16 (frames, 2); None: silent
+
+
+def mix(mono_pcm: bytes, overlay: Overlay | None) -> tuple[np.ndarray | None, bytes]:
+    """Audio thread: (stereo int16 (n, 2) or None when the overlay is silent, the mono mix
+    as PCM16 bytes). The answer goes to both sides; the sum is clipped, never wrapped."""
+    if overlay is None:
+        return None, mono_pcm
+    answer = np.frombuffer(mono_pcm, np.int16).astype(np.int32)
+    extra = overlay.render(len(answer))
+    if extra is None:
+        return None, mono_pcm
+    stereo = np.clip(answer[:, None] + extra.astype(np.int32), -32768, 32767)
+    mono = (stereo.sum(axis=1) // 2).astype(np.int16)
+    return stereo.astype(np.int16), mono.tobytes()
 
 
 class SpeakerSink(Protocol):
@@ -223,15 +248,21 @@ class BufferedSink:
 class WavSpeaker(BufferedSink):
     """Writes 24 kHz mono PCM16 to a WAV file on a real-time clock, as a device would play it.
 
+    Mono, as every reader of these files expects: an overlay is mixed in as its downmix (the
+    guide's pitch, tick rate and chime are there, left/right is not).
+
     A clock thread writes one 20 ms block per tick on absolute deadlines (catching up after a
     stall), silence when nothing is queued, so the file's timeline is what a listener heard and
     its length is the wall time the sink was open. The header is patched and the file flushed
     on every block, so the file is a valid WAV at every moment, even after a crash.
     """
 
-    def __init__(self, path: Path, on_played: PlayedCallback | None = None) -> None:
+    def __init__(
+        self, path: Path, on_played: PlayedCallback | None = None, overlay: Overlay | None = None
+    ) -> None:
         super().__init__(f"WAV file {path}", SPEAKER_RATE_HZ, on_played)
         self._path = path
+        self._overlay = overlay
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -260,6 +291,7 @@ class WavSpeaker(BufferedSink):
             while not self._stop.is_set():
                 while t0 + n * CHUNK_S <= time.monotonic():  # catch up on missed deadlines
                     block = self._buffer.pop(SPEAKER_BLOCK_BYTES).ljust(SPEAKER_BLOCK_BYTES, b"\0")
+                    _, block = mix(block, self._overlay)
                     writer.writeframes(block)
                     file.flush()
                     self._notify_played(block, t0 + n * CHUNK_S)

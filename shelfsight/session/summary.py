@@ -26,6 +26,8 @@ class SessionSummary:
     playout_margin_ms: float = 0.0  # the largest margin the jitter buffer needed
     answer_audio_s: float = 0.0  # answer audio that came from the server
     guide: GuideStats | None = None  # guide mode's counts (a camera was on)
+    guide_cue_ms: tuple[float, float] | None = None  # frame capture -> its cue mixed, p50/p95
+    guide_cpu_s: float = 0.0  # the guide worker thread's CPU time
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -41,7 +43,11 @@ class SessionSummary:
         if self.cost is not None:
             out.update(self.cost.as_dict())
         if self.guide is not None:
-            out["guide"] = asdict(self.guide)
+            out["guide"] = {
+                **asdict(self.guide),
+                "capture_to_sound_ms": self.guide_cue_ms,
+                "cpu_s": round(self.guide_cpu_s, 2),
+            }
         return out
 
     def line(self) -> str:

@@ -45,6 +45,7 @@ class Recording:
     """parec reading a source into memory on its own thread."""
 
     proc: subprocess.Popen[bytes]
+    channels: int = 1
     data: bytearray = field(default_factory=bytearray)
 
     def __post_init__(self) -> None:
@@ -60,8 +61,10 @@ class Recording:
         self.proc.terminate()
         self.proc.wait(timeout=5)
         self._thread.join(timeout=5)
-        pcm = bytes(self.data[: len(self.data) // 2 * 2])
-        return np.frombuffer(pcm, "<i2").astype(np.float32) / 32768
+        frame = 2 * self.channels
+        pcm = bytes(self.data[: len(self.data) // frame * frame])
+        samples = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768
+        return samples if self.channels == 1 else samples.reshape(-1, self.channels)
 
 
 @dataclass
@@ -80,10 +83,13 @@ class PulseServer:
     def source_outputs(self) -> int:
         return self._run("pactl", "list", "short", "source-outputs").count("\n")
 
-    def start_record(self, source: str = "answer.monitor", rate_hz: int = 24000) -> Recording:
-        """Records `source` (mono PCM16) from the moment this returns."""
+    def start_record(
+        self, source: str = "answer.monitor", rate_hz: int = 24000, channels: int = 1
+    ) -> Recording:
+        """Records `source` (PCM16, `channels`) from the moment this returns."""
         before = self.source_outputs()
-        args = ["parec", "-d", source, f"--rate={rate_hz}", "--channels=1", "--format=s16le"]
+        args = ["parec", "-d", source, f"--rate={rate_hz}", f"--channels={channels}"]
+        args.append("--format=s16le")
         proc = subprocess.Popen(
             [*args, "--raw", "--latency-msec=20"],
             env={**os.environ, **self.env},
@@ -96,7 +102,7 @@ class PulseServer:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("parec did not start recording")
             time.sleep(0.01)
-        return Recording(proc)
+        return Recording(proc, channels)
 
 
 def _script(sock: str, loopback: bool) -> str:
