@@ -228,3 +228,12 @@ def test_guidance_is_mixed_over_the_answer_on_the_audio_thread_in_stereo() -> No
             assert sound.cues_rendered == 1 and sound.latencies_s[0] >= 0
             sound.set(None)
             assert renderer.render_stereo(rate // 50, 0.0)[1] is None, "silent at once"
+
+
+def test_tab_is_the_guide_key_and_types_nothing() -> None:
+    from shelfsight.ui.controls import GuideKey, KeyParser, TypedQuestion, Typing
+
+    parser = KeyParser()
+    assert parser.feed("\t", 0.0) == [GuideKey()]
+    assert parser.line is None, "Tab does not open a typed question"
+    assert parser.feed("stop\r", 0.0)[-2:] == [TypedQuestion("stop"), Typing(None)]
