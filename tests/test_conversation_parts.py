@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+from shelfsight.guide.worker import GUIDE_ME, AskAgain, GuideNews, ask_again_text
 from shelfsight.live.events import (
     AnswerAudio,
     AnswerCut,
@@ -22,6 +23,7 @@ from shelfsight.live.events import (
     Reconnecting,
     ServerEvent,
     TurnComplete,
+    UserTranscript,
 )
 from shelfsight.live.link import LinkStats
 from shelfsight.media.camera import CameraStatus
@@ -32,7 +34,7 @@ from shelfsight.session.frame_rate import FrameRatePolicy
 from shelfsight.session.status import State, camera_notice, link_notice
 from shelfsight.session.summary import SessionSummary
 from shelfsight.session.turns import TurnTracker
-from shelfsight.ui.controls import Control, TalkPressed
+from shelfsight.ui.controls import Control, GuideKey, TalkPressed, TypedQuestion
 
 pytestmark = pytest.mark.anyio
 
@@ -309,6 +311,67 @@ async def test_push_to_talk_sends_nothing_until_the_key_then_preroll_then_a_tail
     assert after_start[:3] == ["audio"] * 3
     tail = after_start[3 : after_start.index("activity_end")]
     assert len(tail) == 15  # 300 ms
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+
+class FakeGuide:
+    """Guide mode's loop side, recording what the conversation asks of it."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.stops: list[str] = []
+        self.sent: list[int] = []
+        self.queue: asyncio.Queue[GuideNews] = asyncio.Queue()
+
+    def frame_sent(self, frame: EncodedFrame) -> None:
+        self.sent.append(frame.seq)
+
+    def stop(self, why: str) -> bool:
+        was, self.active = self.active, False
+        if was:
+            self.stops.append(why)
+        return was
+
+    async def news(self) -> AsyncIterator[GuideNews]:
+        while True:
+            yield await self.queue.get()
+
+
+async def test_guide_key_stop_words_and_a_re_ask_that_waits_for_the_answer() -> None:
+    link, speaker, guide = ScriptedLink(), MemorySpeaker(), FakeGuide()
+    controls: asyncio.Queue[Control] = asyncio.Queue()
+    conversation = Conversation(
+        link=link, mic=None, speaker=speaker, frames=None, view=Screen(),
+        controls=controls, guide=guide,
+    )  # fmt: skip
+    run = asyncio.create_task(conversation.run())
+    link.queue.put_nowait(Connected(1, False, 0.0))
+    controls.put_nowait(GuideKey())  # not guiding: ask to be guided
+    await until(lambda: ("text", GUIDE_ME) in link.sent)
+    guide.active = True  # the model marked the item
+    controls.put_nowait(GuideKey())
+    await until(lambda: guide.stops == ["guide key"])
+    guide.active = True
+    controls.put_nowait(TypedQuestion("stop"))
+    await until(lambda: guide.stops == ["guide key", "you typed stop"])
+    guide.active = True
+    link.queue.put_nowait(UserTranscript("Stop."))
+    await until(lambda: len(guide.stops) == 3)
+    assert guide.stops[-1] == "you said stop"
+    assert [t for k, t in link.sent if k == "text"] == [GUIDE_ME], "stop words never sent"
+    guide.active = True
+    link.queue.put_nowait(AnswerAudio(bytes(4800), 0.0))  # an answer under way
+    await until(lambda: speaker.pending_s > 0)
+    picture = EncodedFrame(jpeg=b"new", width=4, height=3, t_capture=0, t_encoded=0, seq=42)
+    guide.queue.put_nowait(AskAgain("bread", picture))
+    await asyncio.sleep(0.02)
+    assert ("frame", 42) not in link.sent, "never asked over an answer"
+    link.queue.put_nowait(TurnComplete(0.0))
+    await until(lambda: ("text", ask_again_text("bread")) in link.sent)
+    assert link.sent[-2:] == [("frame", 42), ("text", ask_again_text("bread"))]
+    await until(lambda: 42 in guide.sent)  # the re-ask's picture is what a new box is about
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
