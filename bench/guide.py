@@ -34,7 +34,6 @@ from shelfsight.standin import ScriptedAnswer, StandIn
 from tests.support.guide_cli import (
     ANSWER_PCM,
     ITEM,
-    QUESTION,
     GuidedRun,
     cue_seen_at,
     directions,
@@ -117,9 +116,7 @@ def whole_run(scenario: str) -> list[str]:
         config = guide_config(frames[0], (ask_again_text(ITEM), where))
         with StandIn.start_in_thread(config) as standin:
             run = GuidedRun(standin, tmp / "shelf.avi", str(tmp / "out.wav"), tmp, {})
-            run.wait_for("the connection", lambda ev: any(e["type"] == "connected" for e in ev))
-            t0 = time.monotonic()
-            run.type(QUESTION)
+            t0 = run.ask_once_connected()
             run.wait_for("the end of the video", lambda ev: cue_seen_at(ev, len(frames) - 15))
             wall_s = time.monotonic() - t0
             _, events = run.finish()

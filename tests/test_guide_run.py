@@ -41,8 +41,7 @@ def test_guided_to_the_bag_by_ear_through_a_real_sound_server(tmp_path: Path) ->
     with pulse_server() as pa, StandIn.start_in_thread(guide_config(frames[0])) as standin:
         heard = pa.start_record("answer.monitor", 24000, channels=2)
         run = GuidedRun(standin, tmp_path / "shelf.avi", "default", tmp_path, pa.env)
-        run.wait_for("the connection", lambda ev: any(e["type"] == "connected" for e in ev))
-        run.type(QUESTION)
+        run.ask_once_connected()
         run.wait_for("guiding start", lambda ev: any(e["type"] == "guide" for e in ev))
         run.wait_for("the end of the pan", lambda ev: cue_seen_at(ev, len(frames) - 20))
         out, events = run.finish()
@@ -74,8 +73,7 @@ def test_a_lost_bag_is_told_asked_for_again_with_a_new_picture_and_stop_ends_gui
     config = guide_config(frames[0], (ask_again_text(ITEM), where))
     with StandIn.start_in_thread(config) as standin:
         run = GuidedRun(standin, tmp_path / "shelf.avi", str(tmp_path / "out.wav"), tmp_path, {})
-        run.wait_for("the connection", lambda ev: any(e["type"] == "connected" for e in ev))
-        run.type(QUESTION)
+        run.ask_once_connected()
         back = next(n for n, f in enumerate(frames) if n > 100 and f.visible) + 30
         run.wait_for("the camera back on the bag", lambda ev: cue_seen_at(ev, back))
         run.type("stop")

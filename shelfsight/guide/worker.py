@@ -231,7 +231,7 @@ class GuideWorker:
             if step.say:
                 self._post(Say(step.say))
             if step.ask_again and self._guide.name is not None:
-                self._post(AskAgain(self._guide.name, self._encode(frame.image, frame)))
+                self._post(AskAgain(self._guide.name, self._encode(frame)))
             if time.monotonic() - t_sample >= SAMPLE_EVERY_S:
                 t_sample = time.monotonic()
                 self._post(CueSample(step.cue, seq))
@@ -267,8 +267,8 @@ class GuideWorker:
                     self._camera.follow(False)
                     self._post(Stopped(stopped, why))
 
-    def _encode(self, image: np.ndarray, frame: Frame) -> EncodedFrame:
-        jpeg, width, height = encode_jpeg(image, self._max_side, self._jpeg_quality)
+    def _encode(self, frame: Frame) -> EncodedFrame:
+        jpeg, width, height = encode_jpeg(frame.image, self._max_side, self._jpeg_quality)
         return EncodedFrame(jpeg, width, height, frame.t_capture, time.monotonic(), frame.seq)
 
     def _post(self, news: GuideNews) -> None:

@@ -39,12 +39,10 @@ class Overlay(Protocol):
 def mix(mono_pcm: bytes, overlay: Overlay | None) -> tuple[np.ndarray | None, bytes]:
     """Audio thread: (stereo int16 (n, 2) or None when the overlay is silent, the mono mix
     as PCM16 bytes). The answer goes to both sides; the sum is clipped, never wrapped."""
-    if overlay is None:
+    extra = None if overlay is None else overlay.render(len(mono_pcm) // 2)
+    if extra is None:  # the usual case, every block: no conversion
         return None, mono_pcm
     answer = np.frombuffer(mono_pcm, np.int16).astype(np.int32)
-    extra = overlay.render(len(answer))
-    if extra is None:
-        return None, mono_pcm
     stereo = np.clip(answer[:, None] + extra.astype(np.int32), -32768, 32767)
     mono = (stereo.sum(axis=1) // 2).astype(np.int16)
     return stereo.astype(np.int16), mono.tobytes()

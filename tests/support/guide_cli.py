@@ -65,6 +65,13 @@ class GuidedRun:
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
 
+    def ask_once_connected(self, question: str = QUESTION) -> float:
+        """Type `question` once the run has connected (as a user waits for "ready"); returns
+        when it was typed (time.monotonic())."""
+        self.wait_for("the connection", lambda ev: any(e["type"] == "connected" for e in ev))
+        self.type(question)
+        return time.monotonic()
+
     def wait_for(
         self, what: str, found: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 30
     ) -> list[dict[str, Any]]:
