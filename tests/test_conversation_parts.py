@@ -316,6 +316,48 @@ async def test_push_to_talk_sends_nothing_until_the_key_then_preroll_then_a_tail
         await run
 
 
+class LateFrame:
+    """A camera still opening: its first frame comes when the test says."""
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+
+    async def frames(self) -> AsyncIterator[EncodedFrame]:
+        await self.ready.wait()
+        yield EncodedFrame(jpeg=b"jpeg", width=4, height=3, t_capture=0, t_encoded=0, seq=1)
+        await asyncio.Event().wait()
+
+
+@pytest.mark.parametrize("camera_opens", [True, False], ids=["camera-opens", "camera-never"])
+async def test_a_question_typed_before_the_first_picture_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch, camera_opens: bool
+) -> None:
+    """Asked blind the model cannot answer, nor mark a box; a camera that never opens
+    delays the question only FIRST_PICTURE_WAIT_S."""
+    monkeypatch.setattr("shelfsight.session.conversation.FIRST_PICTURE_WAIT_S", 0.2)
+    link, camera = ScriptedLink(), LateFrame()
+    controls: asyncio.Queue[Control] = asyncio.Queue()
+    conversation = Conversation(
+        link=link, mic=None, speaker=MemorySpeaker(), frames=camera, view=Screen(),
+        options=Options(), controls=controls,
+    )  # fmt: skip
+    run = asyncio.create_task(conversation.run())
+    link.queue.put_nowait(Connected(1, False, 0.0))
+    controls.put_nowait(TypedQuestion("where is the bread?"))
+    await asyncio.sleep(0.1)
+    assert link.kinds() == []
+    if camera_opens:
+        camera.ready.set()
+        await until(lambda: "text" in link.kinds())
+        assert link.kinds() == ["frame", "text"]
+    else:
+        await until(lambda: "text" in link.kinds())
+        assert link.kinds() == ["text"]
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+
 class FakeGuide:
     """Guide mode's loop side, recording what the conversation asks of it."""
 

@@ -486,7 +486,8 @@ class LiveLink:
         match item:
             case Audio(pcm=pcm, speech=speech):
                 data, mime = self._wire.encode(pcm, speech=speech, slow=self._pace.slow)
-                await send(audio=types.Blob(data=data, mime_type=mime or MIC_MIME))
+                if data:
+                    await send(audio=types.Blob(data=data, mime_type=mime or MIC_MIME))
             case ActivityStart():
                 await send(activity_start=types.ActivityStart())
             case ActivityEnd():

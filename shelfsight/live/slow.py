@@ -61,7 +61,12 @@ class UploadPace:
         now (a stalled link is not a slow one: the watchdog deals with it)."""
         self.max_backlog_s = max(self.max_backlog_s, backlog_s)
         if not self.slow:
-            if self._not_draining(backlog_s, now) and flowing:
+            if not flowing:
+                # An outage's backlog grows for want of a link, not of speed: only what is
+                # seen while the link carries data says how fast it drains.
+                self._history.clear()
+                return None
+            if self._not_draining(backlog_s, now):
                 self.slow, self._t_changed, self._t_calm_since = True, now, None
                 self.times_slow += 1
                 return SlowLink(True, round(backlog_s, 2))
@@ -109,7 +114,9 @@ class WireAudio:
         self._quiet = 0
 
     def encode(self, pcm16k: bytes, *, speech: bool, slow: bool) -> tuple[bytes, str | None]:
-        """(bytes, mime type), or a None mime type for the usual 16 kHz."""
+        """(bytes, mime type), or a None mime type for the usual 16 kHz. The resampler works in
+        blocks and holds up to ~120 ms back (whatever its quality setting), so a chunk at
+        8 kHz can come out empty: the link sends nothing for it."""
         self._quiet = 0 if speech else self._quiet + 1
         if slow != (self._downsampler is not None) and self._quiet >= self.PAUSE_CHUNKS:
             self._downsampler = (
@@ -119,4 +126,4 @@ class WireAudio:
             return pcm16k, None
         samples = np.frombuffer(pcm16k, dtype="<i2")
         out: np.ndarray = self._downsampler.resample_chunk(samples)
-        return out.astype("<i2").tobytes(), SLOW_MIME
+        return out.astype("<i2").tobytes(), SLOW_MIME  # b"" while the filter fills: not sent

@@ -19,6 +19,7 @@ the user is told), `event_log` (what is recorded).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Callable
@@ -81,6 +82,7 @@ from shelfsight.ui.controls import (
 )
 
 SILENCE_CHUNK = bytes(int(16000 * MIC_CHUNK_S) * 2)
+FIRST_PICTURE_WAIT_S = 3.0  # a question typed at start waits this long for the first picture
 
 
 class Link(Protocol):
@@ -284,8 +286,10 @@ class Conversation:
                 self._update_frame_rate()
                 if self._ptt is None and self._turn.barge_in_due(self._options.barge_in_s):
                     # The server interrupts an answer it is still generating; one already
-                    # generated and queued here is ours to stop.
-                    self._stop_answer("you spoke")
+                    # generated and queued here is ours to stop. Our own cue is not an
+                    # answer: talking over "ready" must not cut it off.
+                    if self._turn.answering or not (self._cues and self._cues.playing):
+                        self._stop_answer("you spoke")
             self._send_audio(pcm, speaking)
         if end_turn:
             self._link.activity_end()
@@ -357,9 +361,11 @@ class Conversation:
                 case TypedQuestion(text=text) if self._guiding() and says_stop(text):
                     self._stop_guiding("you typed stop")
                 case TypedQuestion(text=text):
+                    await self._first_picture()
                     self._typed(text)
                 case GuideKey() if self._guide is not None:
                     if not self._stop_guiding("guide key"):
+                        await self._first_picture()
                         self._typed(GUIDE_ME)
                 case Typing(text=text):
                     self._view.typing(text)
@@ -389,6 +395,13 @@ class Conversation:
         else:
             self._turn.on_question_sent(t + self._ptt.tail_s)
             self._view.state(State.THINKING)
+
+    async def _first_picture(self) -> None:
+        """A question typed before the camera's first picture went out waits for it, up to
+        FIRST_PICTURE_WAIT_S (a camera still opening, the first connection): asked without
+        one, the model answers blind, and a box it marks has no picture to be about."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_frame_out.wait(), FIRST_PICTURE_WAIT_S)
 
     def _typed(self, text: str) -> None:
         self._stop_answer("new question")

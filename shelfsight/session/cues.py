@@ -133,6 +133,12 @@ class Cues:
         self._ours_playing = False
         self._wake = asyncio.Event()
 
+    @property
+    def playing(self) -> bool:
+        """What the speaker plays now is one of our sounds, not an answer (none starts while an
+        answer is queued, and an answer starting stops them)."""
+        return self._ours_playing and self._speaker.pending_s > 0
+
     # -- what the conversation tells it -------------------------------------------------------
 
     def state(self, state: State) -> None:

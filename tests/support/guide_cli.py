@@ -50,6 +50,7 @@ class GuidedRun:
         self, standin: StandInThread, video: Path, speaker: str, tmp: Path, env: dict[str, str]
     ):
         self.record = tmp / "rec"
+        self._standin = standin
         args = ["--camera", str(video), "--mic", "none", "--speaker", speaker, "--plain"]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shelfsight", "run", *args, "--record", str(self.record)],
@@ -85,7 +86,12 @@ class GuidedRun:
             time.sleep(0.05)
         self.proc.kill()
         out, err = self.proc.communicate()
-        raise AssertionError(f"never saw {what}; stdout: {out[-800:]} stderr: {err[-800:]}")
+        calls = [r for c in self._standin.server.connections for r in c.tool_responses()]
+        seen = [e["type"] for e in events_of(self.record)][-30:]
+        raise AssertionError(
+            f"never saw {what}; tool responses: {calls}; last events: {seen}; "
+            f"stdout: {out[-800:]} stderr: {err[-800:]}"
+        )
 
     def finish(self) -> tuple[str, list[dict[str, Any]]]:
         """Close standard input (the user is done) and wait for the exit."""
@@ -117,3 +123,15 @@ def directions(events: list[dict[str, Any]], frames: list[SceneFrame]) -> tuple[
                 judged += 1
                 right += (truth > 0) == (cue > 0)
     return right, judged
+
+
+def sides_cued(events: list[dict[str, Any]], frames: list[SceneFrame]) -> set[str]:
+    """Where the bag was ("left", "right" of the centre) in the frames cues were recorded for."""
+    sides = set()
+    for e in events:
+        if e["type"] == "guide_cue" and not e["lost"] and e["seq"] < len(frames):
+            frame = frames[e["seq"]]
+            dx = (frame.truth.cx - OUT[0] / 2) / (OUT[0] / 2)
+            if frame.visible and abs(dx) > 0.1:
+                sides.add("right" if dx > 0 else "left")
+    return sides

@@ -1,0 +1,66 @@
+"""When the link counts as slow (shelfsight.live.slow): a backlog that keeps up grows only
+on a slow link; an outage's backlog, draining once the link is back, is not slowness."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shelfsight.live.slow import SLOW_MIME, UploadPace, WireAudio
+
+CHUNK_S = 0.02
+
+
+def _run(
+    pace: UploadPace,
+    t0: float,
+    seconds: float,
+    backlog0: float,
+    rate: float,
+    *,
+    flowing: bool = True,
+) -> tuple[float, float, list[bool]]:
+    """Feed `update` every mic chunk for `seconds` with the backlog changing `rate` s/s;
+    (time, backlog, the slow states reported)."""
+    t, backlog, changes = t0, backlog0, []
+    for _ in range(int(seconds / CHUNK_S)):
+        t += CHUNK_S
+        backlog = max(0.0, backlog + rate * CHUNK_S)
+        if event := pace.update(backlog, t, flowing=flowing):
+            changes.append(event.slow)
+    return t, backlog, changes
+
+
+def test_a_backlog_that_keeps_growing_while_the_link_carries_data_is_slow() -> None:
+    _, _, changes = _run(UploadPace(), 0.0, 3.0, 0.0, +0.5)
+    assert changes == [True]
+
+
+def test_the_backlog_an_outage_leaves_is_not_slowness_while_it_drains() -> None:
+    """The outage (nothing comes back) grows the backlog; once connected it drains, here at
+    3x real time (a CPU-starved client), and the link is never called slow."""
+    pace = UploadPace()
+    t, backlog, during = _run(pace, 0.0, 5.0, 12.0, +1.0, flowing=False)
+    _, left, after = _run(pace, t, 6.0, backlog, -3.0)
+    assert (during, after, left) == ([], [], 0.0)
+    assert not pace.slow
+
+
+def test_a_link_still_slow_after_an_outage_is_found_slow_again() -> None:
+    pace = UploadPace()
+    t, backlog, _ = _run(pace, 0.0, 5.0, 2.0, +1.0, flowing=False)
+    _, _, after = _run(pace, t, 3.0, backlog, +0.2)
+    assert after == [True]
+
+
+def test_slow_audio_switches_to_8khz_in_a_pause_and_keeps_every_sample() -> None:
+    wire = WireAudio()
+    quiet = bytes(640)
+    outs = [wire.encode(quiet, speech=False, slow=True) for _ in range(WireAudio.PAUSE_CHUNKS)]
+    assert {mime for _, mime in outs[:-1]} == {None} and outs[-1][1] == SLOW_MIME
+    tone = (8000 * np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000)).astype("<i2").tobytes()
+    chunks = [tone[i : i + 640] for i in range(0, len(tone), 640)]
+    sent = [wire.encode(c, speech=True, slow=True) for c in chunks]
+    assert {mime for _, mime in sent} == {SLOW_MIME}, "no rate change inside speech"
+    got = sum(len(data) for data, _ in [*outs[-1:], *sent]) // 2
+    held = (len(tone) + 640) // 4 - got
+    assert 0 <= held < 0.125 * 8000, f"half the samples but {held} held by the resampler"
