@@ -45,6 +45,11 @@ def presses(standin: StandInThread, work: Path, turns: int) -> tuple[list[float]
     try:
         if "space: talk" not in term.wait_for("space: talk"):
             raise SystemExit(f"shelfsight never showed its keys:\n{term.read()[-2000:]}")
+        # Connected and streaming (a key pressed before that waits for the connection, which
+        # is not what this measures).
+        deadline = time.monotonic() + 20
+        while not _streaming(standin) and time.monotonic() < deadline:
+            time.sleep(0.05)
         for n in range(turns):
             t_start = term.press(" ")
             time.sleep(HOLD_S)
@@ -66,6 +71,10 @@ def presses(standin: StandInThread, work: Path, turns: int) -> tuple[list[float]
     start_lags = [s - p for s, (p, _) in zip(starts, pressed, strict=True)]
     end_lags = [e - p - TAIL_S for e, (_, p) in zip(ends, pressed, strict=True)]
     return start_lags, end_lags
+
+
+def _streaming(standin: StandInThread) -> bool:
+    return any(c.received("video") for c in standin.server.connections)
 
 
 def main() -> None:
