@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 import cv2
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 from shelfsight.guide.box import PixelBox, parse_box_2d, to_box_2d
 from shelfsight.guide.cues import Cue, cue_for
+from shelfsight.guide.guide import Guide
 from shelfsight.guide.worker import (
     AskAgain,
     CueSample,
@@ -237,3 +239,46 @@ def test_tab_is_the_guide_key_and_types_nothing() -> None:
     assert parser.feed("\t", 0.0) == [GuideKey()]
     assert parser.line is None, "Tab does not open a typed question"
     assert parser.feed("stop\r", 0.0)[-2:] == [TypedQuestion("stop"), Typing(None)]
+
+
+def test_a_fault_while_tracking_is_told_and_the_next_mark_guides_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A tracker bug or an odd frame must not leave the user guided by silence, nor end guide
+    mode for the rest of the run."""
+    frames = list(render("pan"))
+    camera, sound = SceneCamera(frames), CueLog()
+    step, faults = Guide.step, [1]
+
+    def faulty_step(self: Guide, *args: Any) -> Any:
+        if faults[0]:
+            faults[0] -= 1
+            raise cv2.error("a tracker fault")
+        return step(self, *args)
+
+    monkeypatch.setattr(Guide, "step", faulty_step)
+    box = parse_box_2d(to_box_2d(frames[0].truth, *OUT))
+
+    async def scenario() -> list[object]:
+        worker = GuideWorker(camera, sound)
+        worker.start()
+        jpeg, width, height = encode_jpeg(frames[0].image, 768, 90)
+        worker.frame_sent(EncodedFrame(jpeg, width, height, 0.0, 0.0, 0))
+        worker.mark(box, "bread")
+        news: list[object] = []
+        async with asyncio.timeout(20):
+            async for item in worker.news():
+                news.append(item)
+                if isinstance(item, Stopped):
+                    assert not worker.active, "the loop knows guiding ended"
+                    worker.mark(box, "bread")
+                if isinstance(item, CueSample) and item.cue is not None:
+                    break
+        worker.close()
+        return news
+
+    news = asyncio.run(scenario())
+    kinds = [type(n).__name__ for n in news]
+    assert kinds[:3] == ["Guiding", "Stopped", "Guiding"], kinds
+    assert news[1] == Stopped("bread", "the guide failed: error", failed=True)
+    assert camera.following == 0 and sound.cues[-1] is None

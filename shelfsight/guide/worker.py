@@ -10,7 +10,8 @@ loop with `call_soon_threadsafe`.
 Bounds: commands wait in a queue of 8 (full: the command is refused and logged; the loop posts
 a few a minute); news waits in a queue of 32 for the loop (full: a new cue sample is
 dropped, other news drops the oldest, see `_deliver`). A slow worker skips camera frames, it
-never queues them.
+never queues them. A fault while guiding (a tracker bug, an odd frame) is logged and told
+as a stop (`Stopped(failed=True)`); the worker then waits for the next mark.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class CueSample:
 class Stopped:
     name: str
     why: str
+    failed: bool = False  # the worker stopped itself on a fault (the loop did not ask)
 
 
 GuideNews = Guiding | Say | AskAgain | CueSample | Stopped
@@ -149,6 +151,7 @@ class GuideWorker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._last_sent: EncodedFrame | None = None
+        self._following = False  # worker thread: the camera was told to follow
         self.name: str | None = None  # loop thread's view: what is being guided to, if anything
         self.cpu_s = 0.0  # worker thread CPU time while guiding (for the summary)
 
@@ -215,29 +218,32 @@ class GuideWorker:
             command = self._next_command(wait=not self._guide.active)
             if isinstance(command, _Close):
                 break
-            if command is not None:
-                self._apply(command)
-                seq = -1
-                continue
-            if not self._guide.active:
-                continue
-            frame = self._camera.next_frame(seq, FRAME_WAIT_S)
-            if frame is None:
-                self._sound.set(None)  # the camera has stalled: its own cue says so
-                continue
-            seq = frame.seq
-            step = self._guide.step(frame.image, frame.t_capture, time.monotonic())
-            self._sound.set(step.cue)
-            if step.say:
-                self._post(Say(step.say))
-            if step.ask_again and self._guide.name is not None:
-                self._post(AskAgain(self._guide.name, self._encode(frame)))
-            if time.monotonic() - t_sample >= SAMPLE_EVERY_S:
-                t_sample = time.monotonic()
-                self._post(CueSample(step.cue, seq))
+            try:
+                if command is not None:
+                    self._apply(command)
+                    seq = -1
+                    continue
+                if not self._guide.active:
+                    continue
+                frame = self._camera.next_frame(seq, FRAME_WAIT_S)
+                if frame is None:
+                    self._sound.set(None)  # the camera has stalled: its own cue says so
+                    continue
+                seq = frame.seq
+                step = self._guide.step(frame.image, frame.t_capture, time.monotonic())
+                self._sound.set(step.cue)
+                if step.say:
+                    self._post(Say(step.say))
+                if step.ask_again and self._guide.name is not None:
+                    self._post(AskAgain(self._guide.name, self._encode(frame)))
+                if time.monotonic() - t_sample >= SAMPLE_EVERY_S:
+                    t_sample = time.monotonic()
+                    self._post(CueSample(step.cue, seq))
+            except Exception as exc:  # a fault here must not leave the user guided by silence
+                log.exception("guide failed")
+                self._fail(exc)
             self.cpu_s = time.thread_time() - cpu0
-        if self._guide.active:
-            self._camera.follow(False)
+        self._follow(False)
         self._sound.set(None)
 
     def _next_command(self, *, wait: bool) -> _Mark | _Stop | _Close | None:
@@ -256,16 +262,29 @@ class GuideWorker:
                     return
                 self._guide.mark(box_2d, name, image)
                 self._sound.set(None)
-                if not was_active:
-                    self._camera.follow(True)
+                self._follow(True)
                 self._post(Guiding(name))
             case _Stop(why=why):
                 stopped = self._guide.name or "item"
                 self._guide.stop()
                 self._sound.set(None)
+                self._follow(False)
                 if was_active:
-                    self._camera.follow(False)
                     self._post(Stopped(stopped, why))
+
+    def _fail(self, exc: Exception) -> None:
+        """Guiding ends, said and shown like any stop; the worker waits for the next mark."""
+        name = self._guide.name or "item"
+        self._guide.stop()
+        self._sound.set(None)
+        self._follow(False)
+        self._post(Stopped(name, f"the guide failed: {type(exc).__name__}", failed=True))
+
+    def _follow(self, on: bool) -> None:
+        """The camera decodes every frame only while guiding; told once per change."""
+        if on != self._following:
+            self._following = on
+            self._camera.follow(on)
 
     def _encode(self, frame: Frame) -> EncodedFrame:
         jpeg, width, height = encode_jpeg(frame.image, self._max_side, self._jpeg_quality)
@@ -281,6 +300,8 @@ class GuideWorker:
     def _deliver(self, news: GuideNews) -> None:
         """Loop thread. A full queue (the loop far behind): a cue sample is not worth keeping;
         anything else pushes out the oldest news."""
+        if isinstance(news, Stopped) and news.failed:
+            self.name = None  # the loop's stop() clears it otherwise
         if self._news.full() and isinstance(news, CueSample):
             return
         if self._news.full():
