@@ -349,6 +349,20 @@ def test_an_answer_never_waits_behind_a_cue() -> None:
     assert speaker.pending_s == 0
 
 
+def test_once_an_answer_starts_what_plays_is_the_answer_not_a_cue() -> None:
+    """Even when the cue played out just before (no tick since): else talking over the rest
+    of the answer would spare it as if it were our own sound."""
+    speaker, events = MemorySpeaker(), Events()
+    cues = Cues(speaker, events, CueOptions())
+    cues.state(State.CONNECTING)
+    cues.state(State.LISTENING)
+    assert cues.playing, "the ready cue is ours"
+    speaker.play_all()
+    cues.state(State.ANSWERING)
+    speaker.play(bytes(4800))
+    assert not cues.playing
+
+
 @needs_speech
 def test_the_session_giving_up_is_heard_just_before_it_exits(tmp_path: Path) -> None:
     fault = ConnectionFaults(close_after_s=0.8, close_code=1008, close_reason="Policy violation.")

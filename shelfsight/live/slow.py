@@ -126,4 +126,4 @@ class WireAudio:
             return pcm16k, None
         samples = np.frombuffer(pcm16k, dtype="<i2")
         out: np.ndarray = self._downsampler.resample_chunk(samples)
-        return out.astype("<i2").tobytes(), SLOW_MIME  # b"" while the filter fills: not sent
+        return out.astype("<i2").tobytes(), SLOW_MIME  # may be b"" (held back): not sent

@@ -187,6 +187,7 @@ class Conversation:
         self._first_frame_out = asyncio.Event()
         if frames is None:
             self._first_frame_out.set()
+        self._waited_for_picture = False  # a typed question waits for the first one only once
         self._done = asyncio.Event()
         self._guide = guide
         self._pending_ask: AskAgain | None = None  # a re-ask waiting for the answer to end
@@ -400,6 +401,9 @@ class Conversation:
         """A question typed before the camera's first picture went out waits for it, up to
         FIRST_PICTURE_WAIT_S (a camera still opening, the first connection): asked without
         one, the model answers blind, and a box it marks has no picture to be about."""
+        if self._waited_for_picture:
+            return  # a camera that sent nothing in time does not hold every question
+        self._waited_for_picture = True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._first_frame_out.wait(), FIRST_PICTURE_WAIT_S)
 

@@ -146,11 +146,13 @@ class Cues:
         if state == old:
             return
         now, w = self._clock(), self._w
-        if state == State.ANSWERING and self._ours_playing and self._speaker.pending_s > 0:
+        if state == State.ANSWERING and self._ours_playing:
             # Only our sounds are queued (none starts while anything else is): the answer
-            # must not wait behind a cue or a sentence, so they stop here.
+            # must not wait behind a cue or a sentence, so they stop here; from now on what
+            # plays is the answer (`playing` is False: barge-in stops it).
             self._ours_playing = False
-            self._speaker.clear()
+            if self._speaker.pending_s > 0:
+                self._speaker.clear()
         if state in DOWN and w.down_since is None:
             w.down_since = now
         elif state not in DOWN and old in DOWN:
