@@ -1,5 +1,5 @@
-"""When the link counts as slow (shelfsight.live.slow): a backlog that keeps up grows only
-on a slow link; an outage's backlog, draining once the link is back, is not slowness."""
+"""When the link counts as slow (shelfsight.live.slow): a backlog that keeps growing while the
+link carries data is slowness; an outage's backlog, draining once the link is back, is not."""
 
 from __future__ import annotations
 
