@@ -51,6 +51,7 @@ from shelfsight.standin import (
     synth_speech_pcm16,
 )
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
+from tests.support.listen import plays_of
 from tests.support.scene import draw_shelf, read_frame_number
 
 RATE_HZ = 16_000
@@ -101,7 +102,16 @@ def _mic_offset(mic: bytes, conn: ConnectionRecord) -> tuple[int, int]:
 def _answers_in(played: Path) -> int:
     with wave.open(str(played), "rb") as w:
         pcm = w.readframes(w.getnframes())
-    return pcm.count(StandInConfig().answers[0].answer_pcm24k)
+    return plays_of(pcm, StandInConfig().answers[0].answer_pcm24k)  # a playback hole is no loss
+
+
+def test_an_answer_with_a_playback_hole_is_one_play_and_a_cut_one_is_none() -> None:
+    answer = StandInConfig().answers[0].answer_pcm24k
+    gap = bytes(48000)
+    with_hole = answer[:9600] + bytes(960) + answer[9600:]  # 20 ms underrun 0.2 s in
+    assert plays_of(gap + answer + gap + with_hole + gap, answer) == 2
+    assert plays_of(gap + answer[: len(answer) - 9600] + gap, answer) == 0  # 0.2 s short
+    assert plays_of(answer + gap + answer + answer, answer) == 3
 
 
 # ---- whole runs through the CLI ----------------------------------------------------------------

@@ -56,3 +56,26 @@ def silence_cues(recording: bytes, bank: EarconBank | None = None) -> bytes:
             start = round(t * SPEAKER_RATE_HZ) * 2
             out[start : start + len(pcm)] = bytes(len(out[start : start + len(pcm)]))
     return bytes(out)
+
+
+def plays_of(recording: bytes, answer: bytes, *, holes: int = 2) -> int:
+    """How often `answer` (24 kHz mono PCM16) was played whole in `recording`: its sounding
+    20 ms blocks heard bit-exact near where that play puts them, all but up to `holes` of them.
+    A playback hole (an underrun) loses the block it falls in and delays what follows by its
+    length, so an answer with one is still one play; an answer cut short is not a play; one
+    played twice is two."""
+    block, starts = SPEAKER_RATE_HZ * 2 // 50, []
+    sounding = [o for o in range(0, len(answer) - block + 1, block) if any(answer[o : o + block])]
+    for n, offset in enumerate(sounding):
+        at = recording.find(answer[offset : offset + block])
+        while at >= 0:
+            if at % 2 == 0:
+                starts.append(((at - offset) / (2 * SPEAKER_RATE_HZ), n))
+            at = recording.find(answer[offset : offset + block], at + 2)
+    plays, first, group = 0, None, set[int]()
+    for t, n in sorted(starts):
+        if first is None or t - first > 0.3:  # plays do not overlap: a new one starts here
+            plays += len(group) >= len(sounding) - holes
+            first, group = t, set()
+        group.add(n)
+    return plays + (len(group) >= len(sounding) - holes)
