@@ -30,13 +30,13 @@ from shelfsight.standin import StandIn, StandInConfig, StandInThread
 from tests.conftest import ASSETS, TEST_KEY, standin_env
 from tests.support.terminal import Terminal
 
-HOLD_S = 1.5  # how long each question is "held" between the two presses
+TALK_S = 1.5  # how long each question is "held" between the two presses
 TAIL_S = PushToTalk.tail_s
 
 
 def presses(standin: StandInThread, work: Path, turns: int) -> tuple[list[float], list[float]]:
     """Runs `turns` push-to-talk turns; (start lags, end lags beyond the tail) in seconds."""
-    question = load_mic_pcm(ASSETS / "question.wav")[: int(32000 * HOLD_S)]
+    question = load_mic_pcm(ASSETS / "question.wav")[: int(32000 * TALK_S)]
     mic = write_wav(work / "mic.wav", (question + bytes(32000 * 4)) * turns)
     video = shelf_video(work / "shelf.avi", seconds=10, size=(1280, 720))
     args = ["run", "--mode", "ptt", "--camera", str(video), "--mic", str(mic)]
@@ -52,7 +52,7 @@ def presses(standin: StandInThread, work: Path, turns: int) -> tuple[list[float]
             time.sleep(0.05)
         for n in range(turns):
             t_start = term.press(" ")
-            time.sleep(HOLD_S)
+            time.sleep(TALK_S)
             t_end = term.press(" ")
             pressed.append((t_start, t_end))
             deadline = time.monotonic() + 15
