@@ -130,6 +130,14 @@ class StandInConfig:
     # documented; a slow link is worst without it, so its tests turn it off.
     compression: bool = True
     think_s: float = 0.0  # the model's thinking time: from the question's transcript to its answer
+    # Websocket pings: "prompt" answers at once (websockets' default), "late" after
+    # `pong_delay_s`, "never" not at all. No Google document promises a pong time; the real
+    # service's pongs have been reported 8-30 s late, so a client must not depend on them.
+    pongs: Literal["prompt", "late", "never"] = "prompt"
+    pong_delay_s: float = 20.0
+    # Realtime audio at one of these rates (Hz) is refused with 1007, as a service that does
+    # not take that rate would; e.g. frozenset({8000}) tests the slow link's fallback to 16 kHz.
+    refuse_audio_rates_hz: frozenset[int] = frozenset()
 
     def faults_for(self, index: int) -> ConnectionFaults:
         in_range = index < len(self.connection_faults)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import ssl
 import tempfile
@@ -18,6 +19,7 @@ import trustme
 from google.genai import types
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
@@ -166,6 +168,7 @@ class StandIn:
     async def _handle(self, ws: ServerConnection) -> None:
         record = self._admitted.pop(ws)
         self._serving[ws] = record
+        answer_pings(ws, self.config)
         record._ws_open = lambda: ws.state is State.OPEN
         try:
             await serve_connection(ws, record, self._ledger, self.config)
@@ -176,6 +179,33 @@ class StandIn:
             if ws.close_code is None:
                 await ws.close()
             record._set_close(ws.close_code, ws.close_reason)
+
+
+def answer_pings(ws: ServerConnection, config: StandInConfig) -> None:
+    """Pongs as `config.pongs` says. websockets answers every ping inside its protocol
+    object (RFC 6455 5.5.2); for "late" and "never" that one instance's frame handler is
+    wrapped, so the stand-in can behave as a server whose pongs are slow or missing."""
+    if config.pongs == "prompt":
+        return
+    protocol = ws.protocol
+    answer = protocol.recv_frame
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[None]] = set()
+
+    async def pong_later(data: bytes) -> None:
+        await asyncio.sleep(config.pong_delay_s)
+        with contextlib.suppress(ConnectionClosed):
+            await ws.pong(data)
+
+    def recv_frame(frame: Frame) -> None:
+        if frame.opcode is not Opcode.PING:
+            answer(frame)
+        elif config.pongs == "late":
+            task = loop.create_task(pong_later(bytes(frame.data)))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    protocol.recv_frame = recv_frame  # type: ignore[method-assign]
 
 
 class StandInThread:

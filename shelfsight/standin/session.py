@@ -129,7 +129,9 @@ class _Session:
             return False
         violation = None
         if isinstance(realtime, Mapping):
-            violation = realtime_violation(realtime, self._options.manual_activity)
+            violation = realtime_violation(
+                realtime, self._options.manual_activity, self._config.refuse_audio_rates_hz
+            )
         elif isinstance(content, Mapping):
             violation = content_violation(content)
         if violation is None:

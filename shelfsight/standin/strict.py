@@ -32,7 +32,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shelfsight.standin.protocol import INVALID_ARGUMENT_REASON, decode_b64, pick
+from shelfsight.standin.protocol import (
+    INVALID_ARGUMENT_REASON,
+    decode_b64,
+    pick,
+    rate_from_mime,
+)
 
 MAX_INLINE_IMAGE_BYTES = 7 * 1024 * 1024
 MEDIA_CHUNKS_REASON = (
@@ -68,10 +73,20 @@ def setup_violation(setup: Mapping[str, Any]) -> Violation | None:
     return None
 
 
-def realtime_violation(realtime: Mapping[str, Any], manual_activity: bool) -> Violation | None:
-    """The first rule a `realtimeInput` message breaks, or None."""
+def realtime_violation(
+    realtime: Mapping[str, Any],
+    manual_activity: bool,
+    refused_rates_hz: frozenset[int] = frozenset(),
+) -> Violation | None:
+    """The first rule a `realtimeInput` message breaks, or None. `refused_rates_hz`: audio
+    rates this stand-in is set to refuse (the service documents 16 kHz in and says it
+    resamples others; whether it takes every rate is not documented)."""
     if pick(realtime, "mediaChunks") is not None:
         return Violation("media_chunks", 1007, MEDIA_CHUNKS_REASON)
+    audio = realtime.get("audio")
+    if refused_rates_hz and isinstance(audio, Mapping):
+        if rate_from_mime(str(pick(audio, "mimeType") or "")) in refused_rates_hz:
+            return Violation("audio_rate", 1007, INVALID_ARGUMENT_REASON)
     markers = [pick(realtime, name) for name in ("activityStart", "activityEnd")]
     if any(m is not None for m in markers) and not manual_activity:
         return Violation("activity_with_automatic_detection", 1007, INVALID_ARGUMENT_REASON)
