@@ -17,6 +17,7 @@ from google.genai import types
 
 from shelfsight.errors import UserError
 from shelfsight.guide.worker import GuideWorker
+from shelfsight.live.ack_probe import platform_probe
 from shelfsight.live.link import LiveLink
 from shelfsight.live.setup import Endpoint, live_config, make_client
 from shelfsight.media.camera import Camera, open_camera, redact_url
@@ -231,6 +232,7 @@ def make_link(
         first_connect_timeout_s=settings.connect_timeout_s,
         dead_after_s=settings.dead_link_s,
         audio_buffer_s=settings.audio_buffer_s,
+        ack_probe=platform_probe if settings.link_probe == "auto" else lambda: None,
     )
 
 

@@ -27,7 +27,9 @@ Mode = Literal["handsfree", "ptt"]
 MODES: tuple[str, ...] = ("handsfree", "ptt")
 SENSITIVITIES: tuple[str, ...] = ("low", "high")
 MEDIA_RESOLUTIONS: tuple[str, ...] = ("low", "medium", "high")
+LINK_PROBES: tuple[str, ...] = ("auto", "none")
 CHOICES: dict[str, tuple[str, ...]] = {
+    "link_probe": LINK_PROBES,
     "mode": MODES,
     "start_sensitivity": SENSITIVITIES,
     "end_sensitivity": SENSITIVITIES,
@@ -91,10 +93,15 @@ class Settings:
     # Give up when the first connection takes longer than this, or a reconnect than max_outage_s.
     connect_timeout_s: float = 15.0
     max_outage_s: float = 60.0
-    # A connection from which nothing (no message, pong or TCP ACK) came back this long is cut
-    # and replaced; mic audio waits this long for a connection before the oldest is lost.
-    dead_link_s: float = 3.0
+    # A connection on which nothing we sent was acknowledged for this long is cut and replaced
+    # (longer on a link whose retransmission timeout is long: see shelfsight.live.liveness);
+    # mic audio waits this long for a connection before the oldest is lost.
+    dead_link_s: float = 2.5
     audio_buffer_s: float = 15.0
+    # How the link learns that what it sent arrived: "auto" asks the kernel (TCP_INFO on Linux,
+    # TCP_CONNECTION_INFO on macOS), "none" watches only the unsent backlog (as where the
+    # kernel cannot say; for trying that here, and a way out if a kernel's answer misleads).
+    link_probe: str = "auto"
     # Recording: `always_record` puts every run into a dated folder under `sessions_dir`.
     always_record: bool = False
     sessions_dir: str = "sessions"

@@ -6,14 +6,16 @@ accident; tests that need a key set a fake one pointing at the stand-in.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +43,22 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SHELFSIGHT_CONFIG", str(empty))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the demo's answer WAV
     monkeypatch.chdir(tmp_path)  # relative output paths land in the test's own folder
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (`pytest.mark.anyio`) run on asyncio, as shelfsight does."""
+    return "asyncio"
+
+
+@pytest.fixture
+async def tasks() -> AsyncIterator[list[asyncio.Task[Any]]]:
+    """Tasks a test starts; cancelled and awaited when it ends, pass or fail."""
+    running: list[asyncio.Task[Any]] = []
+    yield running
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
 
 
 @pytest.fixture(scope="session")

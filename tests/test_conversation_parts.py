@@ -42,11 +42,6 @@ LOUD = (np.sin(np.arange(320) / 3) * 8000).astype("<i2").tobytes()  # 20 ms, abo
 QUIET = bytes(640)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # ---- pure parts ------------------------------------------------------------------------------
 
 

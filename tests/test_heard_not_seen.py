@@ -242,11 +242,6 @@ def conversation_with_cues(
     return conversation, link, speaker, controls, events
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_the_talk_key_is_heard_going_down_and_up() -> None:
     conversation, link, speaker, controls, events = conversation_with_cues(push_to_talk=True)

@@ -116,9 +116,12 @@ def _finish(proc: subprocess.Popen[str], timeout_s: float = 40) -> str:
     return out
 
 
+@pytest.mark.parametrize("probe", ["auto", "none"], ids=["linux", "macos"])
 def test_a_question_asked_while_the_link_is_stalled_is_answered_once_it_comes_back(
-    link: tuple[StandInThread, RelayThread], tmp_path: Path
+    link: tuple[StandInThread, RelayThread], tmp_path: Path, probe: str
 ) -> None:
+    """On both platforms: with the kernel's acknowledgements (Linux), and with only the unsent
+    backlog to go by (as where the kernel cannot say: `link_probe = "none"`)."""
     server, relay = link
     mic = _mic(tmp_path, lead_s=1.5, tail_s=1.0)
     stall_s = 10.0
@@ -136,7 +139,7 @@ def test_a_question_asked_while_the_link_is_stalled_is_answered_once_it_comes_ba
 
     # Stall once the link is up and carrying audio, before the question starts (at 1.5 s).
     _when(lambda: _audio_received_s(server) > 0.3, stall)
-    out = _finish(_start(server, relay, tmp_path, mic))
+    out = _finish(_start(server, relay, tmp_path, mic, env={"SHELFSIGHT_LINK_PROBE": probe}))
     assert "no reply from the server" in out, out  # the user was told at once
     assert connections_5s_in == [2], "the dead link was noticed and replaced within 5 s"
     assert "reconnected after" in out, out

@@ -33,11 +33,6 @@ pytestmark = pytest.mark.anyio
 INVALID = "Request contains an invalid argument."
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def with_(**fields: object) -> types.LiveConnectConfig:
     return LIVE_CONFIG.model_copy(update=fields)
 

@@ -15,7 +15,7 @@ import socketserver
 import threading
 import time
 import wave
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -29,18 +29,14 @@ from shelfsight.live.link import (
     AnswerAudio,
     AnswerCut,
     Connected,
-    LiveLink,
     Reconnecting,
-    ServerEvent,
     TurnComplete,
 )
 from shelfsight.live.outbox import Audio, Outbox
-from shelfsight.live.setup import Endpoint, live_config, make_client
 from shelfsight.media.camera import open_camera
-from shelfsight.media.frames import EncodedFrame
 from shelfsight.media.sound_devices import AudioDeviceInfo, DeviceMic, DeviceSpeaker
 from shelfsight.media.wav import load_mic_pcm, write_wav
-from shelfsight.settings import DEFAULT_MODEL, Settings
+from shelfsight.settings import DEFAULT_MODEL
 from shelfsight.standin import (
     ConnectionFaults,
     ConnectionRecord,
@@ -51,6 +47,7 @@ from shelfsight.standin import (
     synth_speech_pcm16,
 )
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
+from tests.support.link_run import LinkRun, jpeg_frame
 from tests.support.listen import plays_of
 from tests.support.scene import draw_shelf, read_frame_number
 
@@ -200,57 +197,7 @@ def test_a_fatal_refusal_ends_the_run_at_once_without_retrying(
 # ---- the link on its own -----------------------------------------------------------------------
 
 
-class LinkRun:
-    """A LiveLink against a stand-in, with its events collected; the test feeds it."""
-
-    def __init__(self, server: StandIn, **link_args: Any) -> None:
-        client = make_client(TEST_KEY, Endpoint(server.base_url, server.client_ssl_context()))
-        connect = client.aio.live.connect
-        settings = Settings()
-        self.link = LiveLink(
-            connect=connect,
-            model=settings.model,
-            config_for=lambda handle: live_config(settings, "Answer briefly.", handle),
-            **link_args,
-        )
-        self.events: list[ServerEvent] = []
-        self._changed = asyncio.Event()
-
-    async def collect(self) -> None:
-        async for event in self.link.events():
-            self.events.append(event)
-            self._changed.set()
-
-    def of(self, kind: type) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    async def until(self, predicate: Any, timeout_s: float = 10.0) -> None:
-        async with asyncio.timeout(timeout_s):
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-
-
-def jpeg_frame(jpeg: bytes) -> EncodedFrame:
-    now = time.monotonic()
-    return EncodedFrame(jpeg=jpeg, width=4, height=3, t_capture=now, t_encoded=now, seq=0)
-
-
-@pytest.fixture
-async def tasks() -> AsyncIterator[list[asyncio.Task[Any]]]:
-    running: list[asyncio.Task[Any]] = []
-    yield running
-    for task in running:
-        task.cancel()
-    await asyncio.gather(*running, return_exceptions=True)
-
-
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 async def test_a_typed_question_goes_out_after_the_frame_it_is_about(

@@ -26,11 +26,6 @@ MIC_MIME = "audio/pcm;rate=16000"
 CHUNK_BYTES = 640  # 20 ms of 16 kHz PCM16
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(autouse=True)
 def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Shutdown must be clean: no failed handlers, pending tasks or unretrieved exceptions."""

@@ -81,6 +81,13 @@ def classify(exc: BaseException, *, model: str, resuming: bool) -> Retry:
     )
 
 
+def is_refusal(exc: BaseException, code: int) -> bool:
+    """Whether the server closed the connection with `code` (e.g. 1007 invalid argument)."""
+    if isinstance(exc, errors.APIError):
+        return exc.code == code
+    return isinstance(exc, ConnectionClosed) and exc.rcvd is not None and exc.rcvd.code == code
+
+
 def most_telling(group: BaseExceptionGroup) -> BaseException:
     """Of the errors both directions saw, the watchdog's (the link went silent: the rest are
     its consequences), else the receiver's (it carries the close code); raises

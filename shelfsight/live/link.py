@@ -17,11 +17,16 @@ meanwhile and goes out first on the new one, so nothing is lost and nothing is s
 After an unexpected close, the link reconnects with backoff and re-sends what it sent since
 the newest handle, which the resumed session does not hold.
 
-A connection that goes silent (a stalled phone tether: no error, no close) is cut by a
-`Watchdog` on what comes back (see `shelfsight.live.watchdog`), so it is noticed within
-`dead_after_s` whatever is streaming. A slow upload is met by `UploadPace`
-(`shelfsight.live.slow`): no pictures, 8 kHz audio, the backlog reported; mic audio waits up
-to `audio_buffer_s` (15 s) and what is lost beyond that is counted and reported (`AudioLost`).
+A connection that stalls (a phone tether: no error, no close) is cut by a `Watchdog` when
+something owed does not come back (see `shelfsight.live.liveness`): what we sent is not
+acknowledged within `dead_after_s`, a question gets no word back, an idle connection's pings
+go unanswered far longer than late pongs take. A quiet connection is never cut for its quiet.
+An outage counts from when nothing more got through, and ends once a new connection has
+shown it works (something came back after its setup), not merely opened.
+
+A slow upload is met by `UploadPace` (`shelfsight.live.slow`): no pictures, 8 kHz audio (16
+kHz again if the server refuses 8 kHz), the backlog reported; mic audio waits up to
+`audio_buffer_s` (15 s) and what is lost beyond that is counted and reported (`AudioLost`).
 """
 
 from __future__ import annotations
@@ -39,7 +44,16 @@ from google.genai import types
 from google.genai.live import AsyncSession
 
 from shelfsight.errors import UserError
-from shelfsight.live.errors import CONNECTION_ERRORS, backoff_s, classify, most_telling
+from shelfsight.live import sdk_socket
+from shelfsight.live.ack_probe import AckProbe, platform_probe
+from shelfsight.live.errors import (
+    CONNECTION_ERRORS,
+    Retry,
+    backoff_s,
+    classify,
+    is_refusal,
+    most_telling,
+)
 from shelfsight.live.events import (
     MIC_CHUNK_S,
     SPEAKER_RATE_HZ,
@@ -71,7 +85,7 @@ from shelfsight.live.outbox import (
     ToolResponse,
 )
 from shelfsight.live.slow import UploadPace, WireAudio
-from shelfsight.live.watchdog import Watchdog
+from shelfsight.live.watchdog import PING_EVERY_S, DeadLink, Watchdog
 from shelfsight.media.frames import EncodedFrame
 
 log = logging.getLogger(__name__)
@@ -100,7 +114,7 @@ __all__ = [  # the events are defined in live_events; callers import them from h
 MIC_MIME = "audio/pcm;rate=16000"
 PENDING_INPUT_S = 4.0  # user input with no answer yet holds a goAway switch this long
 HANDLE_WAIT_S = 2.0  # after a turn, wait this long for its resumption handle before switching
-STABLE_S = 5.0  # a connection that lived less than this before failing continues the outage
+STABLE_S = 5.0  # a connection that failed younger than this keeps the backoff growing
 DEFAULT_TIME_LEFT_S = 10.0  # a goAway without time_left
 CLOSE_TIMEOUT_S = 2.0
 OPEN_TIMEOUT_S = 8.0  # websocket handshake (the client's own 5 s) and the session setup
@@ -110,6 +124,7 @@ WIRE_BYTES_PER_AUDIO_S = BYTES_PER_S * 4 / 3  # 16 kHz audio as base64 JSON, abo
 
 
 ConfigFactory = Callable[[str | None], types.LiveConnectConfig]
+ProbeFactory = Callable[[], AckProbe | None]  # one probe per connection (it may keep state)
 
 
 class Connect(Protocol):
@@ -150,14 +165,17 @@ class _Connection:
         self._stack = stack
         self.dead = False  # the watchdog cut it
 
+    @property
+    def proven(self) -> bool:
+        """Something came back after the setup: the connection works, the outage is over."""
+        return self.watchdog is None or self.watchdog.liveness.proven
+
     async def close(self) -> None:
         """Close the websocket; bounded, idempotent, never raises a connection error."""
         self.retiring = True
         stack, self._stack = self._stack, contextlib.AsyncExitStack()
         if self.dead:  # nobody would answer a close handshake
-            transport = getattr(getattr(self.session, "_ws", None), "transport", None)
-            if transport is not None:
-                transport.abort()
+            sdk_socket.abort(sdk_socket.websocket_of(self.session))
         with contextlib.suppress(*CONNECTION_ERRORS):
             async with asyncio.timeout(CLOSE_TIMEOUT_S):
                 await stack.aclose()
@@ -173,7 +191,7 @@ class _Ending:
 
 @dataclass
 class _Outage:
-    t_start: float
+    t_start: float  # when nothing more got through (monotonic s)
     first: bool = False  # no connection yet: the first-connect timeout applies
     attempts: int = 0
 
@@ -192,9 +210,10 @@ class LiveLink:
         audio_buffer_s: float = 15.0,
         replay_s: float = 15.0,
         handover_margin_s: float = 1.5,
-        dead_after_s: float = 3.0,
-        ping_every_s: float = 1.0,
+        dead_after_s: float = 2.5,
+        ping_every_s: float = PING_EVERY_S,
         pace: UploadPace | None = None,
+        ack_probe: ProbeFactory = platform_probe,
     ) -> None:
         self._connect_to = connect
         self._model = model
@@ -205,6 +224,9 @@ class LiveLink:
         self._dead_after_s = dead_after_s
         self._ping_every_s = ping_every_s
         self._pace = pace or UploadPace()
+        self._ack_probe = ack_probe
+        self._sending = False  # inside a send: the watchdog's fallback counts it as owed
+        self._activity_spoken = False  # the open push-to-talk turn held speech
         self._wire = WireAudio()
         self._conn: _Connection | None = None
         self._lost_reported_s = 0.0
@@ -240,6 +262,7 @@ class LiveLink:
         (a question is then pending, which holds off a goAway switch)."""
         if speech:
             self._t_input = time.monotonic()
+            self._activity_spoken = True
         self._outbox.put(Audio(pcm, speech))
         self._update_pace()
         self._wake.set()
@@ -262,13 +285,15 @@ class LiveLink:
         self._put(ToolResponse(call_id, name, response, scheduling))
 
     def activity_start(self) -> None:
-        self._activity_open = True
+        self._activity_open, self._activity_spoken = True, False
         self._put(ActivityStart())
 
     def activity_end(self) -> None:
+        """A push-to-talk turn ends; an answer is owed if it held speech (a key pressed by
+        mistake, with nothing said, may well get none)."""
         self._activity_open = False
         self._t_input = time.monotonic()
-        self._put(ActivityEnd())
+        self._put(ActivityEnd(spoken=self._activity_spoken))
 
     @property
     def audio_backlog_s(self) -> float:
@@ -327,9 +352,12 @@ class LiveLink:
             finally:
                 await conn.close()
             self._after_close(ending)
-            if ending.planned or ending.t_monotonic - conn.t_opened >= STABLE_S:
-                outage = _Outage(ending.t_monotonic)
-            # else: it failed right after connecting: the same outage goes on (backoff grows)
+            if ending.planned or conn.proven:
+                # It worked: a new outage, from when nothing more got through. One that dies
+                # young keeps the backoff growing (a server that fails every connection).
+                young = ending.t_monotonic - conn.t_opened < STABLE_S and not ending.planned
+                outage = _Outage(ending.t_monotonic, attempts=outage.attempts if young else 0)
+            # else: nothing ever came back on it: the same outage goes on (backoff grows)
 
     async def _connect(self, outage: _Outage, ending: _Ending | None) -> _Connection:
         """Open a connection with the newest handle, retrying with backoff; UserError once the
@@ -378,14 +406,19 @@ class LiveLink:
             )
         self.connections += 1
         conn = _Connection(session, stack, resumed=handle is not None)
-        ws = getattr(session, "_ws", None)  # the SDK's websocket (websockets' asyncio client)
+        self._wire.new_connection()
+        ws = sdk_socket.websocket_of(session)
         if ws is not None:
             conn.watchdog = Watchdog(
                 ws,
-                dead_after_s=self._dead_after_s,
-                ping_every_s=self._ping_every_s,
+                stall_s=self._dead_after_s,
                 retiring=lambda: conn.retiring,
+                probe=self._ack_probe(),
+                sending=lambda: self._sending,
+                ping_every_s=self._ping_every_s,
             )
+        else:
+            log.warning("no websocket under the SDK session: dead links go unnoticed")
         return conn
 
     async def _watch(self, conn: _Connection, watchdog: Watchdog) -> None:
@@ -422,8 +455,23 @@ class LiveLink:
         except BaseExceptionGroup as group:
             t_failed = time.monotonic()
             self._conn = None
-            retry = classify(most_telling(group), model=self._model, resuming=False)
+            cause = most_telling(group)
+            if isinstance(cause, DeadLink):
+                t_failed = cause.silent_since
+            retry = self._low_rate_refused(cause) or classify(
+                cause, model=self._model, resuming=False
+            )
             return _Ending(retry.reason, planned=False, replay=True, t_monotonic=t_failed)
+
+    def _low_rate_refused(self, cause: BaseException) -> Retry | None:
+        """A refusal (1007) after 8 kHz audio went out: the server does not take that rate
+        (whether it does is not documented). Not fatal: 16 kHz from now on, and what it
+        refused goes again (the outbox keeps the 16 kHz original)."""
+        if not (self._wire.low_rate_sent and is_refusal(cause, 1007)):
+            return None
+        self._wire.low_rate_refused = True
+        log.warning("the server refused 8 kHz audio (%s); sending 16 kHz", cause)
+        return Retry("the server refused 8 kHz audio: sending 16 kHz")
 
     def _after_close(self, ending: _Ending) -> None:
         if self._answering:
@@ -463,23 +511,41 @@ class LiveLink:
             self._wake.clear()
             while not conn.retiring and (item := self._outbox.take()) is not None:
                 try:
-                    if isinstance(item, Text):
-                        await self._send_question(conn.session, item)
-                    elif isinstance(item, ToolResponse):
-                        await _send_tool_response(conn.session, item)
-                    else:
-                        await self._send_item(send, item)
+                    async with self._writing(conn):
+                        if isinstance(item, Text):
+                            await self._send_question(conn.session, item)
+                        elif isinstance(item, ToolResponse):
+                            await _send_tool_response(conn.session, item)
+                        else:
+                            await self._send_item(send, item)
                 except BaseException:
                     self._outbox.unsent()
                     raise
                 self._outbox.sent()
+                if conn.watchdog is not None and _owes_answer(item):
+                    conn.watchdog.reply_owed()
                 if isinstance(item, Audio):
                     self.audio_chunks_sent += 1
                     self._report_lost()
             if conn.retiring:
                 return
-            if not self._pace.slow:  # a slow link carries audio only (see live.slow)
-                await self._send_frame(send)
+            if not self._pace.slow and self._frame is not None:  # slow: audio only (live.slow)
+                async with self._writing(conn):
+                    await self._send_frame(send)
+
+    @contextlib.asynccontextmanager
+    async def _writing(self, conn: _Connection) -> AsyncIterator[None]:
+        """Around every send: what is written is owed an acknowledgement (the watchdog)."""
+        dog = conn.watchdog
+        if dog is not None:
+            dog.writing()
+        self._sending = True
+        try:
+            yield
+        finally:
+            self._sending = False
+        if dog is not None:
+            dog.written()
 
     async def _send_item(self, send: _Send, item: Item) -> None:
         """A realtime item; a typed question (Text) and a tool response go their own ways."""
@@ -498,7 +564,7 @@ class LiveLink:
         now = time.monotonic()
         conn = self._conn
         dog = conn.watchdog if conn is not None else None
-        flowing = conn is not None and (dog is None or now - dog.t_heard < FLOWING_S)
+        flowing = conn is not None and (dog is None or now - dog.t_proof < FLOWING_S)
         if event := self._pace.update(self.audio_backlog_s, now, flowing=flowing):
             log.info("upload %s (%.1f s waiting)", "slow" if event.slow else "ok", event.backlog_s)
             self._emit(event)
@@ -579,6 +645,12 @@ class LiveLink:
 
 
 _Send = Callable[..., Awaitable[None]]  # AsyncSession.send_realtime_input
+
+
+def _owes_answer(item: Item) -> bool:
+    """A typed question, or a spoken push-to-talk turn, is owed an answer. A function
+    response is not: one scheduled SILENT gets none, and the stand-in answers none."""
+    return isinstance(item, Text) or (isinstance(item, ActivityEnd) and item.spoken)
 
 
 async def _send_tool_response(session: AsyncSession, item: ToolResponse) -> None:

@@ -45,7 +45,9 @@ class ActivityStart:
 
 @dataclass(frozen=True)
 class ActivityEnd:
-    """Push-to-talk: the user stopped talking."""
+    """Push-to-talk: the user stopped talking; `spoken`: the turn held speech."""
+
+    spoken: bool = True
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,10 @@
 The link's watchdog needs what no public API of the SDK gives: the websocket under an
 `AsyncSession` (its private `_ws`), the TCP transport under asyncio's TLS transport (the
 private `_ssl_protocol._transport`, whose write buffer is where a stalled upload shows), and
-websockets' keepalive timeout (the SDK opens the socket with websockets' defaults: a ping every
-20 s, the connection closed when a pong is 20 s late; the real service's pongs have been
-reported 8-30 s late, so the link judges liveness itself and turns that timeout off).
+websockets' keepalive timeout. `shelfsight.live.setup.make_client` asks for no keepalive
+(`ping_interval=None` through the SDK's `async_client_args`); should an SDK release stop
+passing that on, websockets' default would close a healthy connection whose pong is 20 s late
+(the real service's have been reported 8-30 s late), so its timeout is turned off here too.
 
 Everything here degrades: a moved attribute gives None or an empty list, never an exception,
 and `missing_internals()` names what moved, for `shelfsight doctor` and for the test that
@@ -89,6 +90,8 @@ def missing_internals(session: Any) -> list[str]:
     if ws is None:
         return ["AsyncSession._ws (the SDK's websocket)"]
     missing = []
+    if getattr(ws, "keepalive_task", None) is not None:
+        missing.append("ping_interval=None reaching websockets (its keepalive is running)")
     if not hasattr(ws, "ping_timeout"):
         missing.append("websocket.ping_timeout (websockets' keepalive timeout)")
     if socket_of(ws) is None:

@@ -112,12 +112,21 @@ class WireAudio:
     def __init__(self) -> None:
         self._downsampler: soxr.ResampleStream | None = None
         self._quiet = 0
+        self.low_rate_sent = False  # 8 kHz audio went out on this connection
+        self.low_rate_refused = False  # the server closed on it: 16 kHz from now on
+
+    def new_connection(self) -> None:
+        """After a refusal, 16 kHz at once: what the resampler held back is in the replay."""
+        self.low_rate_sent = False
+        if self.low_rate_refused:
+            self._downsampler = None
 
     def encode(self, pcm16k: bytes, *, speech: bool, slow: bool) -> tuple[bytes, str | None]:
         """(bytes, mime type), or a None mime type for the usual 16 kHz. The resampler works in
         blocks and holds up to ~120 ms back (whatever its quality setting), so a chunk at
         8 kHz can come out empty: the link sends nothing for it."""
         self._quiet = 0 if speech else self._quiet + 1
+        slow = slow and not self.low_rate_refused
         if slow != (self._downsampler is not None) and self._quiet >= self.PAUSE_CHUNKS:
             self._downsampler = (
                 soxr.ResampleStream(16000, SLOW_RATE_HZ, 1, dtype="int16") if slow else None
@@ -126,4 +135,5 @@ class WireAudio:
             return pcm16k, None
         samples = np.frombuffer(pcm16k, dtype="<i2")
         out: np.ndarray = self._downsampler.resample_chunk(samples)
+        self.low_rate_sent = True
         return out.astype("<i2").tobytes(), SLOW_MIME  # may be b"" (held back): not sent

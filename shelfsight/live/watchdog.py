@@ -1,23 +1,23 @@
-"""Is anything coming back on this connection? A dead link is noticed and cut within seconds.
+"""A dead link noticed within seconds, a quiet one left alone.
 
 A phone tether stalls without closing: bytes just stop. websockets' own keepalive cannot see
-that while the mic streams, because its ping waits in the same `drain()` as the audio and its
-timeout only starts once the write buffer has room, which on a dead link is never. So liveness
-is judged on what comes back, independently of the send path:
+that while the mic streams (its ping waits in the same `drain()` as the audio), and it closes
+a healthy connection whose pongs are late (the SDK leaves its 20 s timeout on; the service's
+pongs have been reported 8-30 s late), so that timeout is turned off and this watchdog judges
+instead, by the rules of `shelfsight.live.liveness`: only what is owed counts.
 
-- any server message (the link calls `heard()`),
-- a pong to our own ping, sent every `ping_every_s` from its own task (it may wait behind the
-  buffered audio: that delays the pong, it does not stop the watch),
-- on Linux, TCP acknowledgements of what we sent (`tcpi_bytes_acked` growing): on a slow but
-  working link the pong waits behind queued audio while the ACKs keep coming.
+Every `TICK_S` it reads the send path: the kernel's acknowledgements through an `AckProbe`
+(Linux `TCP_INFO`, macOS `TCP_CONNECTION_INFO`), or without one the unsent backlog above the
+kernel (asyncio's write buffers and a send waiting on them), which drains only as the kernel
+takes bytes, which it does only as acknowledgements come. Its own ping every `ping_every_s`
+gives idle connections something owed (a pong from a server that answers pings, the ping's
+acknowledgement), judged on the generous idle bound. A verdict aborts the transport (no close
+handshake: nobody would answer it) and raises `DeadLink`, so the reconnect starts at once.
 
-After `dead_after_s` with none of these, the transport is aborted (no close handshake: there is
-nobody to answer it) and `DeadLink` is raised, so the reconnect starts at once.
-
-The socket also gets `TCP_NOTSENT_LOWAT` and the transport a small write buffer: the kernel and
-asyncio then hold at most ~16 KB each of unsent bytes, and any further backlog waits in the
-link's outbox, where it is measured, kept in order and bounded (a 4 MB kernel buffer would
-otherwise hide two minutes of audio at 256 kbit/s).
+The socket also gets `TCP_NOTSENT_LOWAT` and the transports a small write buffer: the kernel
+and asyncio then hold at most ~16 KB each of unsent bytes, and any further backlog waits in
+the link's outbox, where it is measured, kept in order and bounded (a 4 MB kernel buffer would
+otherwise hide two minutes of audio at 256 kbit/s, and a stall along with it).
 Loop thread only.
 """
 
@@ -26,56 +26,98 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import struct
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
+from shelfsight.live import sdk_socket
+from shelfsight.live.ack_probe import AckProbe, SendState
+from shelfsight.live.liveness import Liveness
+
 NOTSENT_LOWAT_BYTES = 16 * 1024
-WRITE_BUFFER_BYTES = 16 * 1024  # the websocket transport's high-water mark (0.4 s of audio)
-_TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25 if sys.platform == "linux" else None)
-_BYTES_ACKED_OFFSET = 120  # struct tcp_info (include/uapi/linux/tcp.h), Linux >= 4.1
-TICK_S = 0.25
+WRITE_BUFFER_BYTES = 16 * 1024  # the websocket transports' high-water mark (0.4 s of audio)
+_TCP_NOTSENT_LOWAT = getattr(
+    socket,
+    "TCP_NOTSENT_LOWAT",
+    {"linux": 25, "darwin": 0x201}.get(sys.platform),  # include/uapi/linux/tcp.h, xnu tcp.h
+)
+TICK_S = 0.1
+PING_EVERY_S = 5.0
 
 
 class DeadLink(OSError):
-    """Nothing came back from the server for a while: the connection was cut on purpose."""
+    """The connection was cut on purpose: `silent_since` (monotonic s) is when nothing more
+    got through, which is when the outage began for the user."""
+
+    def __init__(self, reason: str, silent_since: float) -> None:
+        super().__init__(reason)
+        self.silent_since = silent_since
 
 
 class Watchdog:
-    """Watches one websocket (the SDK session's `_ws`); `run()` raises DeadLink, or returns
-    once `retiring()` says the connection is being closed on purpose."""
+    """Watches one websocket (the SDK session's); `run()` raises DeadLink, or returns once
+    `retiring()` says the connection is being closed on purpose. `sending()` says whether the
+    link is inside a send (the fallback counts that as owed)."""
 
     def __init__(
         self,
         ws: Any,
         *,
-        dead_after_s: float,
-        ping_every_s: float,
+        stall_s: float,
         retiring: Callable[[], bool],
+        probe: AckProbe | None,
+        sending: Callable[[], bool] = lambda: False,
+        ping_every_s: float = PING_EVERY_S,
     ) -> None:
         self._ws = ws
-        self._dead_after_s = dead_after_s
-        self._ping_every_s = ping_every_s
         self._retiring = retiring
-        self._sock = _socket_of(ws)
-        self._acked = _bytes_acked(self._sock)
-        self.t_heard = time.monotonic()
-        for transport in _transports(ws):  # TLS on TCP: websockets' 32 KiB, asyncio's 64 KiB
-            with contextlib.suppress(AttributeError, ValueError):
-                transport.set_write_buffer_limits(high=WRITE_BUFFER_BYTES)
+        self._sending = sending
+        self._ping_every_s = ping_every_s
+        self._sock = sdk_socket.socket_of(ws)
+        self._probe = probe if self._sock is not None else None
+        self.liveness = Liveness(time.monotonic(), stall_s=stall_s)
+        self._drained = 0  # fallback progress: times the backlog shrank, or a send returned
+        self._unsent = 0
+        # Without the TCP transport (asyncio internals moved) the backlog is not visible:
+        # a send waiting on it is then what is owed, and its return the progress.
+        self._backlog_visible = len(sdk_socket.transports_of(ws)) > 1
+        self.keepalive_off = sdk_socket.stop_keepalive_timeout(ws)
+        sdk_socket.limit_write_buffers(ws, WRITE_BUFFER_BYTES)
         if self._sock is not None and _TCP_NOTSENT_LOWAT is not None:
             with contextlib.suppress(OSError):
                 self._sock.setsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT, NOTSENT_LOWAT_BYTES)
 
-    def heard(self) -> None:
-        self.t_heard = time.monotonic()
+    @property
+    def probe_name(self) -> str:
+        return self._probe.name if self._probe is not None else "unsent backlog"
+
+    @property
+    def t_proof(self) -> float:
+        """The last sign the server is there (monotonic s): for the slow-link judgement."""
+        return self.liveness.t_proof
 
     @property
     def buffered_bytes(self) -> int:
-        """Bytes written to the websocket's transport and not yet taken by the kernel."""
-        return sum(int(t.get_write_buffer_size()) for t in _transports(self._ws))
+        """Bytes written to the websocket's transports and not yet taken by the kernel."""
+        return sdk_socket.unsent_bytes(self._ws)
+
+    # -- told by the link ---------------------------------------------------------------------
+
+    def heard(self) -> None:
+        self.liveness.heard(time.monotonic())
+
+    def writing(self) -> None:
+        self.liveness.writing(time.monotonic())
+
+    def written(self) -> None:
+        if not self._backlog_visible:
+            self._drained += 1
+
+    def reply_owed(self) -> None:
+        self.liveness.reply_owed(time.monotonic())
+
+    # -- the watch ----------------------------------------------------------------------------
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -88,56 +130,41 @@ class Watchdog:
     async def _watch(self) -> None:
         while not self._retiring():
             await asyncio.sleep(TICK_S)
-            acked = _bytes_acked(self._sock)
-            if acked is not None and acked != self._acked:
-                self._acked = acked
-                self.heard()
-            silent_s = time.monotonic() - self.t_heard
-            if silent_s >= self._dead_after_s and not self._retiring():
-                transport = getattr(self._ws, "transport", None)
-                if transport is not None:
-                    transport.abort()
-                raise DeadLink(f"no reply from the server for {silent_s:.0f} s")
+            now = time.monotonic()
+            self.liveness.observe(now, self._read())
+            dead = self.liveness.verdict(now)
+            if dead is not None and not self._retiring():
+                sdk_socket.abort(self._ws)
+                raise DeadLink(dead.reason, dead.silent_since)
+
+    def _read(self) -> SendState:
+        """The kernel's view if a probe gives one, else the backlog above the kernel."""
+        if self._probe is not None and self._sock is not None:
+            state = self._probe.read(self._sock)
+            if state is not None:
+                return state
+        if not self._backlog_visible:
+            return SendState(1 if self._sending() else 0, self._drained, trusted=False)
+        unsent = self.buffered_bytes
+        if unsent < self._unsent:
+            self._drained += 1  # the kernel took bytes: it had room, so acknowledgements came
+        self._unsent = unsent
+        return SendState(unsent, self._drained, trusted=False)
 
     async def _ping_loop(self) -> None:
-        """One ping at a time; a pong means the link works both ways."""
+        """A ping every `ping_every_s`, never waiting for its pong (which may never come)."""
         try:
             while True:
                 await asyncio.sleep(self._ping_every_s)
+                self.liveness.ping_sent(time.monotonic())
                 pong = await self._ws.ping()
-                await pong
-                self.heard()
+                pong.add_done_callback(self._on_pong)
         except Exception:
             # The connection closed: the receiver reports why; the watch loop ends on its own.
             if not self._retiring():
                 await asyncio.Event().wait()  # stay until the group is cancelled
             return
 
-
-def _transports(ws: Any) -> list[Any]:
-    """The websocket's transport and, under TLS, the TCP transport below it (asyncio's
-    `_SSLProtocolTransport` keeps it private; absent elsewhere, which is fine)."""
-    transport = getattr(ws, "transport", None)
-    if transport is None:
-        return []
-    inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
-    return [transport] if inner is None else [transport, inner]
-
-
-def _socket_of(ws: Any) -> socket.socket | None:
-    transport = getattr(ws, "transport", None)
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    return sock if sock is not None and hasattr(sock, "getsockopt") else None
-
-
-def _bytes_acked(sock: socket.socket | None) -> int | None:
-    """Linux: bytes of ours the peer has acknowledged; None where that is not known."""
-    if sock is None or not sys.platform.startswith("linux"):
-        return None
-    try:
-        raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
-    except OSError:
-        return None
-    if len(raw) < _BYTES_ACKED_OFFSET + 8:
-        return None
-    return int(struct.unpack_from("Q", raw, _BYTES_ACKED_OFFSET)[0])
+    def _on_pong(self, pong: asyncio.Future[float]) -> None:
+        if not pong.cancelled() and pong.exception() is None:
+            self.liveness.pong(time.monotonic())
