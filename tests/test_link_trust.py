@@ -26,6 +26,7 @@ from shelfsight.live.link import (
     TurnComplete,
     UserTranscript,
 )
+from shelfsight.live.slow import UploadPace
 from shelfsight.media.wav import load_mic_pcm
 from shelfsight.settings import DEFAULT_MODEL, Settings
 from shelfsight.standin import StandIn, StandInConfig
@@ -185,3 +186,54 @@ async def test_a_question_that_gets_no_word_back_moves_to_a_new_connection_and_i
     assert "no answer from the server" in reason, reason
     assert 9.5 <= waited_s <= 11.0, waited_s
     assert run.of(AnswerAudio)
+
+
+async def test_a_server_that_still_holds_the_old_connection_gets_a_fresh_session_and_the_question(
+    tasks: list[asyncio.Task[Any]],
+) -> None:
+    """After a stall the server never heard our close (the path forgot the connection), so
+    it refuses to resume the session while its old socket is open (1011, as the service is
+    reported to do). The link retries, then starts afresh, and the question asked during
+    the stall is heard and answered there."""
+    async with StandIn(_config()) as server:
+        with RelayThread(server.port, sock_buf=1024) as relay:
+            run = LinkRun(server, port=relay.port, settings=Settings(mode="ptt"))
+            tasks += [asyncio.create_task(run.link.run()), asyncio.create_task(run.collect())]
+            await run.until(lambda: bool(run.of(Connected)))
+            run.link.send_text("where is the bread?")
+            await run.until(lambda: bool(run.of(TurnComplete)) and bool(server.issued_handles))
+            relay.stall()
+            await run.ask(QUESTION)
+            await run.until(lambda: bool(run.of(Reconnecting)), 8.0)
+            assert relay.forget() == 1
+            await run.until(lambda: len(run.of(TurnComplete)) == 2, 20.0)
+    first, *retries = server.connections
+    assert first.close_code is None or first.close_code == 1006, "the old one is still open"
+    refused = [c for c in retries if c.close_code == 1011 and c.resumed_with]
+    assert len(refused) >= 2, [(c.close_code, c.resumed_with) for c in retries]
+    fresh = retries[-1]
+    assert fresh.resumed_with is None and fresh.turns_completed == 1
+    assert run.of(Connected)[-1].context_lost
+
+
+async def test_a_server_that_refuses_8_khz_audio_gets_16_khz_and_loses_nothing(
+    tasks: list[asyncio.Task[Any]],
+) -> None:
+    """On a slow link the mic goes out at 8 kHz; a server that refuses that rate (1007) is
+    not a fatal error: the link reconnects, sends 16 kHz from then on, and sends again at
+    16 kHz what it had sent at 8 kHz, so the question is heard whole and answered."""
+    async with StandIn(_config(refuse_audio_rates_hz=frozenset({8000}))) as server:
+        slow = UploadPace()
+        slow.slow = True  # as once a slow upload has been measured (see test_upload_pace)
+        run = LinkRun(server, pace=slow)
+        tasks += [asyncio.create_task(run.link.run()), asyncio.create_task(run.collect())]
+        await run.until(lambda: bool(run.of(Connected)))
+        speech = _noise(2.5, seed=7) + QUESTION + _noise(1.5, seed=8)
+        await run.stream(speech)
+        await run.until(lambda: bool(run.of(TurnComplete)), 15.0)
+    first, second = server.connections
+    assert first.close_code == 1007, "the first 8 kHz audio was refused"
+    assert {e.mime_type for e in second.received("audio")} == {"audio/pcm;rate=16000"}
+    assert second.audio_bytes() == speech[: len(second.audio_bytes())], "all of it, in order"
+    assert len(second.audio_bytes()) >= len(speech) - 2 * 640
+    assert "8 kHz" in run.of(Reconnecting)[0].reason

@@ -113,6 +113,7 @@ __all__ = [  # the events are defined in live_events; callers import them from h
 
 MIC_MIME = "audio/pcm;rate=16000"
 PENDING_INPUT_S = 4.0  # user input with no answer yet holds a goAway switch this long
+RESUME_REFUSALS = 3  # 1011s to resuming before a fresh session (see `_old_socket_open`)
 HANDLE_WAIT_S = 2.0  # after a turn, wait this long for its resumption handle before switching
 STABLE_S = 5.0  # a connection that failed younger than this keeps the backoff growing
 DEFAULT_TIME_LEFT_S = 10.0  # a goAway without time_left
@@ -194,6 +195,7 @@ class _Outage:
     t_start: float  # when nothing more got through (monotonic s)
     first: bool = False  # no connection yet: the first-connect timeout applies
     attempts: int = 0
+    resumes_refused: int = 0  # 1011 to a setup with our handle: the old socket still open
 
 
 class LiveLink:
@@ -385,6 +387,8 @@ class LiveLink:
             except CONNECTION_ERRORS as exc:
                 resuming = self._handle is not None
                 retry = classify(exc, model=self._model, resuming=resuming)
+                if resuming and is_refusal(exc, 1011):
+                    retry = self._old_socket_open(outage, retry)
                 if retry.stale_handle:
                     self._handle, self._context_lost = None, True  # the next try starts afresh
                 reason, planned = retry.reason, False
@@ -394,6 +398,18 @@ class LiveLink:
             self._emit(Connected(outage.attempts, conn.resumed, outage_s, planned, lost))
             outage.first = False
             return conn
+
+    @staticmethod
+    def _old_socket_open(outage: _Outage, retry: Retry) -> Retry:
+        """The service refuses to resume a session while an earlier connection of it is
+        open (reported as 1011). Ours is closed before any reconnect, but after a stall the
+        server may not have heard that (the close was lost with the link) and holds it open
+        until its own timeout. Retried with backoff a few times; then a fresh session, which
+        keeps the conversation going (the outbox re-sends what was said since the handle)."""
+        outage.resumes_refused += 1
+        if outage.resumes_refused < RESUME_REFUSALS:
+            return retry
+        return Retry(f"{retry.reason}; the server still holds the old connection", True)
 
     async def _open(self) -> _Connection:
         handle = self._handle

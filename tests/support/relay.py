@@ -12,6 +12,8 @@ changed at any time, from any thread:
   kernel buffers fill and its writes block), hold back closes from the other side too.
 * blackhole_then_drop(after_s): stall, then after `after_s` abort both sockets (RST).
 * drop(): abort every connection now.
+* forget(): the path comes back without the connections that crossed it (their server side
+  stays open: the server never hears that the client has gone).
 
 Bounded buffering: each direction holds at most `max_buffer` bytes waiting for the bottleneck
 (the source socket is not read while it is over; like a router queue of 64 KB) plus at most
@@ -336,6 +338,7 @@ class Relay:
         self.faults = {d: Faults() for d in DIRECTIONS}
         self.counters = Counters()
         self._conns: set[_Conn] = set()
+        self._orphans: list[_Conn] = []  # forgotten: their server side is left open
         self._server: asyncio.Server | None = None
         self._drop_timer: asyncio.TimerHandle | None = None
         self.port = 0
@@ -357,7 +360,7 @@ class Relay:
             self._drop_timer.cancel()
         if self._server is not None:
             self._server.close()
-        for conn in list(self._conns):
+        for conn in [*self._conns, *self._orphans]:
             conn.abort()
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
@@ -418,6 +421,23 @@ class Relay:
             conn.abort()
         self.counters.drops += n
         return n
+
+    def forget(self) -> int:
+        """The path comes back having forgotten the connections that crossed it (a NAT's
+        table reset, a tether's new address): each client side is cut, each server side is
+        left open with nobody behind it, as a server sees a client whose close was lost."""
+        forgotten = list(self._conns)
+        for conn in forgotten:
+            conn.up.cancel()
+            conn.down.cancel()
+            conn.closed = True  # nothing more is relayed or closed for it
+            tr = conn.client.transport
+            if tr is not None and not tr.is_closing():
+                tr.abort()
+            self._conns.discard(conn)
+        self._orphans += forgotten
+        self.resume()
+        return len(forgotten)
 
     def blackhole_then_drop(self, after_s: float) -> None:
         self.stall()
@@ -549,6 +569,9 @@ class RelayThread:
 
     def blackhole_then_drop(self, after_s: float) -> None:
         self._call(lambda: self._relay.blackhole_then_drop(after_s))
+
+    def forget(self) -> int:
+        return int(self._call(self._relay.forget))
 
     def buffered(self) -> dict[str, int]:
         return dict(self._call(self._relay.buffered))
