@@ -165,6 +165,9 @@ async def rate_finding(session: Any, bounds: Bounds, manual_activity: bool) -> F
         detail = f"accepted: {bounds.rate_audio_s:g} s sent, still open {bounds.rate_wait_s:g} s on"
         return Finding(RATE_NAME, "ok", detail, values={**values, "accepted": True})
     code, reason = closed
-    values.update(accepted=False, close_code=code, close_reason=reason[:200])
-    detail = f"refused: the connection was closed with {code} ({reason[:80]})"
-    return Finding(RATE_NAME, "note", detail, "a slow link falls back to 16 kHz", values)
+    values.update(close_code=code, close_reason=reason[:200])
+    detail = f"the connection was closed with {code} ({reason[:80]})"
+    if code != 1007:  # not "invalid argument": something else went wrong meanwhile
+        return Finding(RATE_NAME, "FAIL", detail + " while it was sent", values=values)
+    meaning = "a slow link falls back to 16 kHz"
+    return Finding(RATE_NAME, "note", f"refused: {detail}", meaning, {**values, "accepted": False})
