@@ -97,10 +97,14 @@ def run_live_doctor(
 
 
 def check_writable(path: Path) -> None:
-    """Fail before the probe, not after a minute of it, when --json cannot be written."""
+    """Fail before the probe, not after a minute of it, when --json cannot be written (a file
+    made to find out is removed again: it is written once the findings are in)."""
+    existed = path.exists()
     try:
         with path.open("a", encoding="utf-8"):
             pass
+        if not existed:
+            path.unlink()
     except OSError as exc:
         raise UserError(f"--json {path}: cannot write it ({exc.strerror}).") from None
 

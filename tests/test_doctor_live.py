@@ -161,10 +161,11 @@ def test_doctor_live_with_a_wrong_key_fails_the_setup_and_never_shows_the_key(
     assert wrong not in saved.read_text()
 
 
-def test_doctor_live_without_a_key_says_so_in_one_line() -> None:
-    result = run_cli("doctor", "--live")
+def test_doctor_live_without_a_key_says_so_in_one_line(tmp_path: Path) -> None:
+    result = run_cli("doctor", "--live", "--json", str(tmp_path / "findings.json"))
 
     assert result.code == 1
+    assert not (tmp_path / "findings.json").exists()  # nothing was found, nothing saved
     assert result.stdout.startswith("FAIL  API key") and "GEMINI_API_KEY" in result.stdout
     assert len(result.stdout.splitlines()) == 1 and "Traceback" not in result.stderr
 
