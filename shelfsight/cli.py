@@ -727,7 +727,10 @@ def devices() -> None:
 
 
 @app.command(
-    epilog="Example:\n\n  shelfsight doctor --camera iphone --mic default --speaker default"
+    epilog="Examples:\n\n"
+    "  shelfsight doctor --camera iphone --mic default --speaker default\n\n"
+    "  shelfsight doctor --live --json findings.json    (what the Live API really does; attach "
+    "the file to a bug report)"
 )
 def doctor(
     camera: CameraOpt = None,
@@ -735,17 +738,50 @@ def doctor(
     speaker: SpeakerOpt = None,
     model: ModelOpt = None,
     config: ConfigOpt = None,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Instead of the device checks, probe the Live API endpoint a run would use "
+            "(under a minute, needs the key): setup, compression, ping/pong times, first "
+            "answer time, usage metadata, talking over an answer, 8 kHz audio.",
+        ),
+    ] = False,
+    json_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--json",
+            metavar="PATH",
+            help="With --live: also save the findings to this file (never the key).",
+            show_default=False,
+        ),
+    ] = None,
+    pong_wait: Annotated[
+        float | None,
+        typer.Option(
+            metavar="S",
+            help="With --live: how long to wait for each pong, 0.5 to 30 s. [default: 20]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Check the key, the endpoint, the camera, the microphone and the speaker, one line each."""
+    """Check the key, the endpoint, the camera, the microphone and the speaker, one line each;
+    with --live, what the Live API endpoint actually does."""
     flags = dict(camera=camera, mic=mic, speaker=speaker, model=model)
     code = 0
 
     def go() -> None:
         nonlocal code
-        from shelfsight.doctor import run_doctor
         from shelfsight.settings import api_key_from_env, load_settings
 
+        if not live and (json_path is not None or pong_wait is not None):
+            raise UserError("--json and --pong-wait go with --live.")
         settings = load_settings(flags, config_path=config)
+        if live:
+            code = _live_doctor(settings, json_path, pong_wait)
+            return
+        from shelfsight.doctor import run_doctor
+
         with contextlib.suppress(UserError):
             SECRETS.append(api_key_from_env())
         code = run_doctor(settings)
@@ -753,6 +789,32 @@ def doctor(
     guarded(go)
     if code:
         raise typer.Exit(code)
+
+
+def _live_doctor(settings: Any, json_path: Path | None, pong_wait: float | None) -> int:
+    """`doctor --live`: bad input is exit 2 before anything is sent; no key is one line, 1."""
+    import dataclasses
+
+    from shelfsight.doctor import CheckResult
+    from shelfsight.doctor_findings import Bounds
+    from shelfsight.doctor_live import check_writable, run_live_doctor
+    from shelfsight.settings import api_key_from_env
+
+    bounds = Bounds()
+    if pong_wait is not None:
+        if not 0.5 <= pong_wait <= 30:
+            raise UserError(f"--pong-wait {pong_wait:g}: use 0.5 to 30 seconds.")
+        bounds = dataclasses.replace(bounds, pong_wait_s=pong_wait)
+    if json_path is not None:
+        check_writable(json_path)
+    try:
+        key = api_key_from_env()
+    except UserError as exc:
+        detail = "malformed" if "malformed" in str(exc) else "not set"
+        print(CheckResult("API key", "FAIL", detail, str(exc)).line(), flush=True)
+        return 1
+    SECRETS.append(key)
+    return run_live_doctor(settings, key, bounds=bounds, json_path=json_path)
 
 
 def _print_version(value: bool) -> None:

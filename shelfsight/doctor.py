@@ -147,14 +147,14 @@ async def check_endpoint(
         fix = "check the internet connection (and GOOGLE_GEMINI_BASE_URL if set)"
         return CheckResult("endpoint", "FAIL", f"no answer within {timeout_s:.0f} s", fix), False
     except (errors.APIError, InvalidStatus) as exc:
-        return _refused(exc, settings.model)
+        return refusal(exc, settings.model)
     except (OSError, WebSocketException, UserError) as exc:
-        return CheckResult("endpoint", "FAIL", _network_problem(exc), _network_fix(exc)), False
+        return CheckResult("endpoint", "FAIL", network_problem(exc), network_fix(exc)), False
     took = time.monotonic() - t0
     return CheckResult("endpoint", "ok", f"Live API answered in {took:.1f} s"), False
 
 
-def _refused(exc: errors.APIError | InvalidStatus, model: str) -> tuple[CheckResult, bool]:
+def refusal(exc: errors.APIError | InvalidStatus, model: str) -> tuple[CheckResult, bool]:
     """The endpoint answered with a refusal: a bad key, an unknown model, or something else."""
     if isinstance(exc, InvalidStatus):
         code, reason = exc.response.status_code, f"HTTP {exc.response.status_code}"
@@ -173,7 +173,8 @@ def _refused(exc: errors.APIError | InvalidStatus, model: str) -> tuple[CheckRes
     ), False
 
 
-def _network_problem(exc: BaseException) -> str:
+def network_problem(exc: BaseException) -> str:
+    """What went wrong reaching the endpoint, in one phrase (also `doctor --live`'s)."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS certificate not trusted ({exc.verify_message})"
     if isinstance(exc, UserError):
@@ -181,7 +182,8 @@ def _network_problem(exc: BaseException) -> str:
     return f"cannot connect ({exc.__class__.__name__}: {exc})"
 
 
-def _network_fix(exc: BaseException) -> str:
+def network_fix(exc: BaseException) -> str:
+    """What to do about `network_problem(exc)`."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         return "behind a proxy that inspects TLS, point SSL_CERT_FILE at its CA certificate"
     if isinstance(exc, UserError):
