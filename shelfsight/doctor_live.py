@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import platform
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -46,6 +45,7 @@ from shelfsight.doctor_findings import (
 )
 from shelfsight.doctor_speech import RATE_NAME, rate_finding, talk_over_finding
 from shelfsight.errors import UserError
+from shelfsight.live.ack_probe import platform_probe
 from shelfsight.live.sdk_socket import (
     deflate_negotiated,
     missing_internals,
@@ -57,7 +57,6 @@ from shelfsight.session.prompt import load_system_prompt, with_language
 from shelfsight.settings import Settings
 
 GOOGLE_URL = "https://generativelanguage.googleapis.com"  # the SDK's default
-TCP_CONNECTION_INFO = 0x106  # macOS <netinet/tcp.h>; Python does not name it
 Report = Callable[[Finding], None]
 Connect = Callable[[], contextlib.AbstractAsyncContextManager[Any]]  # a Live session's connect
 # Every finding, in the order reported (the pings' come last: they wait longest).
@@ -242,21 +241,17 @@ def internals_finding(session: Any, ws: Any) -> Finding:
 
 
 def ack_probe(ws: Any) -> str:
-    """Which TCP acknowledgement counter this platform offers, tried on the connection."""
-    if sys.platform == "darwin":
-        name, option = "TCP_CONNECTION_INFO", TCP_CONNECTION_INFO
-    elif hasattr(socket, "TCP_INFO"):
-        name, option = "TCP_INFO", socket.TCP_INFO
-    else:
+    """Which TCP acknowledgement probe the link would use here, read once on the connection
+    (the link's own `shelfsight.live.ack_probe`, so this says what a run gets)."""
+    probe = platform_probe()
+    if probe is None:
         return f"none on {sys.platform}"
     sock = socket_of(ws) if ws is not None else None
     if sock is None:
-        return f"{name} (not tried: no socket)"
-    try:
-        sock.getsockopt(socket.IPPROTO_TCP, option, 256)
-    except OSError as exc:
-        return f"none ({name} refused: {exc.strerror})"
-    return f"{name} available"
+        return f"{probe.name} (not tried: no socket)"
+    if probe.read(sock) is None:
+        return f"none ({probe.name} gave no reading)"
+    return f"{probe.name} available"
 
 
 def deflate_finding(ws: Any) -> Finding:

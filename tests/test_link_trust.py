@@ -15,7 +15,6 @@ import asyncio
 import time
 from typing import Any
 
-import numpy as np
 import pytest
 
 from shelfsight.live.ack_probe import LinuxTcpInfo
@@ -27,11 +26,10 @@ from shelfsight.live.link import (
     UserTranscript,
 )
 from shelfsight.live.slow import UploadPace
-from shelfsight.media.wav import load_mic_pcm
 from shelfsight.settings import DEFAULT_MODEL, Settings
 from shelfsight.standin import StandIn, StandInConfig
-from tests.conftest import ASSETS, TEST_KEY
-from tests.support.link_run import LinkRun
+from tests.conftest import TEST_KEY
+from tests.support.link_run import LinkRun, hands_free, noise, push_to_talk, question
 from tests.support.relay import RelayThread
 
 pytestmark = pytest.mark.anyio
@@ -46,32 +44,7 @@ def _config(**kwargs: Any) -> StandInConfig:
     )
 
 
-def _noise(seconds: float, seed: int) -> bytes:
-    """A quiet room's mic: -60 dBFS noise, never speech."""
-    noise = np.random.default_rng(seed).normal(0, 30, int(seconds * 16_000))
-    return np.clip(noise, -32768, 32767).astype("<i2").tobytes()
-
-
-QUESTION = load_mic_pcm(ASSETS / "question.wav")
-
-
-async def _hands_free(run: LinkRun, asks_at_s: tuple[float, ...], total_s: float) -> None:
-    """A mic that streams all along: quiet noise, with the question at each time given."""
-    t = 0.0
-    for at_s in asks_at_s:
-        await run.stream(_noise(at_s - t, seed=int(at_s)))
-        await run.stream(QUESTION)
-        t = at_s + len(QUESTION) / 32_000
-    await run.stream(_noise(total_s - t, seed=0))
-
-
-async def _push_to_talk(run: LinkRun, asks_at_s: tuple[float, ...], total_s: float) -> None:
-    """Nothing sent between questions; each question between a press and a release."""
-    t0 = time.monotonic()
-    for at_s in asks_at_s:
-        await asyncio.sleep(max(0.0, t0 + at_s - time.monotonic()))
-        await run.ask(QUESTION)
-    await asyncio.sleep(max(0.0, t0 + total_s - time.monotonic()))
+QUESTION = question()
 
 
 @pytest.mark.timeout(150)
@@ -92,7 +65,7 @@ async def test_a_quiet_healthy_session_keeps_one_connection_on_a_mac_and_in_push
                 for mode in ("handsfree", "ptt"):
                     run = LinkRun(server, settings=Settings(mode=mode), ack_probe=probe)
                     runs[f"{pongs}/{platform}/{mode}"] = run
-                    talk = _hands_free if mode == "handsfree" else _push_to_talk
+                    talk = hands_free if mode == "handsfree" else push_to_talk
                     tasks.append(asyncio.create_task(run.link.run()))
                     tasks.append(asyncio.create_task(run.collect()))
                     tasks.append(asyncio.create_task(talk(run, asks, QUIET_S)))
@@ -228,7 +201,7 @@ async def test_a_server_that_refuses_8_khz_audio_gets_16_khz_and_loses_nothing(
         run = LinkRun(server, pace=slow)
         tasks += [asyncio.create_task(run.link.run()), asyncio.create_task(run.collect())]
         await run.until(lambda: bool(run.of(Connected)))
-        speech = _noise(2.5, seed=7) + QUESTION + _noise(1.5, seed=8)
+        speech = noise(2.5, seed=7) + QUESTION + noise(1.5, seed=8)
         await run.stream(speech)
         await run.until(lambda: bool(run.of(TurnComplete)), 15.0)
     first, second = server.connections

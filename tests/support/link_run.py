@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -12,9 +13,10 @@ import numpy as np
 from shelfsight.live.link import LiveLink, ServerEvent
 from shelfsight.live.setup import Endpoint, live_config, make_client
 from shelfsight.media.frames import EncodedFrame
+from shelfsight.media.wav import load_mic_pcm
 from shelfsight.settings import Settings
 from shelfsight.standin import StandIn
-from tests.conftest import TEST_KEY
+from tests.conftest import ASSETS, TEST_KEY
 
 CHUNK_S = 0.02
 CHUNK_BYTES = 640  # 20 ms of 16 kHz PCM16, the client's mic chunk
@@ -74,6 +76,36 @@ class LinkRun:
         self.link.activity_start()
         await self.stream(question_pcm)
         self.link.activity_end()
+
+
+def noise(seconds: float, seed: int) -> bytes:
+    """A quiet room's mic: -60 dBFS noise, never speech."""
+    samples = np.random.default_rng(seed).normal(0, 30, int(seconds * 16_000))
+    return np.clip(samples, -32768, 32767).astype("<i2").tobytes()
+
+
+def question() -> bytes:
+    """The bundled spoken question, 16 kHz PCM16."""
+    return load_mic_pcm(ASSETS / "question.wav")
+
+
+async def hands_free(run: LinkRun, asks_at_s: Sequence[float], total_s: float) -> None:
+    """A mic that streams all along: quiet noise, with the question at each time given."""
+    spoken, t = question(), 0.0
+    for at_s in asks_at_s:
+        await run.stream(noise(at_s - t, seed=int(at_s)))
+        await run.stream(spoken)
+        t = at_s + len(spoken) / 32_000
+    await run.stream(noise(total_s - t, seed=0))
+
+
+async def push_to_talk(run: LinkRun, asks_at_s: Sequence[float], total_s: float) -> None:
+    """Nothing sent between questions; each question between a press and a release."""
+    spoken, t0 = question(), time.monotonic()
+    for at_s in asks_at_s:
+        await asyncio.sleep(max(0.0, t0 + at_s - time.monotonic()))
+        await run.ask(spoken)
+    await asyncio.sleep(max(0.0, t0 + total_s - time.monotonic()))
 
 
 def _dbfs(chunk: bytes) -> float:
