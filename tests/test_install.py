@@ -29,7 +29,9 @@ def build_wheel(out: Path) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
     shutil.copytree(
-        REPO / "shelfsight", src / "shelfsight", ignore=shutil.ignore_patterns("__pycache__")
+        REPO / "shelfsight",
+        src / "shelfsight",
+        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
     )
     subprocess.run(
         [
@@ -42,7 +44,7 @@ def build_wheel(out: Path) -> Path:
             "-q",
             "-w",
             str(out),
-            str(REPO),
+            str(src),
         ],
         check=True,
         capture_output=True,
