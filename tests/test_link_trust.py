@@ -210,3 +210,30 @@ async def test_a_server_that_refuses_8_khz_audio_gets_16_khz_and_loses_nothing(
     assert second.audio_bytes() == speech[: len(second.audio_bytes())], "all of it, in order"
     assert len(second.audio_bytes()) >= len(speech) - 2 * 640
     assert "8 kHz" in run.of(Reconnecting)[0].reason
+
+
+async def test_a_connection_that_worked_quietly_ends_the_outage_so_a_later_one_is_not_given_up(
+    tasks: list[asyncio.Task[Any]],
+) -> None:
+    """Push-to-talk, a Mac, a server that answers no pings: nothing ever comes back on the
+    idle connection, yet it worked. When it dies, the outage starts then, not at the start
+    of the session, so the link keeps trying for the whole `max_outage_s` (12 s here)."""
+    async with StandIn(_config(pongs="never")) as server:
+        with RelayThread(server.port, sock_buf=1024) as relay:
+            run = LinkRun(
+                server,
+                port=relay.port,
+                settings=Settings(mode="ptt"),
+                ack_probe=lambda: None,
+                max_outage_s=12.0,
+            )
+            tasks += [asyncio.create_task(run.link.run()), asyncio.create_task(run.collect())]
+            await run.until(lambda: bool(run.of(Connected)))
+            await asyncio.sleep(10.0)  # quiet, and longer than half the outage limit
+            relay.stall()
+            await run.ask(QUESTION)
+            await run.until(lambda: bool(run.of(Reconnecting)), 8.0)
+            await asyncio.sleep(5.0)  # 8-9 s since the stall: 19 s since the session began
+            relay.forget()
+            await _until_answered(run, 20.0)
+    assert len(run.of(Connected)) == 2

@@ -133,6 +133,13 @@ def test_a_connection_is_proven_by_an_acknowledgement_not_by_its_own_kernel_fill
     assert not fallback.proven, "the local kernel took bytes: no sign of the server yet"
     fallback.observe(STALL_S + 1, _owed(3, trusted=False))
     assert fallback.proven, "still draining past the stall bound: the other side is there"
+    streaming = Liveness(0.0, stall_s=STALL_S)  # no probe, a fast link: nothing ever waits
+    writes: Actions = {k / 10: streaming.writing for k in range(0, 50, 2)}
+    _run(streaming, {0.0: SendState(0, 0, trusted=False)}, until=STALL_S - 0.1, actions=writes)
+    assert not streaming.proven
+    untrusted = {STALL_S: SendState(0, 0, trusted=False)}
+    _run(streaming, untrusted, until=4.9, actions=writes, start=STALL_S)
+    assert streaming.proven, "what it wrote kept going out, long after a dead path would fill"
     heard = Liveness(0.0, stall_s=STALL_S)
     heard.heard(0.2)
     assert heard.proven

@@ -116,6 +116,9 @@ PENDING_INPUT_S = 4.0  # user input with no answer yet holds a goAway switch thi
 RESUME_REFUSALS = 3  # 1011s to resuming before a fresh session (see `_old_socket_open`)
 HANDLE_WAIT_S = 2.0  # after a turn, wait this long for its resumption handle before switching
 STABLE_S = 5.0  # a connection that failed younger than this keeps the backoff growing
+# A connection that lived this long was working as far as anyone could tell, whether or not
+# anything came back on it (push-to-talk, idle, a server that answers no pings, no ACK probe).
+WORKED_S = 30.0
 DEFAULT_TIME_LEFT_S = 10.0  # a goAway without time_left
 CLOSE_TIMEOUT_S = 2.0
 OPEN_TIMEOUT_S = 8.0  # websocket handshake (the client's own 5 s) and the session setup
@@ -227,6 +230,7 @@ class LiveLink:
         self._ping_every_s = ping_every_s
         self._pace = pace or UploadPace()
         self._ack_probe = ack_probe
+        self._worked_s = min(WORKED_S, max_outage_s / 2)  # well inside the outage limit
         self._sending = False  # inside a send: the watchdog's fallback counts it as owed
         self._activity_spoken = False  # the open push-to-talk turn held speech
         self._wire = WireAudio()
@@ -354,10 +358,11 @@ class LiveLink:
             finally:
                 await conn.close()
             self._after_close(ending)
-            if ending.planned or conn.proven:
+            lived_s = ending.t_monotonic - conn.t_opened
+            if ending.planned or conn.proven or lived_s >= self._worked_s:
                 # It worked: a new outage, from when nothing more got through. One that dies
                 # young keeps the backoff growing (a server that fails every connection).
-                young = ending.t_monotonic - conn.t_opened < STABLE_S and not ending.planned
+                young = lived_s < STABLE_S and not ending.planned
                 outage = _Outage(ending.t_monotonic, attempts=outage.attempts if young else 0)
             # else: nothing ever came back on it: the same outage goes on (backoff grows)
 

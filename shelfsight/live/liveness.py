@@ -87,13 +87,16 @@ class Liveness:
         """A reading of the send path (kernel probe or unsent backlog), every tick."""
         if state.rto_s is not None:
             self._rto_s = state.rto_s
+        moved = self._progress is not None and state.progress != self._progress
+        self._progress = state.progress
         if state.owed_bytes == 0:
+            if self._data_since is not None:  # all that was written went out
+                self._proof(now, trusted=state.trusted)
             self._data_since = self._ping_since = None
-        if self._progress is not None and state.progress != self._progress:
+        elif moved:
             self._data_since = now if self._data_since is not None else None
             self._ping_since = now if self._ping_since is not None else None
             self._proof(now, trusted=state.trusted)
-        self._progress = state.progress
 
     # -- the judgement ------------------------------------------------------------------------
 
