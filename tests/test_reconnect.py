@@ -304,22 +304,28 @@ async def test_an_endpoint_that_stays_down_is_reported_and_given_up_on(
     assert len(server.connections) == 1 + len(retries)  # the first, then one per retry
 
 
-def test_a_long_outage_keeps_the_newest_speech_and_resends_since_the_handle_in_order() -> None:
-    outbox = Outbox(max_audio_s=0.1, replay_s=0.06)
+@pytest.mark.parametrize(("buffer_s", "kept"), [(0.1, slice(7, None)), (0.3, slice(1, None))])
+def test_a_long_outage_keeps_the_newest_audio_and_resends_since_the_handle_in_order(
+    buffer_s: float, kept: slice
+) -> None:
+    """Sent since the handle (then lost with the connection) and captured during the
+    outage count together against the buffer: what goes out afterwards is the newest audio,
+    contiguous, never older audio glued to newer across a hole."""
+    outbox = Outbox(max_audio_s=buffer_s, replay_s=0.06)
     chunks = [Audio(bytes([i]) * CHUNK) for i in range(12)]
     for chunk in chunks[:4]:  # sent on a connection that then fails
         outbox.put(chunk)
         assert outbox.take() is chunk
         outbox.sent()
-    for chunk in chunks[4:]:  # captured during the outage: 0.16 s into a 0.1 s buffer
+    for chunk in chunks[4:]:  # captured during the outage: 0.16 s
         outbox.put(chunk)
-    assert outbox.audio_dropped_s == pytest.approx(0.06)
     assert outbox.replay() == pytest.approx(0.06)  # the newest 60 ms sent since the handle
     order = []
     while (item := outbox.take()) is not None:
         order.append(item)
         outbox.sent()
-    assert order == chunks[1:4] + chunks[7:]
+    assert order == chunks[kept]
+    assert outbox.audio_dropped_s == pytest.approx((len(chunks) - 1 - len(order)) * 0.02)
 
 
 # ---- camera and sound devices ------------------------------------------------------------------

@@ -140,6 +140,7 @@ class AudioLost:
 
     lost_s: float  # since the last such event
     total_s: float  # in the whole session
+    missed_at: tuple[float, ...] = ()  # wall-clock starts (time.time()) of utterances lost
 
 
 ServerEvent = (

@@ -236,6 +236,7 @@ class LiveLink:
         self._wire = WireAudio()
         self._conn: _Connection | None = None
         self._lost_reported_s = 0.0
+        self._missed_told: set[int] = set()  # utterances already reported lost
         self._t_lost_reported = 0.0
         self._outbox = Outbox(max_audio_s=audio_buffer_s, replay_s=replay_s)
         self._frame: EncodedFrame | None = None
@@ -591,14 +592,19 @@ class LiveLink:
             self._emit(event)
 
     def _report_lost(self) -> None:
-        """Say how much mic audio the outbox had to drop, at most every few seconds."""
+        """Say how much mic audio the outbox had to drop, and which utterances, at most every
+        few seconds (each utterance once)."""
         total = self._outbox.audio_dropped_s
         now = time.monotonic()
         if (
             total - self._lost_reported_s >= 0.02
             and now - self._t_lost_reported >= LOST_REPORT_EVERY_S
         ):
-            self._emit(AudioLost(round(total - self._lost_reported_s, 2), round(total, 2)))
+            missed = self._outbox.missed
+            new = sorted(uid for uid in missed if uid not in self._missed_told)
+            self._missed_told.update(new)
+            starts = tuple(missed[uid].t_wall for uid in new)
+            self._emit(AudioLost(round(total - self._lost_reported_s, 2), round(total, 2), starts))
             self._lost_reported_s, self._t_lost_reported = total, now
 
     async def _send_frame(self, send: _Send) -> None:

@@ -9,25 +9,36 @@ Vertex-only), and a send that returned was only written to the socket, not neces
 So after a connection is lost, the replay list goes back to the front of the queue and the next
 connection hears it once.
 
-Bounds and overflow policy: at most `max_audio_s` of audio waits to be sent (past that the
-oldest waiting audio is dropped and counted in `audio_dropped_s`: a long outage loses it), and
-at most `replay_s` is kept for replay (past that the oldest is forgotten: the server has most
-likely heard it). Control items are never dropped while waiting. Loop thread only.
+Bounds and overflow policy: at most `max_audio_s` of audio waits to be sent. Past that, what
+waits longest goes, a whole utterance at a time: the pause before the oldest utterance first,
+then the utterance itself, never a part of one glued to a later one (the model would answer a
+splice of two questions). An utterance is a push-to-talk turn (its markers go with it, unless
+its start was already sent: then its end marker stays, so the server closes the turn), or, in
+hands-free, speech with the 0.3 s before it and until 0.7 s of quiet after it. What was dropped
+is counted in `audio_dropped_s`, and each utterance lost is kept in `missed` with the wall-clock
+time it began (to tell the user which one to ask again). At most `replay_s` is kept for replay
+(past that the oldest is forgotten: the server has most likely heard it). Other control items
+are never dropped. Loop thread only.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
 BYTES_PER_S = 16_000 * 2  # 16 kHz mono PCM16
+PREROLL_CHUNKS = 15  # hands-free: 0.3 s before the first speech belongs to the utterance
+HANG_CHUNKS = 35  # ... and it ends after 0.7 s without speech (the server's silence to end)
 
 
 @dataclass(frozen=True)
 class Audio:
     pcm: bytes  # 16 kHz mono PCM16
     speech: bool = False  # the caller's detector heard the user in it
+    utterance: int | None = None  # set by the outbox; None: a pause between utterances
 
 
 @dataclass(frozen=True)
@@ -42,12 +53,15 @@ class Text:
 class ActivityStart:
     """Push-to-talk: the user started talking (automatic activity detection is off)."""
 
+    utterance: int | None = None  # set by the outbox
+
 
 @dataclass(frozen=True)
 class ActivityEnd:
     """Push-to-talk: the user stopped talking; `spoken`: the turn held speech."""
 
     spoken: bool = True
+    utterance: int | None = None  # set by the outbox
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,14 @@ class ToolResponse:
 
 Control = Text | ActivityStart | ActivityEnd | ToolResponse
 Item = Audio | Control
+
+
+@dataclass(frozen=True)
+class Missed:
+    """An utterance dropped before it reached the server: when it began (wall clock, s)."""
+
+    t_wall: float
+    dropped_s: float
 
 
 class Outbox:
@@ -83,6 +105,9 @@ class Outbox:
         self._in_flight_was_resend = False
         self._bytes = {"resend": 0, "waiting": 0, "replay": 0}
         self.audio_dropped_s = 0.0
+        self.missed: dict[int, Missed] = {}  # utterance -> what of it was lost (the link reads)
+        self._utterances = _Utterances()
+        self._begun: set[int] = set()  # utterances whose first item has been taken
 
     @property
     def backlog_s(self) -> float:
@@ -95,9 +120,15 @@ class Outbox:
         return self._bytes["replay"] / BYTES_PER_S
 
     def put(self, item: Item) -> None:
+        item = self._utterances.tag(item, self._waiting)
         self._push(self._waiting, "waiting", item)
-        while self._bytes["waiting"] > self._max_waiting_bytes and self._drop_oldest_waiting():
-            pass
+        self._bound()
+
+    def _bound(self) -> None:
+        """Past `max_audio_s` waiting (replayed audio included), drop the oldest."""
+        while self._bytes["resend"] + self._bytes["waiting"] > self._max_waiting_bytes:
+            if not self._drop_oldest():
+                return
 
     def take(self) -> Item | None:
         """The next item to send, now in flight (no longer droppable); None when empty."""
@@ -107,6 +138,8 @@ class Outbox:
             self._in_flight = self._pop(self._resend, "resend")
         elif self._waiting:
             self._in_flight = self._pop(self._waiting, "waiting")
+        if (uid := _utterance_of(self._in_flight)) is not None:
+            self._begun.add(uid)
         return self._in_flight
 
     def sent(self) -> None:
@@ -132,11 +165,14 @@ class Outbox:
         self._bytes["replay"] = 0
 
     def replay(self) -> float:
-        """Queue everything sent since the newest handle to go first; returns its seconds."""
+        """Queue everything sent since the newest handle to go first; returns its seconds.
+        The server holds none of it now: its utterances count as not begun."""
         replayed_s = self.replayable_s
+        self._begun -= {uid for item in self._replay if (uid := _utterance_of(item)) is not None}
         self._resend.extendleft(reversed(self._replay))
         self._bytes["resend"] += self._bytes["replay"]
         self.commit()
+        self._bound()
         return replayed_s
 
     def _push(
@@ -155,11 +191,110 @@ class Outbox:
             self._bytes[segment] -= len(item.pcm)
         return item
 
-    def _drop_oldest_waiting(self) -> bool:
-        for i, item in enumerate(self._waiting):
-            if isinstance(item, Audio):
-                del self._waiting[i]
-                self._bytes["waiting"] -= len(item.pcm)
-                self.audio_dropped_s += len(item.pcm) / BYTES_PER_S
-                return True
-        return False
+    def _drop_oldest(self) -> bool:
+        """Drop the oldest audio waiting (replayed first): a chunk of pause, or a whole
+        utterance, wherever its parts wait."""
+        queued = [*self._resend, *self._waiting]
+        oldest = next((item for item in queued if isinstance(item, Audio)), None)
+        if oldest is None:
+            return False
+        uid = oldest.utterance
+        if uid is None:
+            self._drop([oldest])
+            return True
+        # The markers of a turn already begun, or still being spoken, stay: the server must
+        # see the turn closed; its audio goes (a turn longer than the buffer loses its start).
+        keep_markers = uid in self._begun or uid == self._utterances.open
+        doomed = [
+            item
+            for item in queued
+            if _utterance_of(item) == uid and (isinstance(item, Audio) or not keep_markers)
+        ]
+        dropped_s = self._drop(doomed)
+        before = self.missed.get(uid)
+        total_s = dropped_s + (before.dropped_s if before else 0.0)
+        self.missed[uid] = Missed(self._utterances.began_at(uid), round(total_s, 2))
+        return True
+
+    def _drop(self, items: list[Item]) -> float:
+        """Remove `items` from the queues; returns the seconds of audio among them."""
+        doomed = {id(item) for item in items}
+        dropped = 0
+        for segment in ("resend", "waiting"):
+            queue = self._resend if segment == "resend" else self._waiting
+            kept = collections.deque(i for i in queue if id(i) not in doomed)
+            gone = sum(len(i.pcm) for i in queue if id(i) in doomed and isinstance(i, Audio))
+            self._bytes[segment] -= gone
+            dropped += gone
+            if segment == "resend":
+                self._resend = kept
+            else:
+                self._waiting = kept
+        self.audio_dropped_s += dropped / BYTES_PER_S
+        return dropped / BYTES_PER_S
+
+
+def _utterance_of(item: Item | None) -> int | None:
+    return getattr(item, "utterance", None)
+
+
+class _Utterances:
+    """Tags what is put in the outbox with the utterance it belongs to (see the module doc)."""
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._open: int | None = None
+        self._turn = False  # the open utterance is a push-to-talk turn
+        self._quiet = 0  # chunks without speech in the open hands-free utterance
+        self._began: dict[int, float] = {}  # utterance -> wall-clock start, while it may drop
+
+    def tag(self, item: Item, waiting: collections.deque[Item]) -> Item:
+        if isinstance(item, ActivityStart):
+            self._open, self._turn = self._new(), True
+            return dataclasses.replace(item, utterance=self._open)
+        if isinstance(item, ActivityEnd):
+            uid, self._open, self._turn = self._open, None, False
+            return dataclasses.replace(item, utterance=uid)
+        if not isinstance(item, Audio):
+            return item
+        if not self._turn:
+            self._hands_free(item, waiting)
+        return item if self._open is None else dataclasses.replace(item, utterance=self._open)
+
+    def _hands_free(self, chunk: Audio, waiting: collections.deque[Item]) -> None:
+        if chunk.speech:
+            self._quiet = 0
+            if self._open is None:
+                self._open = self._new()
+                self._claim_preroll(waiting)
+        elif self._open is not None:
+            self._quiet += 1
+            if self._quiet > HANG_CHUNKS:
+                self._open = None
+
+    def _claim_preroll(self, waiting: collections.deque[Item]) -> None:
+        """The pause chunks just before the first speech (still waiting) join the utterance."""
+        claimed = 0
+        for i in range(len(waiting) - 1, -1, -1):
+            item = waiting[i]
+            if not isinstance(item, Audio) or item.utterance is not None:
+                break
+            waiting[i] = dataclasses.replace(item, utterance=self._open)
+            claimed += 1
+            if claimed == PREROLL_CHUNKS:
+                break
+
+    def _new(self) -> int:
+        self._next += 1
+        self._began[self._next] = time.time()
+        while len(self._began) > 1000:  # bounded: the oldest have long been sent
+            del self._began[next(iter(self._began))]
+        return self._next
+
+    @property
+    def open(self) -> int | None:
+        """The utterance being spoken now, if any."""
+        return self._open
+
+    def began_at(self, uid: int) -> float:
+        return self._began.get(uid, time.time())

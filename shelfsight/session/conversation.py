@@ -43,6 +43,7 @@ from shelfsight.live.events import (
     AnswerAudio,
     AnswerCut,
     AnswerTranscript,
+    AudioLost,
     Connected,
     FrameSent,
     Interrupted,
@@ -61,12 +62,12 @@ from shelfsight.media.mic import MicSource
 from shelfsight.media.pcm import rms_dbfs
 from shelfsight.media.speaker import SpeakerSink
 from shelfsight.session.cost import CostMeter, format_usd
-from shelfsight.session.cues import CuedView, Cues
+from shelfsight.session.cues import NEWS_STALE_S, CuedView, Cues
 from shelfsight.session.event_log import record_event
 from shelfsight.session.frame_rate import FrameRatePolicy, RateControl
 from shelfsight.session.recording import NullRecorder, Recorder
 from shelfsight.session.speech import LevelDetector, SpeechDetector
-from shelfsight.session.status import State, camera_notice, link_notice
+from shelfsight.session.status import State, camera_notice, link_notice, missed_sentence
 from shelfsight.session.turns import BARGE_IN_S, PushToTalk, TurnTracker
 from shelfsight.tools.calls import ToolBox
 from shelfsight.ui.controls import (
@@ -433,6 +434,8 @@ class Conversation:
             self._on_event(event)
             if notice := link_notice(event, first_connection=not self._connected.is_set()):
                 self._view.notice(notice)
+            if isinstance(event, AudioLost) and event.missed_at and self._cues is not None:
+                self._cues.say(missed_sentence(event.missed_at) + ".", stale_s=NEWS_STALE_S)
             if isinstance(event, Connected):
                 self._connected.set()
 

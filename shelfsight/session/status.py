@@ -7,6 +7,7 @@ sound and speech later) says the same thing.
 
 from __future__ import annotations
 
+import time
 from enum import StrEnum
 
 from shelfsight.live.events import (
@@ -60,12 +61,21 @@ def link_notice(event: ServerEvent, *, first_connection: bool) -> str | None:
             return "slow connection: answers may lag (sending lighter audio, no pictures)"
         case SlowLink(slow=False):
             return "connection keeping up again"
+        case AudioLost(missed_at=missed) if missed:
+            return f"{missed_sentence(missed)} (the connection was too slow or down too long)"
         case AudioLost(lost_s=lost, total_s=total):
             return (
                 f"{lost:.1f} s of what you said never reached the model: the connection was "
                 f"too slow or down too long ({total:.1f} s in all)"
             )
     return None
+
+
+def missed_sentence(missed_at: tuple[float, ...]) -> str:
+    """"I missed what you said at 12:03:14; please ask again", with local clock times."""
+    times = [time.strftime("%H:%M:%S", time.localtime(t)) for t in missed_at]
+    when = times[0] if len(times) == 1 else ", ".join(times[:-1]) + " and " + times[-1]
+    return f"I missed what you said at {when}; please ask again"
 
 
 def camera_notice(status: CameraStatus) -> str:
