@@ -529,3 +529,18 @@ def test_without_a_speech_engine_the_cues_play_alone_and_it_says_so_once(
     assert result.code == 0, result.stderr
     assert result.stdout.count("spoken status needs a speech engine: install espeak-ng") == 1
     assert Cue.READY in [c for _, c in heard_cues(speaker_pcm(out))]
+
+
+@pytest.mark.parametrize("view_class", [PlainView, ScreenReaderView])
+def test_an_answer_cut_by_the_connection_is_not_called_interrupted_or_timed(
+    view_class: type[PlainView],
+) -> None:
+    """The user did not interrupt it, and a fragment's latency means nothing."""
+    out = io.StringIO()
+    view = view_class(out)
+    view.user_said("where is the rice?")
+    view.answer_said("Top shelf,")
+    view.turn_done(None, interrupted=False, cut=True)
+    text = out.getvalue()
+    assert "cut off" in text, text
+    assert "interrupted" not in text and "stopped" not in text and "answered in" not in text

@@ -137,7 +137,8 @@ class View(Protocol):
     def user_typed(self, text: str) -> None: ...
     def typing(self, text: str | None) -> None: ...
     def answer_said(self, text: str) -> None: ...
-    def turn_done(self, latency_s: float | None, interrupted: bool) -> None: ...
+    def turn_done(self, latency_s: float | None, interrupted: bool, cut: bool = False) -> None:
+        """An answer ended: whole, `interrupted` by the user, or `cut` by the connection."""
     def notice(self, message: str) -> None: ...
     def answer_cost(self, line: str) -> None: ...
 
@@ -466,8 +467,9 @@ class Conversation:
                 self._view.answer_said(text)
             case AnswerCut():
                 # The answer comes again whole on the next connection: drop the partial one.
+                # Cut by the connection, not interrupted by the user: no latency, no "stopped".
                 self._speaker.clear()
-                self._end_turn(interrupted=True)
+                self._end_turn(interrupted=True, cut=True)
                 self._view.state(State.RECONNECTING)
             case FrameSent(frame=frame):
                 self._view.frame_sent(len(frame.jpeg))
@@ -505,11 +507,12 @@ class Conversation:
             return
         self._link.send_tool_response(call.call_id, call.name, reply.response, reply.scheduling)
 
-    def _end_turn(self, *, interrupted: bool) -> None:
+    def _end_turn(self, *, interrupted: bool, cut: bool = False) -> None:
         was_answering = self._turn.answering
         self._turn.on_turn_end(interrupted=interrupted)
         if was_answering:
-            self._view.turn_done(self._turn.latency_s, interrupted=interrupted)
+            latency_s = None if cut else self._turn.latency_s
+            self._view.turn_done(latency_s, interrupted=interrupted and not cut, cut=cut)
         self._view.state(State.LISTENING)
         if self._pending_ask is not None:
             ask, self._pending_ask = self._pending_ask, None

@@ -43,13 +43,13 @@ class ScreenReaderView(PlainView):
         self._line(_sentence(message))
 
     def _flush_transcripts(
-        self, *, latency_s: float | None = None, interrupted: bool = False
+        self, *, latency_s: float | None = None, interrupted: bool = False, cut: bool = False
     ) -> None:
         if self._user:
             self._line(f"You said: {_join(self._user)}")
             self._user.clear()
         if self._answer:
-            stopped = " (stopped)" if interrupted else ""
+            stopped = " (stopped)" if interrupted else " (cut off; it comes again)" if cut else ""
             self._line(f"shelfsight said: {_join(self._answer)}{stopped}")
             self._answer.clear()
 

@@ -84,9 +84,9 @@ class PlainView:
             self._flush_transcripts()
         self._answer.append(text)
 
-    def turn_done(self, latency_s: float | None, interrupted: bool) -> None:
+    def turn_done(self, latency_s: float | None, interrupted: bool, cut: bool = False) -> None:
         self.last_latency_s = latency_s
-        self._flush_transcripts(latency_s=latency_s, interrupted=interrupted)
+        self._flush_transcripts(latency_s=latency_s, interrupted=interrupted, cut=cut)
 
     def notice(self, message: str) -> None:
         self._line(f"· {message}")
@@ -101,7 +101,7 @@ class PlainView:
             self._line(f"  {line}")
 
     def _flush_transcripts(
-        self, *, latency_s: float | None = None, interrupted: bool = False
+        self, *, latency_s: float | None = None, interrupted: bool = False, cut: bool = False
     ) -> None:
         if self._user:
             self._line(f"You: {_join(self._user)}")
@@ -112,6 +112,8 @@ class PlainView:
                 extras.append(f"answered in {latency_s:.2f} s")
             if interrupted:
                 extras.append("interrupted")
+            if cut:
+                extras.append("cut off by the connection")
             suffix = f"  ({', '.join(extras)})" if extras else ""
             self._line(f"shelfsight: {_join(self._answer)}{suffix}")
             self._answer.clear()
@@ -189,11 +191,11 @@ class AnswerView(PlainView):
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    def turn_done(self, latency_s: float | None, interrupted: bool) -> None:
-        if self._answer:
+    def turn_done(self, latency_s: float | None, interrupted: bool, cut: bool = False) -> None:
+        if self._answer and not cut:  # a cut answer comes again whole
             print(_join(self._answer), file=sys.stdout, flush=True)
-            self._answer.clear()
-        super().turn_done(latency_s, interrupted)
+        self._answer.clear()
+        super().turn_done(latency_s, interrupted, cut)
 
 
 def make_view(
