@@ -64,3 +64,22 @@ def test_slow_audio_switches_to_8khz_in_a_pause_and_keeps_every_sample() -> None
     got = sum(len(data) for data, _ in [*outs[-1:], *sent]) // 2
     held = (len(tone) + 640) // 4 - got
     assert 0 <= held < 0.125 * 8000, f"half the samples but {held} held by the resampler"
+
+
+def test_a_link_that_cannot_carry_full_rate_is_not_flipped_back_every_half_minute() -> None:
+    """Slow at 8 kHz the backlog drains; at 16 kHz it grows again. Each relapse doubles the
+    calm asked before the next try, so over 10 minutes it is tried a handful of times, not
+    twenty; and a link that then holds at full rate earns the short calm back."""
+    pace = UploadPace()
+    t, backlog, changes = 0.0, 0.0, []
+    while t < 600.0:
+        rate = -0.5 if pace.slow else +0.5  # 8 kHz fits, 16 kHz does not
+        t, backlog, more = _run(pace, t, 1.0, backlog, rate)
+        changes += more
+    tries = changes.count(False)
+    assert changes[0] is True and 2 <= tries <= 4, changes
+    assert pace.calm_s >= 240.0
+    t, backlog, _ = _run(pace, t, pace.calm_s + 1, backlog, -0.5)  # the link got better
+    assert not pace.slow
+    t, _, held = _run(pace, t, 61.0, 0.0, 0.0)
+    assert held == [] and pace.calm_s == 30.0

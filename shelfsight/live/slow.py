@@ -16,8 +16,11 @@ a 256 kbit/s phone link cannot carry it at all, let alone pictures. The policy, 
 last `trend_s`, no less than over the `trend_s` before, while the link still carries data (TCP
 ACKs or pongs come back: a stall is the watchdog's case; the backlog a reconnect leaves drains,
 so it is not slowness), and ends
-after `calm_s` with under `calm_backlog_s` waiting (then 16 kHz and pictures are tried again; if
-the link is still slow the backlog grows and slow mode comes back). Loop thread only.
+after `calm_s` with under `calm_backlog_s` waiting (then 16 kHz and pictures are tried again).
+A link that was slow stays suspect: if it is slow again within `probation_s` of leaving slow
+mode, the next calm it must show doubles (up to `max_calm_s`), so a link that cannot carry the
+full rate is not flipped back and forth every half minute; normal mode that holds through
+probation earns the short calm back. Loop thread only.
 """
 
 from __future__ import annotations
@@ -43,11 +46,16 @@ class UploadPace:
         calm_backlog_s: float = 0.2,
         calm_s: float = 30.0,
         trend_s: float = 1.0,
+        probation_s: float = 60.0,
+        max_calm_s: float = 300.0,
     ) -> None:
         self._enter_s = enter_backlog_s
         self._calm_backlog_s = calm_backlog_s
-        self._calm_s = calm_s
+        self._base_calm_s = self._calm_s = calm_s
         self._trend_s = trend_s
+        self._probation_s = probation_s
+        self._max_calm_s = max_calm_s
+        self._t_left: float | None = None  # when slow mode last ended
         self._history: collections.deque[tuple[float, float]] = collections.deque()
         self.slow = False
         self.times_slow = 0  # how often the link became slow
@@ -61,12 +69,16 @@ class UploadPace:
         now (a stalled link is not a slow one: the watchdog deals with it)."""
         self.max_backlog_s = max(self.max_backlog_s, backlog_s)
         if not self.slow:
+            if self._t_left is not None and now - self._t_left >= self._probation_s:
+                self._t_left, self._calm_s = None, self._base_calm_s  # it held: trusted again
             if not flowing:
                 # An outage's backlog grows for want of a link, not of speed: only what is
                 # seen while the link carries data says how fast it drains.
                 self._history.clear()
                 return None
             if self._not_draining(backlog_s, now):
+                if self._t_left is not None:  # slow again on probation: calm longer next time
+                    self._calm_s = min(self._max_calm_s, 2 * self._calm_s)
                 self.slow, self._t_changed, self._t_calm_since = True, now, None
                 self.times_slow += 1
                 return SlowLink(True, round(backlog_s, 2))
@@ -77,9 +89,15 @@ class UploadPace:
             self._t_calm_since = now
         elif now - self._t_calm_since >= self._calm_s:
             self.slow_s += now - self._t_changed
-            self.slow, self._t_changed = False, now
+            self.slow, self._t_changed, self._t_left = False, now, now
+            self._history.clear()
             return SlowLink(False, round(backlog_s, 2))
         return None
+
+    @property
+    def calm_s(self) -> float:
+        """How long the backlog must stay small before slow mode ends, now."""
+        return self._calm_s
 
     def _not_draining(self, backlog_s: float, now: float) -> bool:
         """The backlog's floor over the last `trend_s` is over `enter_backlog_s` and no lower
