@@ -407,3 +407,26 @@ def test_system_profiler_names_are_used_with_a_guessed_order() -> None:
         (1, "FaceTime HD Camera", False),
     ]
     assert "guessed" in describe_cameras(cameras)
+
+
+def test_a_slow_link_gets_light_pictures_under_half_the_bytes(shelf_video: Path) -> None:
+    camera, _ = started(str(shelf_video))
+
+    async def first(sampler: FrameSampler) -> EncodedFrame:
+        async with contextlib.aclosing(sampler.frames()) as frames:
+            async for encoded in frames:
+                return encoded
+        raise AssertionError("no frame")
+
+    async def scenario() -> tuple[EncodedFrame, EncodedFrame]:
+        sampler = FrameSampler(camera, max_side=768)
+        full = await first(sampler)
+        sampler.light = True
+        return full, await first(sampler)
+
+    try:
+        full, light = asyncio.run(scenario())
+    finally:
+        camera.close()
+    assert max(light.width, light.height) <= 384 < max(full.width, full.height)
+    assert len(light.jpeg) * 2 <= len(full.jpeg), (len(light.jpeg), len(full.jpeg))

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -112,6 +113,7 @@ __all__ = [  # the events are defined in live_events; callers import them from h
 ]
 
 MIC_MIME = "audio/pcm;rate=16000"
+QUESTION_GAP_S = 0.7  # speech after this long without any begins a new question
 PENDING_INPUT_S = 4.0  # user input with no answer yet holds a goAway switch this long
 RESUME_REFUSALS = 3  # 1011s to resuming before a fresh session (see `_old_socket_open`)
 HANDLE_WAIT_S = 2.0  # after a turn, wait this long for its resumption handle before switching
@@ -233,6 +235,8 @@ class LiveLink:
         self._worked_s = min(WORKED_S, max_outage_s / 2)  # well inside the outage limit
         self._sending = False  # inside a send: the watchdog's fallback counts it as owed
         self._activity_spoken = False  # the open push-to-talk turn held speech
+        self._t_speech = -math.inf  # the last chunk with speech in it (monotonic s)
+        self._question_began = False  # a picture may go out even on a slow link
         self._wire = WireAudio()
         self._conn: _Connection | None = None
         self._lost_reported_s = 0.0
@@ -267,8 +271,11 @@ class LiveLink:
     def send_audio(self, pcm: bytes, *, speech: bool = False) -> None:
         """16 kHz mono PCM16; `speech`: the caller's detector heard the user in this chunk
         (a question is then pending, which holds off a goAway switch)."""
+        now = time.monotonic()
         if speech:
-            self._t_input = time.monotonic()
+            if now - self._t_speech >= QUESTION_GAP_S and not self._activity_open:
+                self._question_began = True  # hands-free (push-to-talk: at the key)
+            self._t_input = self._t_speech = now
             self._activity_spoken = True
         self._outbox.put(Audio(pcm, speech))
         self._update_pace()
@@ -293,6 +300,7 @@ class LiveLink:
 
     def activity_start(self) -> None:
         self._activity_open, self._activity_spoken = True, False
+        self._question_began = True
         self._put(ActivityStart())
 
     def activity_end(self) -> None:
@@ -551,7 +559,9 @@ class LiveLink:
                     self._report_lost()
             if conn.retiring:
                 return
-            if not self._pace.slow and self._frame is not None:  # slow: audio only (live.slow)
+            if self._frame is not None and (not self._pace.slow or self._question_began):
+                # Slow: audio first, and one fresh picture as each question begins (live.slow).
+                self._question_began = False
                 async with self._writing(conn):
                     await self._send_frame(send)
 

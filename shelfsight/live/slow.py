@@ -4,7 +4,9 @@
 a 256 kbit/s phone link cannot carry it at all, let alone pictures. The policy, in order:
 
 1. Pictures never delay audio: a frame goes out only when no audio waits (always), and while
-   the link is slow no frame goes out except the one a typed question needs.
+   the link is slow only one goes out with each question, as it begins (spoken or typed),
+   small (the sampler makes light pictures meanwhile), so the model never answers from a
+   picture minutes old.
 2. While slow, audio is sent at 8 kHz (`audio/pcm;rate=8000`, which the Live API accepts and
    resamples; speech stays intelligible, telephone-like): ~171 kbit/s on the wire, so a
    256 kbit/s link keeps up and the backlog drains instead of growing. The rate changes only
@@ -125,7 +127,7 @@ class WireAudio:
     silence to end one is 700 ms): a change inside a turn could cost the server's speech
     detection its state (the stand-in's starts afresh at a new rate)."""
 
-    PAUSE_CHUNKS = 100  # 2 s
+    PAUSE_CHUNKS = 40  # 0.8 s: past the server's 0.7 s of silence that ends a turn
 
     def __init__(self) -> None:
         self._downsampler: soxr.ResampleStream | None = None

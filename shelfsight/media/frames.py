@@ -37,12 +37,17 @@ class FrameSource(Protocol):
     async def frame(self, timeout_s: float = 2.0) -> Frame | None: ...
 
 
+LIGHT_MAX_SIDE = 384  # a slow link's pictures: about 8-12 KB instead of 30-40 KB
+LIGHT_QUALITY = 55
+
+
 class FrameSampler:
     """Turns a FrameSource into JPEGs at `fps`; the rate can be changed while running.
 
     Owned by one task: iterate `frames()` from a single consumer. `interval_s` may be set from
     the same event loop at any time (e.g. a slower rate while the user is silent); a sleeping
-    tick is woken and rescheduled from the previous tick.
+    tick is woken and rescheduled from the previous tick. `light` (set likewise) makes small
+    pictures, for an upload that has little room left after the audio.
     """
 
     def __init__(
@@ -60,6 +65,7 @@ class FrameSampler:
         self._max_side = max_side
         self._jpeg_quality = jpeg_quality
         self._rate_changed = asyncio.Event()
+        self.light = False
 
     @property
     def interval_s(self) -> float:
@@ -98,9 +104,10 @@ class FrameSampler:
                 return t_next
 
     async def _encode(self, frame: Frame) -> EncodedFrame:
-        jpeg, width, height = await asyncio.to_thread(
-            encode_jpeg, frame.image, self._max_side, self._jpeg_quality
-        )
+        max_side, quality = self._max_side, self._jpeg_quality
+        if self.light:
+            max_side, quality = min(max_side, LIGHT_MAX_SIDE), min(quality, LIGHT_QUALITY)
+        jpeg, width, height = await asyncio.to_thread(encode_jpeg, frame.image, max_side, quality)
         return EncodedFrame(
             jpeg=jpeg,
             width=width,

@@ -49,6 +49,7 @@ from shelfsight.live.events import (
     Interrupted,
     Reconnecting,
     ServerEvent,
+    SlowLink,
     ToolCall,
     ToolCallCancellation,
     TurnComplete,
@@ -485,6 +486,8 @@ class Conversation:
                 )
             case Connected():
                 self._view.state(State.LISTENING)
+            case SlowLink(slow=slow) if self._frame_rate is not None:
+                self._frame_rate.light = slow  # the link sends one per question meanwhile
             case Reconnecting():
                 connected_before = self._connected.is_set()
                 self._view.state(State.RECONNECTING if connected_before else State.CONNECTING)

@@ -14,9 +14,11 @@ IDLE_AFTER_S = 3.0  # frames slow down this long after the last speech
 
 
 class RateControl(Protocol):
-    """A frame source whose pace can change while it runs (`FrameSampler`), in seconds."""
+    """A frame source whose pace (seconds between frames) and weight (`light`: small
+    pictures, for a slow upload) can change while it runs (`FrameSampler`)."""
 
     interval_s: float
+    light: bool
 
 
 @dataclass(frozen=True)
