@@ -134,9 +134,11 @@ def test_a_bad_mic_or_speaker_with_a_video_camera_fails_the_same_clean_way_every
 
 
 def test_a_run_that_cannot_connect_leaves_my_earlier_answer_file_as_it_was(
-    tmp_path: Path, big_video: Path
+    tmp_path: Path, shelf_video: Path
 ) -> None:
-    outcomes = start_failing_runs(tmp_path, big_video, [])
+    """The devices open and play the cues and the spoken error for seconds (the small video:
+    decoding 4K all that time would only cost CPU), then the run fails without an answer."""
+    outcomes = start_failing_runs(tmp_path, shelf_video, [])
     assert_same_clean_failure(
         outcomes, "cannot reach the gemini live api", "answer.wav was left as it was"
     )
