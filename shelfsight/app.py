@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import wave
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,11 +46,19 @@ class Devices:
     mic: MicSource | None
     speaker: SpeakerSink
 
-    def close(self) -> None:
-        for device in (self.camera, self.mic, self.speaker):
+    def close(self, *, keep_output: bool = True) -> None:
+        """Close all; a speaker file is put in place only if `keep_output` (the run ended) or
+        an answer already put it there."""
+        for device in (self.camera, self.mic):
             if device is not None:
                 with contextlib.suppress(Exception):
                     device.close()
+        if self.speaker is not None:
+            with contextlib.suppress(Exception):
+                if keep_output:
+                    self.speaker.close()
+                else:
+                    self.speaker.discard()
 
 
 async def start_devices(camera: Camera | None, mic: MicSource | None, speaker: SpeakerSink) -> None:
@@ -71,10 +78,15 @@ async def open_devices(
     guide_sound: GuideSound | None = None,
 ) -> AsyncIterator[Devices]:
     """Open camera, mic and speaker (raising UserError on the first that fails); close all.
-    With a camera, `guide_sound` is mixed into the speaker (a device then opens in stereo)."""
+    With a camera, `guide_sound` is mixed into the speaker (a device then opens in stereo).
+
+    A speaker file is kept when the run ends (also by Ctrl-C), not when it fails or never
+    starts: then only an answer that came puts it in place (see WavSpeaker).
+    """
     camera: Camera | None = None
     mic: MicSource | None = None
     speaker: SpeakerSink | None = None
+    ran = False
     try:
         camera = open_camera(settings.camera)
         mic = None if settings.mic == "none" else open_mic(settings.mic)
@@ -84,9 +96,13 @@ async def open_devices(
             await start_devices(camera, mic, speaker)
         except* UserError as group:
             raise group.exceptions[0] from None
+        ran = True
         yield Devices(camera, mic, speaker)
+    except Exception:
+        ran = False  # failed: Ctrl-C and SIGTERM (BaseException) end a run, they do not fail it
+        raise
     finally:
-        Devices(camera, mic, speaker).close()  # type: ignore[arg-type]
+        Devices(camera, mic, speaker).close(keep_output=ran)  # type: ignore[arg-type]
 
 
 def make_echo_canceller(settings: Settings) -> EchoCanceller:
@@ -293,11 +309,11 @@ async def converse(
         )
     except BaseException as exc:
         failure = first_user_error(exc)
-        if failure is None or not is_wav_spec(settings.speaker):
-            raise
+        if failure is None or not summaries or not is_wav_spec(settings.speaker):
+            raise  # (no summary: the devices never opened, the speaker file was never touched)
         answered = any(s.answer_audio_s for s in summaries)
         note = speaker_file_outcome(settings.speaker, answered=answered)
-        raise UserError(f"{str(failure).rstrip('.')}. {note}" if note else str(failure)) from None
+        raise UserError(f"{str(failure).rstrip('.')}. {note}") from None
     finally:
         for source in sources:
             source.close()
@@ -318,23 +334,15 @@ def first_user_error(exc: BaseException) -> UserError | None:
 
 
 def speaker_file_outcome(spec: str, *, answered: bool) -> str:
-    """After a failed run: remove a speaker WAV that holds no answer audio (only silence and
-    our own cues), and say so; or say that the answer audio so far is kept. The WAV is opened
-    before connecting on purpose, so a bad --speaker path is reported at once."""
+    """What a failed run did to the speaker WAV, said from what the run did, not by reading
+    the file back: an answer put it in place (and it holds that answer); without one it was
+    never moved there, so what is at that path now is what the user had before, or nothing."""
     path = Path(spec).expanduser()
-    try:
-        with wave.open(str(path), "rb") as w:  # a block at a time: the file may be hours long
-            heard = any(any(block) for block in iter(lambda: w.readframes(24000), b""))
-    except (OSError, EOFError, wave.Error):
-        return ""
     if answered:
         return f"The answer audio received so far is in {path}."
-    if heard:
-        return f"{path} holds only shelfsight's own cues and spoken status, no answer."
-    with contextlib.suppress(OSError):
-        path.unlink()
-        return f"No answer audio came, so {path} was removed."
-    return ""
+    if path.exists():
+        return f"No answer audio came; {path} was left as it was."
+    return f"No answer audio came, so {path} was not written."
 
 
 def key_hints(settings: Settings, hold: bool) -> str:

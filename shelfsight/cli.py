@@ -20,7 +20,7 @@ import typer
 
 from shelfsight import __version__
 from shelfsight.errors import UserError
-from shelfsight.guard import SECRETS, guarded, run_async
+from shelfsight.guard import SECRETS, exit_process, guarded, run_async
 from shelfsight.settings import ENV_PREFIX, Settings, default_config_path, setting_names
 
 app = typer.Typer(
@@ -872,8 +872,8 @@ def main() -> None:
         )
         sys.exit(2)
     except typer.Abort:
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+        exit_process(1)
+    exit_process(code if isinstance(code, int) else 0)
 
 
 # Click's UsageError (a bad option or value), found through the one Click error Typer exports.

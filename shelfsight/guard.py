@@ -2,25 +2,29 @@
 
 `guarded` turns a `UserError` into one line on stderr and exit code 2, Ctrl-C into exit 130
 and SIGTERM into exit 0, and a bug into one line (the traceback with SHELFSIGHT_DEBUG=1).
-Nothing it prints contains a secret registered in `SECRETS` (the API key).
+Nothing it prints contains a secret registered in `SECRETS` (the API key). `exit_process`
+ends the program only once no thread is left inside a native call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
 from shelfsight.errors import UserError
+from shelfsight.media.off_loop import wait_for_daemons
 
 SECRETS: list[str] = []
+EXIT_WAIT_S = 0.5  # for a device still opening (a file: milliseconds) before the process ends
 
 
 def redact(text: str) -> str:
@@ -110,3 +114,26 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
     for exc in group.exceptions:
         out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
     return out
+
+
+def exit_process(code: int) -> NoReturn:
+    """End the process with `code` once every device open, grab loop and speech render has
+    finished (a device that was still opening when another failed releases itself first).
+
+    A thread still inside a native call after EXIT_WAIT_S (a stream that never answers) would
+    abort the process if the call returned while the interpreter shuts down, so then the
+    process ends without that shutdown: our files and devices are closed by now, and what is
+    still buffered (stdout, stderr, logs) is flushed here.
+    """
+    try:
+        settled = wait_for_daemons(EXIT_WAIT_S)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+        settled = False
+    if settled:
+        sys.exit(code)
+    with contextlib.suppress(Exception):
+        logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

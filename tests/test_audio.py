@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import struct
 import time
 import wave
@@ -17,6 +18,7 @@ from shelfsight.media.open_audio import list_audio_devices, open_mic, open_speak
 from shelfsight.media.pcm import MIC_CHUNK_BYTES, SILENCE_DBFS, rms_dbfs, to_mono_pcm16
 from shelfsight.media.sound_devices import PORTAUDIO_MISSING, MicConverter, SpeakerRenderer
 from shelfsight.media.speaker import JitterBuffer
+from tests.conftest import ASSETS
 
 
 def tone(freq_hz: float, seconds: float, rate_hz: int, amplitude: float = 0.5) -> np.ndarray:
@@ -126,6 +128,7 @@ def test_answer_written_to_wav_speaker_sits_on_the_wall_clock(tmp_path: Path) ->
         speaker.start()
         await asyncio.sleep(0.3)
         speaker.play(clip)
+        speaker.keep()  # as the conversation does when answer audio comes
         await asyncio.sleep(0.7)
         rate, _, so_far = read_wav_pcm(path)  # the header is valid while still open
         assert rate == 24000 and 0.8 <= len(so_far) / 48000 <= 1.3
@@ -174,6 +177,7 @@ def test_drained_returns_once_the_answer_has_played(tmp_path: Path) -> None:
         speaker = open_speaker(str(path))
         speaker.start()
         speaker.play(clip)
+        speaker.keep()
         t0 = time.monotonic()
         await asyncio.wait_for(speaker.drained(), timeout=3.0)
         waited = time.monotonic() - t0
@@ -196,6 +200,75 @@ def test_audio_arriving_after_a_gap_counts_as_an_underrun(tmp_path: Path) -> Non
         return speaker.underruns
 
     assert asyncio.run(scenario()) == 1
+
+
+def an_earlier_answer(path: Path) -> bytes:
+    """A speaker file left by an earlier run (alone in its folder), returned as its bytes."""
+    path.parent.mkdir()
+    shutil.copy(ASSETS / "answer.wav", path)
+    return path.read_bytes()
+
+
+def test_a_run_that_fails_before_any_answer_leaves_my_earlier_file_as_it_was(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "out" / "answer.wav"
+    earlier = an_earlier_answer(path)
+    speaker = open_speaker(str(path))
+    speaker.start()
+    speaker.play(pcm16(tone(500, 0.2, 24000) + 0.01))  # a cue, not an answer
+    time.sleep(0.3)
+    assert path.read_bytes() == earlier  # while it runs, too
+    speaker.discard()
+    assert path.read_bytes() == earlier
+    assert [p.name for p in path.parent.iterdir()] == ["answer.wav"]  # no temporary file left
+
+
+def test_an_answer_is_in_place_at_once_and_stays_when_the_run_then_fails(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "out" / "answer.wav"
+    an_earlier_answer(path)
+    clip = pcm16(tone(500, 0.2, 24000) + 0.01)
+
+    async def scenario() -> None:
+        speaker = open_speaker(str(path))
+        speaker.start()
+        speaker.play(clip)
+        speaker.keep()  # answer audio came
+        assert read_wav_pcm(path)[0] == 24000  # already this run's file, valid while written
+        assert (ASSETS / "answer.wav").read_bytes() != path.read_bytes()
+        await speaker.drained()
+        speaker.discard()  # then the run failed
+
+    asyncio.run(scenario())
+    assert clip in read_wav_pcm(path)[2]
+    assert [p.name for p in path.parent.iterdir()] == ["answer.wav"]
+
+
+def test_a_run_that_ends_replaces_my_earlier_file_with_what_played(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "answer.wav"
+    earlier = an_earlier_answer(path)
+    path.chmod(0o640)
+    speaker = open_speaker(str(path))
+    speaker.start()
+    time.sleep(0.2)
+    speaker.close()  # the run ended (or was stopped): silence and cues are what was heard
+    assert path.read_bytes() != earlier
+    rate, _, data = read_wav_pcm(path)
+    assert rate == 24000 and len(data) >= 0.1 * 48000 and not any(data)
+    assert path.stat().st_mode & 0o777 == 0o640  # the file keeps the permissions it had
+    assert [p.name for p in path.parent.iterdir()] == ["answer.wav"]
+
+
+def test_a_speaker_closed_before_it_opened_writes_nothing(tmp_path: Path) -> None:
+    """Another device failed while this one waited to open: its late start does nothing."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    speaker = open_speaker(str(folder / "answer.wav"))
+    speaker.discard()
+    speaker.start()
+    assert list(folder.iterdir()) == []
 
 
 # --- device conversions (no PortAudio needed) and devices ---------------------------------------

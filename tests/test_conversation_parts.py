@@ -183,6 +183,12 @@ class MemorySpeaker:
         if self.queued:
             await self._drained.wait()
 
+    def keep(self) -> None:
+        pass
+
+    def discard(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

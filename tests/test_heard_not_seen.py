@@ -360,19 +360,25 @@ def test_once_an_answer_starts_what_plays_is_the_answer_not_a_cue() -> None:
 
 @needs_speech
 def test_the_session_giving_up_is_heard_just_before_it_exits(tmp_path: Path) -> None:
-    fault = ConnectionFaults(close_after_s=0.8, close_code=1008, close_reason="Policy violation.")
+    """The question is answered first (2.6 s in), so the speaker file is kept: a run
+    that fails before any answer leaves no speaker file to listen to."""
+    fault = ConnectionFaults(close_after_s=6.0, close_code=1008, close_reason="Policy violation.")
     config = StandInConfig(
         api_keys=frozenset({TEST_KEY}),
         models=frozenset({DEFAULT_MODEL}),
         connection_faults=(fault,),
     )
     out = tmp_path / "speaker.wav"
+    mic = write_wav(
+        tmp_path / "long.wav", load_mic_pcm(ASSETS / "question.wav") + bytes(32000 * 20)
+    )  # the run is still going when the session gives up
     with StandIn.start_in_thread(config) as standin:
         result = run_cli(
-            "run", "--camera", "none", "--mic", str(ASSETS / "question.wav"), "--speaker", str(out),
+            "run", "--camera", "none", "--mic", str(mic), "--speaker", str(out),
             env=standin_env(standin),
         )  # fmt: skip
     assert result.code == 2, result.stderr
+    assert "answer audio received so far is in" in result.stderr
     message = result.stderr.strip().removeprefix("shelfsight: ")
     played = speaker_pcm(out)
     error_at = find_sound(played, EarconBank().pcm(Cue.ERROR))

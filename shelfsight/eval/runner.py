@@ -94,6 +94,12 @@ class CollectingSpeaker:
     async def drained(self) -> None:
         pass
 
+    def keep(self) -> None:
+        pass
+
+    def discard(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

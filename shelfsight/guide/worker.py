@@ -34,6 +34,7 @@ from shelfsight.guide.cues import Cue
 from shelfsight.guide.guide import Guide, GuideStats
 from shelfsight.media.camera import Frame
 from shelfsight.media.frames import EncodedFrame, encode_jpeg
+from shelfsight.media.off_loop import start_daemon
 from shelfsight.tools.calls import BadArgs
 
 log = logging.getLogger(__name__)
@@ -167,8 +168,7 @@ class GuideWorker:
     def start(self) -> None:
         """On the loop thread: news is posted to this loop."""
         self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._run, name="guide", daemon=True)
-        self._thread.start()
+        self._thread = start_daemon(self._run, "guide")  # OpenCV tracking: the exit waits
 
     def close(self) -> None:
         with contextlib.suppress(queue.Full):

@@ -15,6 +15,7 @@ same thing: useful with `ask`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import subprocess
@@ -31,6 +32,7 @@ import cv2
 import numpy as np
 
 from shelfsight.errors import UserError
+from shelfsight.media.off_loop import start_daemon
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -123,16 +125,17 @@ class Camera:
         close() meanwhile releases the late capture."""
         if self._thread is not None:
             raise RuntimeError(f"camera {self.name} already started")
+        if self._stop.is_set():  # closed before the open began: another device failed
+            return
         cap = self._open_capture()
         if self._stop.is_set():  # closed while opening: the program is ending
             cap.release()
             return
         frame_interval_s = _file_frame_interval_s(cap) if self._is_file else 0.0
         self._t_last_grab = time.monotonic()
-        self._thread = threading.Thread(
-            target=self._run, args=(cap, frame_interval_s), name=f"camera {self.name}", daemon=True
+        self._thread = start_daemon(
+            functools.partial(self._run, cap, frame_interval_s), f"camera {self.name}"
         )
-        self._thread.start()
 
     @property
     def stalled(self) -> bool:
@@ -203,7 +206,8 @@ class Camera:
         """Stop the thread and release the device; idempotent and fast.
 
         If the thread is stuck inside `grab()` on a dead stream, it is left to finish on its own
-        (it is a daemon and releases the capture itself once `grab()` returns).
+        (it releases the capture itself once `grab()` returns; the program's exit waits for it,
+        see `shelfsight.media.off_loop`).
         """
         self._stop.set()
         with self._new_frame:
@@ -412,7 +416,7 @@ def _open_stream(url: str) -> cv2.VideoCapture:
             box["cap"] = cap
             done.set()
 
-    threading.Thread(target=worker, name="camera stream open", daemon=True).start()
+    start_daemon(worker, "camera stream open")
     done.wait(STREAM_OPEN_DEADLINE_S)
     with lock:
         done.set()

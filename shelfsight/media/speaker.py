@@ -10,7 +10,11 @@ behind queued speech: `mix` gives the stereo block and the mono mix that was rea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import secrets
+import stat
 import threading
 import time
 import wave
@@ -67,7 +71,9 @@ class SpeakerSink(Protocol):
     @property
     def pending_s(self) -> float: ...
     async def drained(self) -> None: ...
-    def close(self) -> None: ...
+    def keep(self) -> None: ...  # answer audio came: what is played is worth keeping
+    def discard(self) -> None: ...  # the run failed: close, keeping only what keep() kept
+    def close(self) -> None: ...  # the run ended: close, keeping what was played
 
 
 class JitterBuffer:
@@ -222,6 +228,15 @@ class BufferedSink:
     def _is_drained(self) -> bool:
         return self._buffer.pending_bytes == 0
 
+    def keep(self) -> None:
+        """A device keeps nothing: what it played has been heard."""
+
+    def discard(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
     def _wake_drained(self) -> None:
         """Audio thread, after every block: releases drained() waiters once the buffer is empty."""
         with self._drain_lock:
@@ -253,6 +268,12 @@ class WavSpeaker(BufferedSink):
     stall), silence when nothing is queued, so the file's timeline is what a listener heard and
     its length is the wall time the sink was open. The header is patched and the file flushed
     on every block, so the file is a valid WAV at every moment, even after a crash.
+
+    It is written under a temporary name in the same folder, and moved into place (os.replace)
+    by `keep()` (the conversation calls it when answer audio comes) or by `close()` (a run that
+    ended); `discard()` (a run that failed before any answer) removes it. So a file the user
+    already had is replaced only by one that holds something, never truncated by a failed run.
+    `start()` runs on a worker thread, the rest on the loop thread; `_lock` orders them.
     """
 
     def __init__(
@@ -263,24 +284,40 @@ class WavSpeaker(BufferedSink):
         self._overlay = overlay
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._part: Path | None = None  # the file while not yet in place
 
     def start(self) -> None:
-        if not self._path.parent.is_dir():
-            raise UserError(f"cannot write speaker WAV {self._path}: its folder does not exist")
+        with self._lock:
+            if self._closed:  # closed before it opened: another device failed
+                return
+            self._part, file = self._create_part()
+            writer = wave.open(file, "wb")
+            writer.setnchannels(1)
+            writer.setsampwidth(2)
+            writer.setframerate(SPEAKER_RATE_HZ)
+            writer.writeframes(b"")  # header now, so the file is valid from the start
+            file.flush()
+            self._thread = threading.Thread(
+                target=self._run_clock, args=(file, writer), name="wav-speaker", daemon=True
+            )
+            self._thread.start()
+
+    def _create_part(self) -> tuple[Path, BinaryIO]:
+        """A new file next to the target, with the target's permissions if it exists."""
+        path = self._path
+        if not path.parent.is_dir():
+            raise UserError(f"cannot write speaker WAV {path}: its folder does not exist")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise UserError(f"cannot write speaker WAV {path}: Permission denied")
+        part = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
         try:
-            file = self._path.open("wb")
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except OSError as e:
-            raise UserError(f"cannot write speaker WAV {self._path}: {e.strerror}") from None
-        writer = wave.open(file, "wb")
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(SPEAKER_RATE_HZ)
-        writer.writeframes(b"")  # header now, so the file is valid from the start
-        file.flush()
-        self._thread = threading.Thread(
-            target=self._run_clock, args=(file, writer), name="wav-speaker", daemon=True
-        )
-        self._thread.start()
+            raise UserError(f"cannot write speaker WAV {path}: {e.strerror}") from None
+        with contextlib.suppress(OSError):
+            os.chmod(fd, stat.S_IMODE(path.stat().st_mode))
+        return part, os.fdopen(fd, "wb")
 
     def _run_clock(self, file: BinaryIO, writer: wave.Wave_write) -> None:
         t0 = time.monotonic()
@@ -303,9 +340,37 @@ class WavSpeaker(BufferedSink):
             file.close()
             self._wake_drained()
 
+    def keep(self) -> None:
+        """Put the file in place now (once); the clock thread writes on into it there."""
+        with self._lock:
+            part, self._part = self._part, None
+            if part is None:
+                return
+            try:
+                os.replace(part, self._path)
+            except OSError as e:
+                self._part = part
+                raise UserError(f"cannot write speaker WAV {self._path}: {e.strerror}") from None
+
+    def discard(self) -> None:
+        """Stop; a file not yet kept is removed, and one the user had stays as it was."""
+        self._end()
+        with self._lock:
+            part, self._part = self._part, None
+        if part is not None:
+            part.unlink(missing_ok=True)
+
     def close(self) -> None:
-        self._closed = True
+        """Stop, and put the file in place: the run ended, so what was played is the file."""
+        self._end()
+        with contextlib.suppress(UserError):  # the folder went away: nothing to keep it in
+            self.keep()
+
+    def _end(self) -> None:
+        with self._lock:  # a start() under way finishes first, or never begins
+            self._closed = True
+            thread = self._thread
         self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2.0)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=2.0)
         self._wake_drained()

@@ -448,6 +448,7 @@ class Conversation:
                     self._view.state(State.ANSWERING)
                     self._update_frame_rate()
                 self.answer_audio_s += len(pcm) / 48000  # 24 kHz PCM16
+                self._speaker.keep()  # a speaker file now holds an answer: it stays
                 if not self._turn.muted:
                     self._speaker.play(pcm)
             case Interrupted():
