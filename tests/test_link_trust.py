@@ -35,7 +35,7 @@ from tests.support.relay import RelayThread
 pytestmark = pytest.mark.anyio
 
 PROBES: dict[str, Any] = {"linux": LinuxTcpInfo, "macos": lambda: None}
-QUIET_S = 48.0  # past websockets' own keepalive verdict (a ping every 20 s, 20 s to answer)
+QUIET_S = 36.0  # seven of the link's pings, a 25 s late pong, two questions
 
 
 def _config(**kwargs: Any) -> StandInConfig:
@@ -51,10 +51,10 @@ QUESTION = question()
 async def test_a_quiet_healthy_session_keeps_one_connection_on_a_mac_and_in_push_to_talk(
     tasks: list[asyncio.Task[Any]],
 ) -> None:
-    """Eight sessions at once, each about 50 s with two questions: pongs late (25 s) or never,
+    """Eight sessions at once, each 36 s with two questions: pongs late (25 s) or never,
     Linux or macOS, hands-free or push-to-talk. None may be cut, none may raise an alarm, and
     both questions of each are answered. (The 10-minute version: `python -m bench.link_trust`.)"""
-    asks = (4.0, 30.0)
+    asks = (4.0, 24.0)
     async with (
         StandIn(_config(pongs="never")) as never,
         StandIn(_config(pongs="late", pong_delay_s=25.0)) as late,
