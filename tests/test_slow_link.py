@@ -47,11 +47,11 @@ async def test_on_a_slow_link_each_spoken_question_takes_one_fresh_picture(
         t_asked = []
         for k in range(2):
             if mode == "ptt":
-                await asyncio.sleep(3.0)
+                await asyncio.sleep(1.5)
                 t_asked.append(time.monotonic())
                 await run.ask(question())
             else:
-                await run.stream(noise(3.0, seed=k))
+                await run.stream(noise(1.5, seed=k))
                 t_asked.append(time.monotonic())
                 await run.stream(question() + noise(1.5, seed=10 + k))
             await run.until(lambda k=k: len(run.of(TurnComplete)) > k, 15.0)
