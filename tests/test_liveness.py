@@ -5,6 +5,7 @@ xnu lays it out), plus the one adapter for the SDK's internals on a real session
 from __future__ import annotations
 
 import socket
+import struct
 import time
 from collections.abc import Callable
 
@@ -166,6 +167,21 @@ def test_linux_tcp_info_of_a_real_socket_counts_acknowledged_bytes() -> None:
             sock.close()
 
 
+def test_linux_tcp_info_gives_the_path_rate_only_when_the_sender_was_not_holding_back() -> None:
+    raw = bytearray(232)
+    struct.pack_into("<Q", raw, 120, 200_000)  # acknowledged: past slow start
+    struct.pack_into("<Q", raw, 160, 32_000)  # delivery rate, bytes/s
+    state = parse_linux_tcp_info(bytes(raw))
+    assert state is not None and state.rate_bps == 32_000
+    raw[7] |= 1  # tcpi_delivery_rate_app_limited: we had nothing more to send
+    state = parse_linux_tcp_info(bytes(raw))
+    assert state is not None and state.rate_bps is None
+    raw[7] &= ~1
+    struct.pack_into("<Q", raw, 120, 10_000)  # still in slow start
+    state = parse_linux_tcp_info(bytes(raw))
+    assert state is not None and state.rate_bps is None
+
+
 def test_linux_tcp_info_from_an_old_kernel_without_the_counter_says_nothing() -> None:
     assert parse_linux_tcp_info(bytes(104)) is None
 
@@ -190,6 +206,8 @@ def test_macos_connection_info_turns_a_shrinking_buffer_or_new_data_into_progres
     new_data = probe.parse(_darwin(sbbytes=20_000, txbytes=110_000, retransmitted=1448))
     assert new_data is not None and new_data.progress == 2
     assert probe.parse(b"\0" * 40) is None
+    window_bound = probe.parse(_darwin(sbbytes=60_000, txbytes=200_000, retransmitted=0))
+    assert window_bound is not None and window_bound.rate_bps == pytest.approx(14480 / 0.04)
 
 
 def test_each_platform_gets_its_own_probe() -> None:

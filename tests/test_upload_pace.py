@@ -83,3 +83,26 @@ def test_a_link_that_cannot_carry_full_rate_is_not_flipped_back_every_half_minut
     assert not pace.slow
     t, _, held = _run(pace, t, 61.0, 0.0, 0.0)
     assert held == [] and pace.calm_s == 30.0
+
+
+def test_a_path_the_kernel_measures_too_slow_is_slow_before_any_backlog() -> None:
+    """A 256 kbit/s tether (32 KB/s) cannot carry 16 kHz audio (~43 KB/s as the API takes it):
+    known from the first measurements, before a question waits behind a backlog."""
+    pace = UploadPace()
+    assert pace.update(0.0, 1.0, uplink_bps=120_000.0) is None, "a 1 Mbit/s path is fine"
+    event = pace.update(0.0, 1.1, uplink_bps=32_000.0)
+    assert event is not None and event.slow
+
+
+def test_slow_mode_does_not_end_while_the_path_is_still_measured_slow() -> None:
+    pace = UploadPace()
+    pace.update(0.0, 0.0, uplink_bps=32_000.0)
+    t = 0.0
+    while t < 120.0:  # 8 kHz fits: no backlog, but the kernel still measures 32 KB/s
+        t += 0.1
+        assert pace.update(0.0, t, uplink_bps=32_000.0) is None
+    assert pace.slow
+    while pace.slow and t < 200.0:  # measurements stop (nothing to measure): calm ends it
+        t += 0.1
+        pace.update(0.0, t)
+    assert not pace.slow and t <= 120.0 + pace.calm_s + 0.5

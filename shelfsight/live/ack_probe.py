@@ -7,12 +7,14 @@ whatever the application above them does. Two platforms say so, each in its own 
 - Linux: `TCP_INFO` (`struct tcp_info`, include/uapi/linux/tcp.h): `tcpi_bytes_acked` grows
   with every acknowledgement (Linux 4.1+); `tcpi_unacked` (segments in flight) and
   `tcpi_notsent_bytes` (4.6+) say whether anything is owed; `tcpi_rto` (microseconds, with
-  `tcpi_backoff` doublings applied) is the retransmission timeout.
+  `tcpi_backoff` doublings applied) is the retransmission timeout; `tcpi_delivery_rate`
+  (4.9+, bytes/s) is the path's rate when `tcpi_delivery_rate_app_limited` is clear.
 - macOS: `TCP_CONNECTION_INFO` (0x106, `struct tcp_connection_info`, xnu
   bsd/netinet/tcp.h): `tcpi_snd_sbbytes` (the send buffer, in flight included) says what is
   owed; it shrinks on an acknowledgement, and new data leaving (`tcpi_txbytes` minus
   `tcpi_txretransmitbytes`) needs an open window, so either counts as progress;
-  `tcpi_srtt`/`tcpi_rttvar` (ms) give the timeout without backoff.
+  `tcpi_srtt`/`tcpi_rttvar` (ms) give the timeout without backoff, and `tcpi_snd_cwnd` over
+  `tcpi_srtt` the rate while the window is the limit.
 
 Elsewhere (or if the call fails) there is no probe, and the watchdog falls back to the unsent
 backlog above the kernel (see `shelfsight.live.watchdog`). Probes are injectable: tests play
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 MIN_RTO_S = 0.2  # Linux's TCP_RTO_MIN; a floor for timeouts computed from RTT figures
+WARMUP_BYTES = 64 * 1024  # rates before this much went out are slow start's, not the path's
 
 _LINUX_INFO_BYTES = 232
 _LINUX_BACKOFF = 4  # u8
@@ -36,6 +39,8 @@ _LINUX_RTO = 8  # u32, microseconds
 _LINUX_UNACKED = 24  # u32, segments
 _LINUX_BYTES_ACKED = 120  # u64
 _LINUX_NOTSENT = 144  # u32, bytes
+_LINUX_APP_LIMITED = 7  # u8: bit 0, tcpi_delivery_rate_app_limited (Linux 4.9+)
+_LINUX_DELIVERY_RATE = 160  # u64, bytes/s (Linux 4.9+)
 
 DARWIN_TCP_CONNECTION_INFO = 0x106
 _DARWIN_INFO = struct.Struct("<4B13I7Q")  # 112 bytes, as in xnu (the u64s fall 8-aligned)
@@ -50,13 +55,16 @@ class SendState:
     `rto_s`: the retransmission timeout without backoff, when known;
     `trusted`: progress means the peer acknowledged (a kernel probe), not only that the local
     kernel took bytes (the watchdog's fallback), which it still does on a dead path until its
-    buffer is full.
+    buffer is full;
+    `rate_bps`: what the path delivered, in bytes/s, measured while the sender was not held
+    back by the application (so it is the path's rate, not ours); None when not known.
     """
 
     owed_bytes: int
     progress: int
     rto_s: float | None = None
     trusted: bool = True
+    rate_bps: float | None = None
 
 
 class AckProbe(Protocol):
@@ -85,8 +93,12 @@ def parse_linux_tcp_info(raw: bytes) -> SendState | None:
     notsent = struct.unpack_from("<I", raw, _LINUX_NOTSENT)[0] if len(raw) >= 148 else 0
     acked = struct.unpack_from("<Q", raw, _LINUX_BYTES_ACKED)[0]
     rto_us = struct.unpack_from("<I", raw, _LINUX_RTO)[0] >> min(raw[_LINUX_BACKOFF], 16)
+    rate = None
+    warm = acked >= WARMUP_BYTES
+    if warm and len(raw) >= _LINUX_DELIVERY_RATE + 8 and not raw[_LINUX_APP_LIMITED] & 1:
+        rate = float(struct.unpack_from("<Q", raw, _LINUX_DELIVERY_RATE)[0]) or None
     # `unacked` counts segments: any is owed; its size in bytes is not needed, only "any".
-    return SendState(int(unacked + notsent), int(acked), max(MIN_RTO_S, rto_us / 1e6))
+    return SendState(int(unacked + notsent), int(acked), max(MIN_RTO_S, rto_us / 1e6), True, rate)
 
 
 class DarwinConnectionInfo:
@@ -109,7 +121,7 @@ class DarwinConnectionInfo:
         if len(raw) < _DARWIN_INFO.size:
             return None
         fields = _DARWIN_INFO.unpack_from(raw)
-        sbbytes, srtt_ms, rttvar_ms = fields[11], fields[14], fields[15]
+        cwnd, sbbytes, srtt_ms, rttvar_ms = fields[9], fields[11], fields[14], fields[15]
         txbytes, retransmitted = fields[18], fields[19]
         now = (sbbytes, txbytes - retransmitted)
         before = self._previous
@@ -117,7 +129,11 @@ class DarwinConnectionInfo:
             self._progress += 1
         self._previous = now
         rto_s = (srtt_ms + 4 * rttvar_ms) / 1000 if srtt_ms else None
-        return SendState(int(sbbytes), self._progress, max(MIN_RTO_S, rto_s) if rto_s else None)
+        # A window's worth a round trip, when the window is the limit (more waits than fits).
+        warm = txbytes >= WARMUP_BYTES
+        rate = cwnd / (srtt_ms / 1000) if warm and srtt_ms and sbbytes > cwnd else None
+        rto = max(MIN_RTO_S, rto_s) if rto_s else None
+        return SendState(int(sbbytes), self._progress, rto, True, rate)
 
 
 def platform_probe(platform: str = sys.platform) -> AckProbe | None:

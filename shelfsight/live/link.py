@@ -446,6 +446,7 @@ class LiveLink:
                 probe=self._ack_probe(),
                 sending=lambda: self._sending,
                 ping_every_s=self._ping_every_s,
+                on_tick=self._update_pace,  # push-to-talk sends no audio while idle
             )
         else:
             log.warning("no websocket under the SDK session: dead links go unnoticed")
@@ -592,12 +593,16 @@ class LiveLink:
                 await send(activity_end=types.ActivityEnd())
 
     def _update_pace(self) -> None:
-        """Every mic chunk (the sends come in bursts on a slow link: too sparse to judge)."""
+        """Every mic chunk and watchdog tick (the sends come in bursts on a slow link: too
+        sparse to judge)."""
         now = time.monotonic()
         conn = self._conn
         dog = conn.watchdog if conn is not None else None
         flowing = conn is not None and (dog is None or now - dog.t_proof < FLOWING_S)
-        if event := self._pace.update(self.audio_backlog_s, now, flowing=flowing):
+        uplink = dog.uplink_bps if dog is not None else None
+        if event := self._pace.update(
+            self.audio_backlog_s, now, flowing=flowing, uplink_bps=uplink
+        ):
             log.info("upload %s (%.1f s waiting)", "slow" if event.slow else "ok", event.backlog_s)
             self._emit(event)
 

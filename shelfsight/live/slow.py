@@ -14,11 +14,15 @@ a 256 kbit/s phone link cannot carry it at all, let alone pictures. The policy, 
 3. Nothing is dropped silently: audio waits in the outbox (15 s) in order; only past that is
    the oldest dropped, and that is counted, shown and recorded (`AudioLost`).
 
-"Slow" starts when more than `enter_backlog_s` of mic audio has waited to go out all through the
+"Slow" starts when the kernel measures the path slower than full-rate audio needs with room to
+spare (`uplink_bps` under `SLOW_BELOW_BPS`, where the kernel says: Linux's delivery rate,
+macOS's window over round trip), so a first question is not asked into a clogged link; or
+else when more than `enter_backlog_s` of mic audio has waited to go out all through the
 last `trend_s`, no less than over the `trend_s` before, while the link still carries data (TCP
 ACKs or pongs come back: a stall is the watchdog's case; the backlog a reconnect leaves drains,
-so it is not slowness), and ends
-after `calm_s` with under `calm_backlog_s` waiting (then 16 kHz and pictures are tried again).
+so it is not slowness). It ends
+after `calm_s` with under `calm_backlog_s` waiting and no measurement of a slow path (then
+16 kHz and pictures are tried again).
 A link that was slow stays suspect: if it is slow again within `probation_s` of leaving slow
 mode, the next calm it must show doubles (up to `max_calm_s`), so a link that cannot carry the
 full rate is not flipped back and forth every half minute; normal mode that holds through
@@ -35,6 +39,9 @@ import soxr
 from shelfsight.live.events import SlowLink
 
 SLOW_RATE_HZ = 8000
+# 16 kHz PCM16 as base64 JSON is about 43 KB/s; a path under 1.25 times that cannot carry it
+# and the pictures beside it (bytes/s).
+SLOW_BELOW_BPS = 54_000
 SLOW_MIME = f"audio/pcm;rate={SLOW_RATE_HZ}"
 DRAIN_TOLERANCE_S = 0.25  # a backlog this much smaller than `trend_s` ago is draining
 
@@ -44,10 +51,10 @@ class UploadPace:
 
     def __init__(
         self,
-        enter_backlog_s: float = 0.5,
+        enter_backlog_s: float = 0.3,
         calm_backlog_s: float = 0.2,
         calm_s: float = 30.0,
-        trend_s: float = 1.0,
+        trend_s: float = 0.5,
         probation_s: float = 60.0,
         max_calm_s: float = 300.0,
     ) -> None:
@@ -66,10 +73,19 @@ class UploadPace:
         self._t_changed = 0.0
         self._t_calm_since: float | None = None
 
-    def update(self, backlog_s: float, now: float, *, flowing: bool = True) -> SlowLink | None:
+    def update(
+        self,
+        backlog_s: float,
+        now: float,
+        *,
+        flowing: bool = True,
+        uplink_bps: float | None = None,
+    ) -> SlowLink | None:
         """The new state if it changed. `flowing`: something came back from the server just
-        now (a stalled link is not a slow one: the watchdog deals with it)."""
+        now (a stalled link is not a slow one: the watchdog deals with it); `uplink_bps`: the
+        path's rate as the kernel measured it lately (bytes/s), if known."""
         self.max_backlog_s = max(self.max_backlog_s, backlog_s)
+        measured_slow = uplink_bps is not None and uplink_bps < SLOW_BELOW_BPS
         if not self.slow:
             if self._t_left is not None and now - self._t_left >= self._probation_s:
                 self._t_left, self._calm_s = None, self._base_calm_s  # it held: trusted again
@@ -78,14 +94,14 @@ class UploadPace:
                 # seen while the link carries data says how fast it drains.
                 self._history.clear()
                 return None
-            if self._not_draining(backlog_s, now):
+            if measured_slow or self._not_draining(backlog_s, now):
                 if self._t_left is not None:  # slow again on probation: calm longer next time
                     self._calm_s = min(self._max_calm_s, 2 * self._calm_s)
                 self.slow, self._t_changed, self._t_calm_since = True, now, None
                 self.times_slow += 1
                 return SlowLink(True, round(backlog_s, 2))
             return None
-        if backlog_s >= self._calm_backlog_s:
+        if backlog_s >= self._calm_backlog_s or measured_slow:
             self._t_calm_since = None
         elif self._t_calm_since is None:
             self._t_calm_since = now

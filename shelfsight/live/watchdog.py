@@ -24,6 +24,7 @@ Loop thread only.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import socket
 import sys
@@ -44,6 +45,8 @@ _TCP_NOTSENT_LOWAT = getattr(
 )
 TICK_S = 0.1
 PING_EVERY_S = 5.0
+RATE_WINDOW_S = 5.0  # the path's rate: the median of the kernel's measurements this recent
+RATE_SAMPLES = 5  # ... once it has made this many
 
 
 class DeadLink(OSError):
@@ -69,11 +72,14 @@ class Watchdog:
         probe: AckProbe | None,
         sending: Callable[[], bool] = lambda: False,
         ping_every_s: float = PING_EVERY_S,
+        on_tick: Callable[[], None] = lambda: None,
     ) -> None:
         self._ws = ws
         self._retiring = retiring
         self._sending = sending
         self._ping_every_s = ping_every_s
+        self._on_tick = on_tick
+        self._rates: collections.deque[tuple[float, float]] = collections.deque(maxlen=50)
         self._sock = sdk_socket.socket_of(ws)
         self._probe = probe if self._sock is not None else None
         self.liveness = Liveness(time.monotonic(), stall_s=stall_s)
@@ -96,6 +102,13 @@ class Watchdog:
     def t_proof(self) -> float:
         """The last sign the server is there (monotonic s): for the slow-link judgement."""
         return self.liveness.t_proof
+
+    @property
+    def uplink_bps(self) -> float | None:
+        """The path's upload rate as the kernel measured it lately (bytes/s), or None."""
+        now = time.monotonic()
+        recent = sorted(r for t, r in self._rates if now - t <= RATE_WINDOW_S)
+        return recent[len(recent) // 2] if len(recent) >= RATE_SAMPLES else None
 
     @property
     def buffered_bytes(self) -> int:
@@ -131,7 +144,11 @@ class Watchdog:
         while not self._retiring():
             await asyncio.sleep(TICK_S)
             now = time.monotonic()
-            self.liveness.observe(now, self._read())
+            state = self._read()
+            self.liveness.observe(now, state)
+            if state.rate_bps is not None:
+                self._rates.append((now, state.rate_bps))
+            self._on_tick()
             dead = self.liveness.verdict(now)
             if dead is not None and not self._retiring():
                 sdk_socket.abort(self._ws)
