@@ -1,10 +1,11 @@
 """Speaker sinks: the contract, the half both sinks share, and a WAV file sink.
 
-24 kHz mono PCM16 goes through a thread-safe jitter buffer (`shelfsight.media.playout`) that a
-clock thread (WAV) or the PortAudio callback (`shelfsight.media.sound_devices.DeviceSpeaker`)
-drains. An `Overlay` (guide mode's ticks) is mixed over it by that same thread, block by block,
-so it never waits behind queued speech: `mix` gives the stereo block and the mono mix that was
-really played (the echo canceller's reference).
+24 kHz mono PCM16 goes through a thread-safe jitter buffer (`shelfsight.media.playout`, which
+also decides how long an answer on a slow link waits) that a clock thread (WAV) or the
+PortAudio callback (`shelfsight.media.sound_devices.DeviceSpeaker`) drains. An `Overlay` (guide
+mode's ticks) is mixed over it by that same thread, block by block, so it never waits behind
+queued speech: `mix` gives the stereo block and the mono mix that was really played (the echo
+canceller's reference).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 
 from shelfsight.errors import UserError
 from shelfsight.media.pcm import CHUNK_S, SPEAKER_BLOCK_BYTES, SPEAKER_RATE_HZ
-from shelfsight.media.playout import LATE_GAP_S, JitterBuffer  # noqa: F401
+from shelfsight.media.playout import LATE_GAP_S, SLOW_NOTICE_S, JitterBuffer  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ class BufferedSink:
     listener heard mid-answer (the jitter buffer grows its margin on each).
     `on_played(pcm24k, t_monotonic)` runs on the audio thread for every block played (silence
     included), with the time it is heard; set it before `start()`.
+    `slow_wait_s`, `slow_hold_s` and `max_slow_wait_s` say when an answer waits for a slow
+    link (below).
     """
 
     def __init__(self, name: str, rate_hz: int, on_played: PlayedCallback | None) -> None:
@@ -104,6 +107,27 @@ class BufferedSink:
     def playout_margin_s(self) -> float:
         """The largest playout margin the jitter buffer needed (seconds)."""
         return self._buffer.max_margin_seen_s
+
+    @property
+    def slow_wait_s(self) -> float:
+        """Loop thread, polled: while an answer is held back because it arrives slower than real
+        time, how long it has waited (wall seconds since its first chunk, or since the hole it
+        refills after; `slow_hold_s` says how much audio it waits for); 0.0 otherwise (playing,
+        idle, or only the jitter margin's 20-120 ms). Once it reaches SLOW_NOTICE_S (1 s) the
+        conversation should say "slow connection: answers may lag", once: the silence is the
+        link, not a hang. A wait lasts at most MAX_WAIT_S (10 s)."""
+        return self._buffer.slow_wait_s
+
+    @property
+    def slow_hold_s(self) -> float:
+        """Audio (seconds) the current slow-link wait holds back before playing, beyond the
+        jitter margin, at most MAX_HOLD_S (3 s); 0.0 when not waiting for a slow link."""
+        return self._buffer.hold_s
+
+    @property
+    def max_slow_wait_s(self) -> float:
+        """The longest slow-link wait so far (wall seconds, measured when playback began)."""
+        return self._buffer.max_slow_wait_s
 
     def play(self, pcm24k: bytes) -> None:
         self._buffer.push(pcm24k)
