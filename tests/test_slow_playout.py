@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from bench.slow_playout import BLOCK_BYTES, RATE_HZ, Session, SimClock, arrival_offsets
+from bench.slow_playout import BLOCK_BYTES, RATE_HZ, Session, SimClock, arrival_offsets, run
 from shelfsight.media.playout import (
     MAX_HOLD_S,
     MAX_WAIT_S,
@@ -68,6 +68,11 @@ def test_on_a_fast_link_an_answer_starts_after_the_same_60_ms_margin_as_before()
             assert a.gaps == b.gaps and a.end_s == b.end_s
             assert not a.noticed, "a fast link is never called slow"
         assert new.buffer.max_slow_wait_s == 0.0
+    for seed in (8, 15, 16):  # sessions where 0-60 ms of jitter makes a hole early in an answer
+        heard, before = run(1.0, 0.06, 20, seed, True), run(1.0, 0.06, 20, seed, False)
+        for a, b in zip(heard, before, strict=True):
+            assert a.gaps == b.gaps and abs(a.end_s - b.end_s) < 1e-6, (seed, a, b)
+            assert a.start_s == b.start_s and not a.noticed
 
 
 def test_the_wait_is_reported_so_the_user_can_be_told_once() -> None:
@@ -114,16 +119,18 @@ def test_a_very_slow_link_waits_at_most_3_s_of_audio_and_10_s_of_wall_time() -> 
 
 
 def test_a_late_chunk_on_a_fast_link_is_a_short_hole_as_before_not_a_slow_link_wait() -> None:
-    """The jitter margin's own remedy is untouched: a chunk 100 ms late, early in a fast answer
-    and again later, is heard as the same short hole (and grows the margin) as without the
-    slow-link hold; nothing is called slow."""
-    offsets = [i * 0.04 + (0.1 if i in (5, 50) else 0.0) for i in range(100)]
-    offsets = [max(offsets[: i + 1]) for i in range(len(offsets))]  # in order, as over TCP
-    new, old = Session(), Session(slow_hold=False)
-    a, b = new.answer(offsets), old.answer(offsets)
-    assert a.gaps == b.gaps >= 1 and abs(a.end_s - b.end_s) <= 0.03, (a, b)
-    assert new.buffer.margin_s == old.buffer.margin_s > 0.06, "the margin grew"
-    assert not a.noticed and new.buffer.max_slow_wait_s == 0.0
+    """The jitter margin's own remedy is untouched: a chunk late early in a fast answer (the
+    first two together, the third 60 ms late; or the sixth 100 ms late) and again later is
+    heard as the same short hole (and grows the margin) as without the slow-link hold; nothing
+    is called slow."""
+    for late in ({0: 0.04, 2: 0.06, 50: 0.1}, {5: 0.1, 50: 0.1}):
+        offsets = [i * 0.04 + late.get(i, 0.0) for i in range(100)]
+        offsets = [max(offsets[: i + 1]) for i in range(len(offsets))]  # in order, as over TCP
+        new, old = Session(), Session(slow_hold=False)
+        a, b = new.answer(offsets), old.answer(offsets)
+        assert a.gaps == b.gaps >= 1 and abs(a.end_s - b.end_s) <= 0.01, (late, a, b)
+        assert new.buffer.margin_s == old.buffer.margin_s > 0.06, "the margin grew"
+        assert not a.noticed and new.buffer.max_slow_wait_s == 0.0
 
 
 def test_the_speaker_sink_tells_the_session_about_the_wait(tmp_path: Path) -> None:

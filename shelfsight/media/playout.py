@@ -18,24 +18,29 @@ once enough of it is queued:
   chunk on). Played as soon as the margin is there, it runs dry again and again. To play
   through, the rest of the answer (R seconds, what is queued included) needs (1 - r) x R queued
   before starting: then the queue, drained at 1 and filled at r, lasts until the last chunk.
-  So the wait is `margin_s + hold_s`, hold_s = min(max_hold_s, (1 - r) x R), where
-  R = L - played, and the answer's length L, unknown in advance, is guessed as
-  max(median of the last answers' lengths (TYPICAL_ANSWER_S before any), what has arrived of
-  this one, twice what has played of it) - the doubling applies to an answer that has already
-  outlived the guess, so a long one re-buffers a few times at most, never every 20 ms.
+  So the wait is `margin_s + hold_s`, hold_s = min(max_hold_s, (1 - r) x R). R is a guess
+  (the answer's length is not known in advance): the rest of a typical answer, L - played,
+  L = the median length of the last LENGTHS_KEPT answers (TYPICAL_ANSWER_S, 6 s, before any),
+  and never less than what is queued. After a hole in the answer the guess was short (or the
+  link was not yet known slow), so the next one is long: R = max(L, 2 x played) - at least a
+  typical answer more, or twice what has played. A guess too long costs at most waiting for
+  the answer's last chunk (the queue then plays out whole); one too short costs another hole.
   While holding, "nothing has come" means nothing for margin + 2 chunk intervals (the slow
   link's chunks are further apart than the margin).
 
 When r counts (see `_slow_ratio`): r >= FAST_RATIO (0.9) is a fast link and only the margin
 applies, exactly as before this policy existed (playback starts once 60 ms is queued). r is
-trusted from MEASURE_S (0.3 s) after the answer's first chunk, or at once after a hole in it
-(it is re-read at every audio block while waiting, so a late chunk misread as slowness is
-undone by the next one on time); before that, the previous answer's r stands in if it was
-slow, so on a link that stays slow the next answer waits from its first chunk instead of
-starting and running dry within 300 ms (a fast answer after a slow one waits about MEASURE_S
-more, once: it is measured afresh, a clear() included). A burst already AHEAD_S (50 ms) ahead
-of real time plays at once: a spoken status, every earcon but the 30 ms thinking tick, a fast
-link's first chunks (a slow link's first 40 ms chunk is not).
+trusted from MEASURE_S (0.3 s) after the answer's first chunk, or at once after a hole in it,
+unless CREDIT_S (30 ms) of lateness on its last chunk would make it fast (jitter: measured on
+400 fast answers with 0-60 ms of jitter, none then waits longer than with the margin alone,
+and 0.7x and 0.36x answers are caught as early as with no credit). It is re-read at every
+audio block while waiting, so a late chunk misread as slowness is undone by the next ones on
+time. Before MEASURE_S the previous answer's r stands in if it was slow, so on a link that
+stays slow the next answer waits from its first chunk instead of starting and running dry
+within 300 ms (a fast answer after a slow one waits about MEASURE_S more, once: it is
+measured afresh, a clear() included). A burst already AHEAD_S (50 ms) ahead of real time
+plays at once: a spoken status, every earcon but the 30 ms thinking tick, a fast link's first
+chunks (a slow link's first 40 ms chunk is not).
 
 Bounds: the audio held back is at most `max_hold_s` (3 s), so an answer ends at most
 3 s + margin after its last chunk arrived (a guess too long costs that at worst, a guess too
@@ -55,9 +60,10 @@ from dataclasses import dataclass
 
 LATE_GAP_S = 0.5  # audio arriving this soon after the buffer ran dry counts as an underrun
 FAST_RATIO = 0.9  # arrival ratio from which the jitter margin alone plays an answer through
+CREDIT_S = 0.03  # lateness of an early hole's last chunk still taken for jitter
 MEASURE_S = 0.3  # wall time after an answer's first chunk before its own ratio is trusted
 AHEAD_S = 0.05  # an answer this far ahead of real time is fast, whatever came before it
-TYPICAL_ANSWER_S = 5.0  # the length guessed for an answer before any has been heard
+TYPICAL_ANSWER_S = 6.0  # the length guessed for an answer before any has been heard
 LENGTHS_KEPT = 9  # answers whose lengths make the median
 MAX_HOLD_S = 3.0  # the most audio held back for a slow link (seconds of audio)
 MAX_WAIT_S = 10.0  # the longest wall time a slow-link wait lasts
@@ -244,11 +250,18 @@ class JitterBuffer:
         if ratio is None or a is None or now - self._wait_t0 >= MAX_WAIT_S:
             self.hold_s = 0.0
             return margin, margin
-        length = max(self._typical_s, a.recv_s, 2 * a.played_s)
-        self.hold_s = min(self._max_hold_s, (1 - ratio) * (length - a.played_s))
+        self.hold_s = min(self._max_hold_s, (1 - ratio) * self._rest_s(a))
         self._held = self._held or self.hold_s > 0
         quiet = margin + 2 * (a.interval_s() or self._link_interval_s)
         return margin + self.hold_s, quiet
+
+    def _rest_s(self, a: _Answer) -> float:
+        """Under the lock: the answer's audio still to play (seconds, what is queued included),
+        guessed (see the module docstring)."""
+        queued_s = a.recv_s - a.played_s
+        if a.holes:  # it outlived the guess (or was not known slow): guess long
+            return max(self._typical_s, 2 * a.played_s, queued_s)
+        return max(self._typical_s - a.played_s, queued_s)
 
     def _slow_ratio(self, now: float) -> float | None:
         """Under the lock: the current answer's arrival ratio if it is slow (< FAST_RATIO),
@@ -262,6 +275,10 @@ class JitterBuffer:
             if prior is None or prior >= FAST_RATIO or a.recv_s - span >= AHEAD_S:
                 return None
             return prior
+        if span < MEASURE_S and a.t_last > a.t0:  # a hole this early may be one late chunk
+            credited = (a.recv_s - a.first_s + CREDIT_S) / (a.t_last - a.t0)
+            if credited >= FAST_RATIO:
+                return None
         ratio = a.ratio(now)
         return ratio if ratio < FAST_RATIO else None
 
