@@ -9,12 +9,14 @@ JSON) arrives slower than it plays: measured 1.4x slower at 256 kbit/s (ratio 0.
 after the previous one finished playing (the user asks again). "before" is the margin alone
 (`max_hold_s=0`, the buffer as it was); "after" adds the slow-link hold.
 
-gaps: holes heard between an answer's first and last sample (one per dropout); start: from the
-answer's first chunk received to its first sample played; end: to its last sample played;
-last chunk: when its last chunk arrived (no policy can end before that); notice: answers whose
-wait reached SLOW_NOTICE_S (the moment the session says "slow connection: answers may lag").
+gaps: holes heard between an answer's first and last sample (one per dropout); "1st" is each
+session's first answer (the link not yet known slow: it starts at once and runs dry within
+300 ms); start: from the answer's first chunk received to its first sample played; last chunk:
+when its last chunk arrived (no policy can end before that); end: its last sample played;
+notice: answers whose wait reached SLOW_NOTICE_S (when the session says "slow connection:
+answers may lag").
 
-    .venv/bin/python -m bench.slow_playout [--answers 12] [--jitter-ms 20] [--seed 7]
+    .venv/bin/python -m bench.slow_playout [--sessions 5] [--answers 12] [--jitter-ms 20]
 """
 
 from __future__ import annotations
@@ -129,48 +131,55 @@ def run(ratio: float, jitter_s: float, answers: int, seed: int, slow_hold: bool)
     return heard
 
 
-def row(label: str, policy: str, heard: list[Heard]) -> list[str]:
+def row(label: str, policy: str, sessions: list[list[Heard]]) -> list[str]:
+    heard = [h for s in sessions for h in s]
     gaps = [h.gaps for h in heard]
+    later = [h.gaps for s in sessions for h in s[1:]]
     start = [h.start_s for h in heard]
     late = [h.end_s - h.last_chunk_s for h in heard]
     return [
         label,
         policy,
-        f"{sum(gaps) / len(gaps):.2f} / {max(gaps)}",
+        f"{sum(gaps) / len(gaps):.2f}",
+        f"{max(s[0].gaps for s in sessions)} / {max(later)}",
         f"{sum(1 for g in gaps if g)}/{len(gaps)}",
         f"{pct(start, 50):.2f} / {max(start):.2f}",
-        f"{pct([h.end_s for h in heard], 50):.2f}",
         f"{pct([h.last_chunk_s for h in heard], 50):.2f}",
+        f"{pct([h.end_s for h in heard], 50):.2f}",
         f"{pct(late, 50):.2f} / {max(late):.2f}",
-        str(sum(h.noticed for h in heard)),
+        f"{sum(h.noticed for h in heard)}/{len(heard)}",
     ]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--sessions", type=int, default=5)
     ap.add_argument("--answers", type=int, default=12)
     ap.add_argument("--jitter-ms", type=float, default=20.0)
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     rows = []
     cases = [(r, args.jitter_ms) for r in (1.0, 0.7, 0.36)] + [(1.0, 60.0), (3.0, 20.0)]
+    seeds = range(args.seed, args.seed + args.sessions)
     for ratio, jitter_ms in cases:
         label = f"{ratio:g}x, {jitter_ms:g} ms"
         for policy, hold in (("before", False), ("after", True)):
-            heard = run(ratio, jitter_ms / 1000, args.answers, args.seed, hold)
-            rows.append(row(label, policy, heard))
+            sessions = [run(ratio, jitter_ms / 1000, args.answers, s, hold) for s in seeds]
+            rows.append(row(label, policy, sessions))
     table(
-        f"slow playout: {args.answers} answers of 2.5-8 s per row, 40 ms chunks, simulated clock "
-        "(goals: 0.7x <= 1 gap per answer; 0.36x 0-1 gaps, starting later; 1x start unchanged)",
+        f"slow playout: {args.sessions} sessions of {args.answers} answers of 2.5-8 s per row, "
+        "40 ms chunks, simulated clock\n(goals: 0.7x <= 1 gap per answer; 0.36x 0-1 gaps, "
+        "starting later; 1x: start unchanged)",
         [
             [
                 "arrival, jitter",
                 "policy",
-                "gaps/answer mean / max",
+                "gaps/answer",
+                "max gaps: 1st / later",
                 "answers with gaps",
                 "start s p50 / max",
-                "end s p50",
                 "last chunk s p50",
+                "end s p50",
                 "end - last chunk s p50 / max",
                 "notice",
             ],
