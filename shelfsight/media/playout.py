@@ -42,11 +42,13 @@ measured afresh, a clear() included). A burst already AHEAD_S (50 ms) ahead of r
 plays at once: a spoken status, every earcon but the 30 ms thinking tick, a fast link's first
 chunks (a slow link's first 40 ms chunk is not).
 
-Bounds: the audio held back is at most `max_hold_s` (3 s), so an answer ends at most
-3 s + margin after its last chunk arrived (a guess too long costs that at worst, a guess too
-short a hole and a re-buffer); a 5 s answer (the typical length) at 0.36 x real time needs
-3.2 s. The wait itself never lasts more than MAX_WAIT_S (10 s) of wall time: at 0.36 x, 3 s of
-audio takes 8.3 s to come; a link slower than that plays what it has after 10 s.
+Bounds: the audio held back is at most `max_hold_s` (3 s), so the hold makes an answer end
+at most 3 s (plus the margin and the quiet time) after its last chunk arrived; without it the
+answer ends about when its last chunk arrives, in pieces. 3 s plays a 10 s answer through at
+0.7x and a 4.7 s one at 0.36x (a 5 s answer there needs 3.2 s); more would keep a listener
+waiting for long answers that may be cut anyway. The wait itself never lasts more than
+MAX_WAIT_S (10 s) of wall time: at 0.36x, 3 s of audio takes 8.3 s to come; a slower link
+plays what it has after 10 s (silence much longer reads as a hang).
 """
 
 from __future__ import annotations
