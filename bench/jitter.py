@@ -3,10 +3,11 @@
 Answer chunks (40 ms of 24 kHz PCM16) are paced at real time, the worst case (the service
 usually sends faster), each delayed by a random 0..J ms and delivered in order, as over TCP.
 The same arrivals feed two buffers, each drained by its own 20 ms real-time clock thread as
-`WavSpeaker` drains it: the adaptive buffer (`JitterBuffer`) and one with no margin (how the
-buffer behaved before). "holes" counts 20 ms blocks that came out short between an answer's
-first and last sample; "added delay" is how long each chunk waited in the buffer after it
-arrived (p95). "busy" runs two processes spinning on the 2 cores meanwhile.
+`WavSpeaker` drains it: the adaptive buffer (`JitterBuffer`) and one with no margin and no
+slow-link hold (how the buffer behaved before). "holes" counts 20 ms blocks that came out short
+between an answer's first and last sample; "added delay" is how long each chunk waited in the
+buffer after it arrived (p95). "busy" runs two processes spinning on the 2 cores meanwhile.
+Answers arriving slower than real time: `python -m bench.slow_playout`.
 
     .venv/bin/python -m bench.jitter [--answers 5] [--seconds 3]
 """
@@ -71,7 +72,7 @@ def make_buffers() -> dict[str, JitterBuffer]:
     """One speaker's buffers, kept across its answers as a sink keeps its own."""
     return {
         "adaptive": JitterBuffer(RATE_HZ),
-        "no margin": JitterBuffer(RATE_HZ, margin_s=0.0, min_s=0.0, max_s=0.0),
+        "no margin": JitterBuffer(RATE_HZ, margin_s=0.0, min_s=0.0, max_s=0.0, max_hold_s=0.0),
     }
 
 

@@ -1,10 +1,11 @@
-"""Speaker sinks: the contract, the jitter buffer both sinks drain, and a WAV file sink.
+"""Speaker sinks: the contract, the half both sinks share, and a WAV file sink.
 
-24 kHz mono PCM16 goes through a thread-safe jitter buffer that a clock thread (WAV) or the
-PortAudio callback (`shelfsight.media.sound_devices.DeviceSpeaker`) drains. An `Overlay`
-(guide mode's ticks) is mixed over it by that same thread, block by block, so it never waits
-behind queued speech: `mix` gives the stereo block and the mono mix that was really played
-(the echo canceller's reference).
+24 kHz mono PCM16 goes through a thread-safe jitter buffer (`shelfsight.media.playout`, which
+also decides how long an answer on a slow link waits) that a clock thread (WAV) or the
+PortAudio callback (`shelfsight.media.sound_devices.DeviceSpeaker`) drains. An `Overlay` (guide
+mode's ticks) is mixed over it by that same thread, block by block, so it never waits behind
+queued speech: `mix` gives the stereo block and the mono mix that was really played (the echo
+canceller's reference).
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ import numpy as np
 
 from shelfsight.errors import UserError
 from shelfsight.media.pcm import CHUNK_S, SPEAKER_BLOCK_BYTES, SPEAKER_RATE_HZ
+from shelfsight.media.playout import LATE_GAP_S, SLOW_NOTICE_S, JitterBuffer  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-LATE_GAP_S = 0.5  # audio arriving this soon after the buffer ran dry counts as an underrun
 
 PlayedCallback = Callable[[bytes, float], None]
 
@@ -76,104 +76,6 @@ class SpeakerSink(Protocol):
     def close(self) -> None: ...  # the run ended: close, keeping what was played
 
 
-class JitterBuffer:
-    """Thread-safe FIFO of mono PCM16 between the loop thread (push) and an audio thread (pop),
-    with an adaptive playout margin.
-
-    After running dry (or at the start of an answer) playback waits until `margin_s` of audio
-    is queued, or until no audio has come for `margin_s` (an answer's short tail), so chunks
-    arriving a few tens of ms late do not leave holes. An underrun (audio arriving within
-    LATE_GAP_S after the buffer ran dry mid-answer) grows the margin by the gap (at least GROW_S)
-    up to `max_s`;
-    every CALM_S of audio played without one shrinks it by SHRINK_S down to `min_s`. Bounded to
-    `max_buffer_s`; overflow drops the oldest audio and counts it in `dropped_s`. The lock is
-    held only for a copy, so the audio callback never waits long.
-    """
-
-    GROW_S = 0.02
-    SHRINK_S = 0.005
-    CALM_S = 10.0
-
-    def __init__(
-        self,
-        rate_hz: int,
-        max_buffer_s: float = 60.0,
-        *,
-        margin_s: float = 0.06,
-        min_s: float = 0.02,
-        max_s: float = 0.12,
-    ) -> None:
-        self.rate_hz = rate_hz
-        self.dropped_s = 0.0
-        self.underruns = 0
-        self.margin_s = margin_s
-        self.max_margin_seen_s = margin_s
-        self._min_s, self._max_s = min_s, max_s
-        self._max_bytes = int(rate_hz * max_buffer_s) * 2
-        self._buf = bytearray()
-        self._lock = threading.Lock()
-        self._playing = False  # playout started and the queued audio has not yet run out
-        self._dry_at: float | None = None  # monotonic time the audio last ran out mid-play
-        self._t_push = 0.0  # monotonic time of the last push
-        self._calm_s = 0.0  # audio played since the last underrun (seconds)
-
-    def push(self, pcm: bytes) -> None:
-        if len(pcm) % 2:
-            raise ValueError("PCM16 data must have an even number of bytes")
-        now = time.monotonic()
-        with self._lock:
-            if self._dry_at is not None and pcm:
-                if now - self._dry_at < LATE_GAP_S:
-                    self.underruns += 1
-                    self._grow(gap_s=now - self._dry_at)
-                self._dry_at = None
-            self._buf += pcm
-            self._t_push = now
-            excess = len(self._buf) - self._max_bytes
-            if excess > 0:
-                del self._buf[:excess]
-                self.dropped_s += excess / 2 / self.rate_hz
-
-    def _grow(self, gap_s: float) -> None:
-        """After a hole of `gap_s`: a margin that would have covered it (within `max_s`)."""
-        self.margin_s = min(self._max_s, self.margin_s + max(self.GROW_S, gap_s))
-        self.max_margin_seen_s = max(self.max_margin_seen_s, self.margin_s)
-        self._calm_s = 0.0
-
-    def pop(self, n_bytes: int) -> bytes:
-        """Up to n_bytes of the oldest audio: nothing while building the margin, fewer bytes
-        when running dry."""
-        now = time.monotonic()
-        with self._lock:
-            if not self._playing:
-                if not self._buf:
-                    return b""
-                queued_s = len(self._buf) / 2 / self.rate_hz
-                if queued_s < self.margin_s and now - self._t_push < self.margin_s:
-                    return b""
-                self._playing = True
-            out = bytes(self._buf[:n_bytes])
-            del self._buf[:n_bytes]
-            if len(out) < n_bytes:
-                self._playing = False
-                self._dry_at = now
-            self._calm_s += len(out) / 2 / self.rate_hz
-            if self._calm_s >= self.CALM_S:
-                self.margin_s = max(self._min_s, self.margin_s - self.SHRINK_S)
-                self._calm_s = 0.0
-        return out
-
-    def clear(self) -> None:
-        with self._lock:
-            self._buf.clear()
-            self._playing = False
-            self._dry_at = None
-
-    @property
-    def pending_bytes(self) -> int:
-        return len(self._buf)
-
-
 class BufferedSink:
     """The half both sinks share: the loop thread fills a jitter buffer, an audio thread drains it.
 
@@ -181,6 +83,8 @@ class BufferedSink:
     listener heard mid-answer (the jitter buffer grows its margin on each).
     `on_played(pcm24k, t_monotonic)` runs on the audio thread for every block played (silence
     included), with the time it is heard; set it before `start()`.
+    `slow_wait_s`, `slow_hold_s` and `max_slow_wait_s` say when an answer waits for a slow
+    link (below).
     """
 
     def __init__(self, name: str, rate_hz: int, on_played: PlayedCallback | None) -> None:
@@ -203,6 +107,27 @@ class BufferedSink:
     def playout_margin_s(self) -> float:
         """The largest playout margin the jitter buffer needed (seconds)."""
         return self._buffer.max_margin_seen_s
+
+    @property
+    def slow_wait_s(self) -> float:
+        """Loop thread, polled: while an answer is held back because it arrives slower than real
+        time, how long it has waited (wall seconds since its first chunk, or since the hole it
+        refills after; `slow_hold_s` says how much audio it waits for); 0.0 otherwise (playing,
+        idle, or only the jitter margin's 20-120 ms). Once it reaches SLOW_NOTICE_S (1 s) the
+        conversation should say "slow connection: answers may lag", once: the silence is the
+        link, not a hang. A wait lasts at most MAX_WAIT_S (10 s)."""
+        return self._buffer.slow_wait_s
+
+    @property
+    def slow_hold_s(self) -> float:
+        """Audio (seconds) the current slow-link wait holds back before playing, beyond the
+        jitter margin, at most MAX_HOLD_S (3 s); 0.0 when not waiting for a slow link."""
+        return self._buffer.hold_s
+
+    @property
+    def max_slow_wait_s(self) -> float:
+        """The longest slow-link wait so far (wall seconds, measured when playback began)."""
+        return self._buffer.max_slow_wait_s
 
     def play(self, pcm24k: bytes) -> None:
         self._buffer.push(pcm24k)
