@@ -179,6 +179,10 @@ class MemorySpeaker:
     def pending_s(self) -> float:
         return len(self.queued) / 48000
 
+    @property
+    def slow_wait_s(self) -> float:
+        return 0.0
+
     async def drained(self) -> None:
         if self.queued:
             await self._drained.wait()

@@ -91,6 +91,10 @@ class CollectingSpeaker:
     def pending_s(self) -> float:
         return 0.0
 
+    @property
+    def slow_wait_s(self) -> float:
+        return 0.0
+
     async def drained(self) -> None:
         pass
 

@@ -61,7 +61,7 @@ from shelfsight.media.camera import CameraStatus
 from shelfsight.media.frames import EncodedFrame
 from shelfsight.media.mic import MicSource
 from shelfsight.media.pcm import rms_dbfs
-from shelfsight.media.speaker import SpeakerSink
+from shelfsight.media.speaker import SLOW_NOTICE_S, SpeakerSink
 from shelfsight.session.cost import CostMeter, format_usd
 from shelfsight.session.cues import NEWS_STALE_S, CuedView, Cues
 from shelfsight.session.event_log import record_event
@@ -194,6 +194,7 @@ class Conversation:
         self._done = asyncio.Event()
         self._guide = guide
         self._pending_ask: AskAgain | None = None  # a re-ask waiting for the answer to end
+        self._told_slow_downlink = False
         self._cues = cues  # sound for who is not looking: told what the view is told
         if cues is not None:
             self._view = CuedView(view, cues)
@@ -451,6 +452,7 @@ class Conversation:
                 self._speaker.keep()  # a speaker file now holds an answer: it stays
                 if not self._turn.muted:
                     self._speaker.play(pcm)
+                    self._tell_slow_downlink()
             case Interrupted():
                 self._speaker.clear()
                 self._end_turn(interrupted=True)
@@ -497,6 +499,13 @@ class Conversation:
             case ToolCallCancellation(call_ids=ids):
                 for note in self._tools.cancel(ids):
                     self._view.notice(note)
+
+    def _tell_slow_downlink(self) -> None:
+        """Once a session: answers arrive slower than they play, so they wait to play whole
+        (shelfsight.media.playout); say why the answer is late, once."""
+        if not self._told_slow_downlink and self._speaker.slow_wait_s >= SLOW_NOTICE_S:
+            self._told_slow_downlink = True
+            self._view.notice("slow connection: answers may lag (each waits to play whole)")
 
     def _answer_call(self, call: ToolCall) -> None:
         """Every function call is answered at once (see shelfsight.tools.calls)."""
