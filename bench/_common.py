@@ -98,11 +98,12 @@ def shelf_video(path: Path, *, seconds: float, size: tuple[int, int], fps: float
 
 
 class Helper:
-    """A `bench/_servers.py` process: `ready` is its first JSON line, `finish()` its report."""
+    """A `bench/_servers.py` process: `ready` is its first JSON line, `finish()` its report.
+    `prefix` goes before the command (e.g. `ip netns exec NAME`)."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, prefix: Sequence[str] = ()) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "bench._servers", *args],
+            [*prefix, sys.executable, "-m", "bench._servers", *args],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -146,9 +147,20 @@ class Connection:
 
 
 class StandInProcess(Helper):
-    def __init__(self, *, speed: float = 1.0, answer: str = "speech", answer_s: float = 1.5):
+    def __init__(
+        self,
+        *,
+        speed: float = 1.0,
+        answer: str = "speech",
+        answer_s: float = 1.5,
+        extra: Sequence[str] = (),
+        prefix: Sequence[str] = (),
+    ):
         super().__init__(
-            "standin", "--speed", str(speed), "--answer", answer, "--answer-s", str(answer_s)
+            "standin",
+            *("--speed", str(speed), "--answer", answer, "--answer-s", str(answer_s)),
+            *extra,
+            prefix=prefix,
         )
         self.base_url: str = self.ready["base_url"]
         self.ca_pem: str = self.ready["ca_pem"]
@@ -191,7 +203,8 @@ def clean_env(extra: dict[str, str]) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("GEMINI_", "GOOGLE_", "SHELFSIGHT_")) and k != "SSL_CERT_FILE"
     }
-    env["SHELFSIGHT_CONFIG"] = str(ROOT / "bench" / "no-such-config.toml")
+    # An empty config, never the user's (a config named by SHELFSIGHT_CONFIG must exist).
+    env["SHELFSIGHT_CONFIG"] = os.devnull
     return {**env, **extra}
 
 

@@ -5,8 +5,13 @@ GIL, and reports times from CLOCK_MONOTONIC, which Linux shares between processe
 times and the client's compare directly. Protocol: one JSON line on stdout when ready; then
 any line on stdin makes it print one JSON line of what it recorded and exit.
 
-    python -m bench._servers standin [--speed 1] [--answer ramp|speech] [--answer-s 1.2]
+    python -m bench._servers standin [--speed 1] [--answer ramp|speech|voice] [--answer-s 1.2]
+        [--host 127.0.0.1] [--no-deflate] [--audio-dump FILE]
     python -m bench._servers mjpeg [--size 1280x720] [--fps 30]
+
+`--host` serves on another address (e.g. inside a network namespace, bench/tether.py);
+`--audio-dump FILE` writes every received audio message's bytes to FILE, and the report then
+lists them (connection, receive time, rate, offset, length) under "audio".
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from shelfsight.standin import (
     StandInConfig,
     synth_speech_pcm16,
 )
+from shelfsight.standin.protocol import rate_from_mime
 from tests.support.scene import draw_shelf, read_frame_number
 
 RAMP_MAX_S = 32767 / ANSWER_RATE_HZ  # every sample value 1..32767 names its own position
@@ -44,16 +50,32 @@ def ramp_answer_pcm(duration_s: float) -> bytes:
     return np.arange(1, n + 1, dtype="<i2").tobytes()
 
 
+def voice_answer_pcm(duration_s: float) -> bytes:
+    """Speech-like answer audio with a faint (-60 dBFS) noise floor: every 20 ms block is
+    unique, so each played block can be placed, and it compresses about as badly as a
+    recorded voice (the bare synthetic speech repeats every 2 s and deflates well)."""
+    speech = np.frombuffer(synth_speech_pcm16(duration_s, ANSWER_RATE_HZ), "<i2")
+    floor = np.random.default_rng(24).normal(0, 30, len(speech))
+    return np.clip(speech + floor, -32768, 32767).astype("<i2").tobytes()
+
+
 # ---- the stand-in ---------------------------------------------------------------------------
 
 
 def standin_config(args: argparse.Namespace) -> StandInConfig:
     if args.answer == "ramp":
         pcm = ramp_answer_pcm(args.answer_s)
+    elif args.answer == "voice":
+        pcm = voice_answer_pcm(args.answer_s)
     else:
         pcm = synth_speech_pcm16(args.answer_s, ANSWER_RATE_HZ)
     answer = ScriptedAnswer(DEFAULT_QUESTION_TEXT, DEFAULT_ANSWER_TEXT, pcm)
-    return StandInConfig(answers=(answer,), speed=args.speed, answer_chunk_ms=args.chunk_ms)
+    return StandInConfig(
+        answers=(answer,),
+        speed=args.speed,
+        answer_chunk_ms=args.chunk_ms,
+        compression=not args.no_deflate,
+    )
 
 
 def standin_records(server: StandIn) -> list[dict[str, Any]]:
@@ -77,12 +99,29 @@ def standin_records(server: StandIn) -> list[dict[str, Any]]:
     return out
 
 
+def dump_audio(server: StandIn, path: str) -> list[list[Any]]:
+    """Every received audio message's bytes into `path`, in order; returns its index:
+    [connection, receive time, rate (Hz), offset, length] per message."""
+    index: list[list[Any]] = []
+    offset = 0
+    with open(path, "wb") as out:
+        for n, conn in enumerate(server.connections):
+            for e in conn.received("audio"):
+                out.write(e.data)
+                index.append([n, e.t_monotonic, rate_from_mime(e.mime_type), offset, len(e.data)])
+                offset += len(e.data)
+    return index
+
+
 async def serve_standin(args: argparse.Namespace) -> None:
-    async with StandIn(standin_config(args)) as server:
+    async with StandIn(standin_config(args), host=args.host) as server:
         ready = {"base_url": server.base_url, "ca_pem": str(server.ca_pem_path)}
         print(json.dumps(ready), flush=True)
         await asyncio.to_thread(sys.stdin.readline)
-        print(json.dumps({"connections": standin_records(server)}), flush=True)
+        report: dict[str, Any] = {"connections": standin_records(server)}
+        if args.audio_dump:
+            report["audio"] = dump_audio(server, args.audio_dump)
+        print(json.dumps(report), flush=True)
 
 
 # ---- the MJPEG camera -----------------------------------------------------------------------
@@ -166,9 +205,12 @@ def main() -> None:
     sub = parser.add_subparsers(dest="mode", required=True)
     standin = sub.add_parser("standin")
     standin.add_argument("--speed", type=float, default=1.0)
-    standin.add_argument("--answer", choices=("ramp", "speech"), default="speech")
+    standin.add_argument("--answer", choices=("ramp", "speech", "voice"), default="speech")
     standin.add_argument("--answer-s", type=float, default=1.5)
     standin.add_argument("--chunk-ms", type=int, default=40)
+    standin.add_argument("--host", default="127.0.0.1")
+    standin.add_argument("--no-deflate", action="store_true")
+    standin.add_argument("--audio-dump", default="")
     mjpeg = sub.add_parser("mjpeg")
     mjpeg.add_argument("--size", default="1280x720")
     mjpeg.add_argument("--fps", type=float, default=30.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import socket
 import ssl
 import tempfile
 import threading
@@ -38,10 +39,22 @@ class StandIn:
     Listens on 127.0.0.1 with an ephemeral port and a certificate from a throwaway CA whose PEM
     lives in a temp dir it owns (removed on exit). Point the SDK at it with `http_options()`,
     or with GOOGLE_GEMINI_BASE_URL=`base_url` and SSL_CERT_FILE=`ca_pem_path`.
+
+    `host` listens on another IP address instead; `sock` serves on a socket already bound and
+    listening (e.g. one made inside another network namespace: tests/support/tether.py), which
+    the server then owns and closes. Either way the certificate is issued for that address.
     """
 
-    def __init__(self, config: StandInConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: StandInConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        sock: socket.socket | None = None,
+    ) -> None:
         self.config = config or StandInConfig()
+        self._host = str(sock.getsockname()[0]) if sock is not None else host
+        self._sock = sock
         self._changed: asyncio.Event | None = None  # set on every recorded change
         self._ledger = Ledger(on_change=self._notify)
         self._admitted: dict[ServerConnection, ConnectionRecord] = {}  # upgrade -> handler
@@ -51,21 +64,28 @@ class StandIn:
         self._server: Server | None = None
 
     @classmethod
-    def start_in_thread(cls, config: StandInConfig | None = None) -> StandInThread:
+    def start_in_thread(
+        cls,
+        config: StandInConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        sock: socket.socket | None = None,
+    ) -> StandInThread:
         """Runs a stand-in on its own thread and loop, for sync callers (CLI tests)."""
-        return StandInThread(config or StandInConfig())
+        return StandInThread(config or StandInConfig(), host=host, sock=sock)
 
     async def __aenter__(self) -> StandIn:
         self._changed = asyncio.Event()
         self._ca = trustme.CA()
         server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+        self._ca.issue_cert(self._host).configure_cert(server_ctx)
         self._tmpdir = Path(tempfile.mkdtemp(prefix="shelfsight-standin-"))
         self._ca.cert_pem.write_to_path(str(self._tmpdir / "ca.pem"))
         self._server = await serve(
             self._handle,
-            "127.0.0.1",
-            0,
+            None if self._sock is not None else self._host,
+            None if self._sock is not None else 0,
+            sock=self._sock,
             ssl=server_ctx,
             process_request=self._admit,
             max_size=16 * 2**20,
@@ -87,7 +107,8 @@ class StandIn:
 
     @property
     def base_url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"https://{host}:{self.port}"
 
     @property
     def ca_pem_path(self) -> Path:
@@ -215,8 +236,11 @@ class StandInThread:
     thread. Recordings are read through `server` (thread-safe).
     """
 
-    def __init__(self, config: StandInConfig) -> None:
+    def __init__(
+        self, config: StandInConfig, *, host: str = "127.0.0.1", sock: socket.socket | None = None
+    ) -> None:
         self._config = config
+        self._listen: dict[str, Any] = {"host": host, "sock": sock}
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
@@ -287,7 +311,7 @@ class StandInThread:
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
         try:
-            async with StandIn(self._config) as server:
+            async with StandIn(self._config, **self._listen) as server:
                 self._server = server
                 self._ready.set()
                 await self._stop_event.wait()
