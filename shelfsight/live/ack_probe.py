@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 MIN_RTO_S = 0.2  # Linux's TCP_RTO_MIN; a floor for timeouts computed from RTT figures
-WARMUP_BYTES = 64 * 1024  # rates before this much went out are slow start's, not the path's
+WARMUP_BYTES = 16 * 1024  # rates before this much went out are the first window's, not the path's
 
 _LINUX_INFO_BYTES = 232
 _LINUX_BACKOFF = 4  # u8

@@ -85,7 +85,12 @@ from shelfsight.live.outbox import (
     Text,
     ToolResponse,
 )
-from shelfsight.live.slow import UploadPace, WireAudio
+from shelfsight.live.slow import (
+    SLOW_BELOW_BPS,
+    SLOW_BELOW_DEFLATED_BPS,
+    UploadPace,
+    WireAudio,
+)
 from shelfsight.live.watchdog import PING_EVERY_S, DeadLink, Watchdog
 from shelfsight.media.frames import EncodedFrame
 
@@ -438,6 +443,8 @@ class LiveLink:
         conn = _Connection(session, stack, resumed=handle is not None)
         self._wire.new_connection()
         ws = sdk_socket.websocket_of(session)
+        deflated = ws is not None and sdk_socket.deflate_negotiated(ws)
+        self._pace.slow_below_bps = SLOW_BELOW_DEFLATED_BPS if deflated else SLOW_BELOW_BPS
         if ws is not None:
             conn.watchdog = Watchdog(
                 ws,

@@ -15,7 +15,7 @@ a 256 kbit/s phone link cannot carry it at all, let alone pictures. The policy, 
    the oldest dropped, and that is counted, shown and recorded (`AudioLost`).
 
 "Slow" starts when the kernel measures the path slower than full-rate audio needs with room to
-spare (`uplink_bps` under `SLOW_BELOW_BPS`, where the kernel says: Linux's delivery rate,
+spare (`uplink_bps` under `slow_below_bps`, where the kernel says: Linux's delivery rate,
 macOS's window over round trip), so a first question is not asked into a clogged link; or
 else when more than `enter_backlog_s` of mic audio has waited to go out all through the
 last `trend_s`, no less than over the `trend_s` before, while the link still carries data (TCP
@@ -40,8 +40,10 @@ from shelfsight.live.events import SlowLink
 
 SLOW_RATE_HZ = 8000
 # 16 kHz PCM16 as base64 JSON is about 43 KB/s; a path under 1.25 times that cannot carry it
-# and the pictures beside it (bytes/s).
+# and the pictures beside it (bytes/s). Compressed (permessage-deflate) a store's audio takes
+# about a quarter less.
 SLOW_BELOW_BPS = 54_000
+SLOW_BELOW_DEFLATED_BPS = 40_000
 SLOW_MIME = f"audio/pcm;rate={SLOW_RATE_HZ}"
 DRAIN_TOLERANCE_S = 0.25  # a backlog this much smaller than `trend_s` ago is draining
 
@@ -72,6 +74,7 @@ class UploadPace:
         self.max_backlog_s = 0.0
         self._t_changed = 0.0
         self._t_calm_since: float | None = None
+        self.slow_below_bps: float = SLOW_BELOW_BPS  # the link sets it for each connection
 
     def update(
         self,
@@ -85,7 +88,7 @@ class UploadPace:
         now (a stalled link is not a slow one: the watchdog deals with it); `uplink_bps`: the
         path's rate as the kernel measured it lately (bytes/s), if known."""
         self.max_backlog_s = max(self.max_backlog_s, backlog_s)
-        measured_slow = uplink_bps is not None and uplink_bps < SLOW_BELOW_BPS
+        measured_slow = uplink_bps is not None and uplink_bps < self.slow_below_bps
         if not self.slow:
             if self._t_left is not None and now - self._t_left >= self._probation_s:
                 self._t_left, self._calm_s = None, self._base_calm_s  # it held: trusted again
