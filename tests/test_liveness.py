@@ -182,6 +182,40 @@ def test_linux_tcp_info_gives_the_path_rate_only_when_the_sender_was_not_holding
     assert state is not None and state.rate_bps is None
 
 
+def _tcp_info(acked: int, rtt_ms: float, min_rtt_ms: float, in_flight: int) -> bytes:
+    raw = bytearray(232)
+    raw[7] |= 1  # application-limited: what a big window over a slow path shows
+    struct.pack_into("<I", raw, 16, 1448)  # mss
+    struct.pack_into("<I", raw, 24, in_flight)  # segments
+    struct.pack_into("<I", raw, 68, int(rtt_ms * 1000))
+    struct.pack_into("<Q", raw, 120, acked)
+    struct.pack_into("<I", raw, 148, int(min_rtt_ms * 1000))
+    return bytes(raw)
+
+
+@pytest.mark.parametrize(
+    ("per_tick", "rtt_ms", "in_flight", "measured"),
+    [(3_200, 900.0, 60, True), (3_200, 45.0, 60, False), (30, 900.0, 2, False)],
+    ids=["a queue of ours stands", "no queue", "a radio hiccup while idle"],
+)
+def test_a_tether_is_measured_by_what_it_acknowledges_while_our_bytes_queue_in_it(
+    per_tick: int, rtt_ms: float, in_flight: int, measured: bool
+) -> None:
+    """256 kbit/s: 32 KB acknowledged a second, 60 segments of ours in flight, the RTT 45
+    times its 20 ms minimum; the kernel's own rate sample is application-limited. An idle
+    push-to-talk link whose RTT jumps (a radio's retries) is not a slow path."""
+    probe = LinuxTcpInfo()
+    state = None
+    for tick in range(11):
+        raw = _tcp_info(100_000 + per_tick * tick, rtt_ms, 20.0, in_flight)
+        state = probe.parse(raw, 100.0 + tick / 10)
+    assert state is not None
+    if measured:
+        assert state.rate_bps == pytest.approx(32_000)
+    else:
+        assert state.rate_bps is None
+
+
 def test_linux_tcp_info_from_an_old_kernel_without_the_counter_says_nothing() -> None:
     assert parse_linux_tcp_info(bytes(104)) is None
 

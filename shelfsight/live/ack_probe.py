@@ -24,20 +24,29 @@ previous reading).
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import socket
 import struct
 import sys
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
 MIN_RTO_S = 0.2  # Linux's TCP_RTO_MIN; a floor for timeouts computed from RTT figures
+ACKED_WINDOW_S = 1.0  # acknowledged throughput over this long
+QUEUE_RTT_US = 20_000  # a smoothed RTT over twice the minimum plus this: a queue stands
+QUEUED_SEGMENTS = 8  # ... of ours, with at least this much in flight (a ping is not a queue)
 WARMUP_BYTES = 16 * 1024  # rates before this much went out are the first window's, not the path's
 
 _LINUX_INFO_BYTES = 232
 _LINUX_BACKOFF = 4  # u8
 _LINUX_RTO = 8  # u32, microseconds
+_LINUX_MSS = 16  # u32, bytes (tcpi_snd_mss)
 _LINUX_UNACKED = 24  # u32, segments
 _LINUX_BYTES_ACKED = 120  # u64
+_LINUX_RTT = 68  # u32, microseconds, smoothed
+_LINUX_MIN_RTT = 148  # u32, microseconds (Linux 4.6+)
 _LINUX_NOTSENT = 144  # u32, bytes
 _LINUX_APP_LIMITED = 7  # u8: bit 0, tcpi_delivery_rate_app_limited (Linux 4.9+)
 _LINUX_DELIVERY_RATE = 160  # u64, bytes/s (Linux 4.9+)
@@ -76,14 +85,51 @@ class AckProbe(Protocol):
 
 
 class LinuxTcpInfo:
+    """Linux; keeps the last second of readings to measure the acknowledged throughput.
+
+    The kernel's own delivery rate rarely helps here: with BBR's or cubic's large window the
+    sender is "application-limited" (all it has is already in flight, queued in the phone
+    network), so no path-rate sample is taken. But then a queue stands at the bottleneck:
+    the smoothed RTT is well over the path's minimum (`tcpi_rtt`, `tcpi_min_rtt`), and the
+    bytes acknowledged a second are what the path carries.
+    """
+
     name = "TCP_INFO"
+
+    def __init__(self) -> None:
+        self._acked: collections.deque[tuple[float, int]] = collections.deque()
 
     def read(self, sock: socket.socket) -> SendState | None:
         try:
             raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _LINUX_INFO_BYTES)
         except (OSError, AttributeError):
             return None
-        return parse_linux_tcp_info(raw)
+        return self.parse(raw, time.monotonic())
+
+    def parse(self, raw: bytes, now: float) -> SendState | None:
+        """`raw` read at `now` (monotonic s); the path's rate once a queue stands."""
+        state = parse_linux_tcp_info(raw)
+        if state is None or len(raw) < _LINUX_MIN_RTT + 4:
+            return state
+        self._acked.append((now, state.progress))
+        while now - self._acked[0][0] > ACKED_WINDOW_S:
+            self._acked.popleft()
+        t0, acked0 = self._acked[0]
+        if state.rate_bps is not None or now - t0 < ACKED_WINDOW_S / 2:
+            return state
+        rate = (state.progress - acked0) / (now - t0)
+        rtt_us, min_rtt_us, unacked, mss = (
+            struct.unpack_from("<I", raw, o)[0]
+            for o in (_LINUX_RTT, _LINUX_MIN_RTT, _LINUX_UNACKED, _LINUX_MSS)
+        )
+        # Our own bytes queue at the bottleneck: the RTT well over the path's minimum, and
+        # more of ours in flight than the path holds at that rate (not a radio's hiccup).
+        in_flight = unacked * mss
+        queued = min_rtt_us and rtt_us > 2 * min_rtt_us + QUEUE_RTT_US
+        ours = unacked >= QUEUED_SEGMENTS and in_flight > 2 * rate * min_rtt_us / 1e6
+        if queued and ours and rate > 0:
+            state = dataclasses.replace(state, rate_bps=rate)
+        return state
 
 
 def parse_linux_tcp_info(raw: bytes) -> SendState | None:

@@ -135,6 +135,14 @@ class SlowLink:
 
 
 @dataclass(frozen=True)
+class PictureSize:
+    """Pictures should be small (`light`: a slow upload, or one just back to full-rate
+    audio), or full size again."""
+
+    light: bool
+
+
+@dataclass(frozen=True)
 class AudioLost:
     """Mic audio that never reached the model: an outage or a slow link outlasted the buffer."""
 
@@ -159,6 +167,7 @@ ServerEvent = (
     | Reconnecting
     | SlowLink
     | AudioLost
+    | PictureSize
 )
 
 

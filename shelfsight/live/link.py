@@ -66,6 +66,7 @@ from shelfsight.live.events import (
     FrameSent,
     GoAway,
     Interrupted,
+    PictureSize,
     Reconnecting,
     ServerEvent,
     SlowLink,
@@ -110,6 +111,7 @@ __all__ = [  # the events are defined in live_events; callers import them from h
     "LiveLink",
     "Reconnecting",
     "ServerEvent",
+    "PictureSize",
     "SlowLink",
     "ToolCall",
     "ToolCallCancellation",
@@ -118,7 +120,7 @@ __all__ = [  # the events are defined in live_events; callers import them from h
 ]
 
 MIC_MIME = "audio/pcm;rate=16000"
-QUESTION_GAP_S = 0.7  # speech after this long without any begins a new question
+QUESTION_GAP_S = 2.0  # speech after this long without any begins a new question
 PENDING_INPUT_S = 4.0  # user input with no answer yet holds a goAway switch this long
 RESUME_REFUSALS = 3  # 1011s to resuming before a fresh session (see `_old_socket_open`)
 HANDLE_WAIT_S = 2.0  # after a turn, wait this long for its resumption handle before switching
@@ -242,6 +244,7 @@ class LiveLink:
         self._activity_spoken = False  # the open push-to-talk turn held speech
         self._t_speech = -math.inf  # the last chunk with speech in it (monotonic s)
         self._question_began = False  # a picture may go out even on a slow link
+        self._light_pictures = False  # what the sampler was last told (PictureSize)
         self._wire = WireAudio()
         self._conn: _Connection | None = None
         self._lost_reported_s = 0.0
@@ -612,6 +615,10 @@ class LiveLink:
         ):
             log.info("upload %s (%.1f s waiting)", "slow" if event.slow else "ok", event.backlog_s)
             self._emit(event)
+        light = self._pace.light_pictures(now)
+        if light != self._light_pictures:
+            self._light_pictures = light
+            self._emit(PictureSize(light))
 
     def _report_lost(self) -> None:
         """Say how much mic audio the outbox had to drop, and which utterances, at most every

@@ -115,6 +115,12 @@ class UploadPace:
             return SlowLink(False, round(backlog_s, 2))
         return None
 
+    def light_pictures(self, now: float) -> bool:
+        """Small pictures: while slow, and on probation after it (full ones are tried once
+        the link has held a minute at full-rate audio, not at once, which would clog it)."""
+        on_probation = self._t_left is not None and now - self._t_left < self._probation_s
+        return self.slow or on_probation
+
     @property
     def calm_s(self) -> float:
         """How long the backlog must stay small before slow mode ends, now."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import socket
 import sys
 import time
@@ -36,6 +37,8 @@ from shelfsight.live import sdk_socket
 from shelfsight.live.ack_probe import AckProbe, SendState
 from shelfsight.live.liveness import Liveness
 
+log = logging.getLogger(__name__)
+
 NOTSENT_LOWAT_BYTES = 16 * 1024
 WRITE_BUFFER_BYTES = 16 * 1024  # the websocket transports' high-water mark (0.4 s of audio)
 _TCP_NOTSENT_LOWAT = getattr(
@@ -45,8 +48,8 @@ _TCP_NOTSENT_LOWAT = getattr(
 )
 TICK_S = 0.1
 PING_EVERY_S = 5.0
-RATE_WINDOW_S = 5.0  # the path's rate: the median of the kernel's measurements this recent
-RATE_SAMPLES = 5  # ... once it has made this many
+RATE_WINDOW_S = 30.0  # the path's rate: the median of the kernel's measurements this recent
+RATE_SAMPLES = 2  # ... once it has made this many (a picture's burst gives a few)
 
 
 class DeadLink(OSError):
@@ -148,6 +151,7 @@ class Watchdog:
             self.liveness.observe(now, state)
             if state.rate_bps is not None:
                 self._rates.append((now, state.rate_bps))
+                log.debug("path rate %.0f B/s (%d owed)", state.rate_bps, state.owed_bytes)
             self._on_tick()
             dead = self.liveness.verdict(now)
             if dead is not None and not self._retiring():

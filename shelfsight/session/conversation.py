@@ -47,9 +47,9 @@ from shelfsight.live.events import (
     Connected,
     FrameSent,
     Interrupted,
+    PictureSize,
     Reconnecting,
     ServerEvent,
-    SlowLink,
     ToolCall,
     ToolCallCancellation,
     TurnComplete,
@@ -489,8 +489,8 @@ class Conversation:
                 )
             case Connected():
                 self._view.state(State.LISTENING)
-            case SlowLink(slow=slow) if self._frame_rate is not None:
-                self._frame_rate.light = slow  # the link sends one per question meanwhile
+            case PictureSize(light=light) if self._frame_rate is not None:
+                self._frame_rate.light = light  # the link's measure of the upload
             case Reconnecting():
                 connected_before = self._connected.is_set()
                 self._view.state(State.RECONNECTING if connected_before else State.CONNECTING)

@@ -58,7 +58,7 @@ def link_notice(event: ServerEvent, *, first_connection: bool) -> str | None:
         case AnswerCut():
             return "answer cut off by the connection; asking again"
         case SlowLink(slow=True):
-            return "slow connection: answers may lag (sending lighter audio, no pictures)"
+            return "slow connection: answers may lag (lighter audio, a small picture per question)"
         case SlowLink(slow=False):
             return "connection keeping up again"
         case AudioLost(missed_at=missed) if missed:
