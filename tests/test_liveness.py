@@ -82,11 +82,12 @@ def test_each_acknowledgement_restarts_the_stall_clock() -> None:
 
 
 def test_a_long_retransmission_timeout_stretches_the_stall_bound() -> None:
-    """A slow link whose timeout is 1.5 s is still retransmitting at 4 s: not dead yet."""
+    """A bufferbloated tether whose timeout is 3.3 s (seen at 256 kbit/s) is still
+    retransmitting at 5 s: not dead yet (the plain bound would have cut it at 2.5 s)."""
     live = Liveness(0.0, stall_s=STALL_S)
-    owed = {0.0: _owed(progress=1, rto_s=1.5)}
+    owed = {0.0: _owed(progress=1, rto_s=3.3)}
     dead_at = _run(live, owed, until=10.0, actions={0.0: live.writing})
-    assert dead_at == pytest.approx(4.5)
+    assert dead_at == pytest.approx(6.6)
 
 
 def test_everything_acknowledged_means_nothing_is_owed() -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from shelfsight.live.ack_probe import SendState
 
-RTO_FACTOR = 3.0  # a retransmission and its backed-off retry: 1 + 2 timeouts
+RTO_FACTOR = 2.0  # a timeout and then some: a slow link retransmitting is not dead
 REPLY_S = 10.0  # a question with no word back: generous for a model that answers in ~1 s
 IDLE_S = 45.0  # reported pong lateness is 8-30 s: half as much again on top
 
