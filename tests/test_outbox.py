@@ -3,10 +3,13 @@ utterances, oldest first, never a part of one glued to a later one, and which on
 
 from __future__ import annotations
 
+import pytest
+
 from shelfsight.live.outbox import (
     ActivityEnd,
     ActivityStart,
     Audio,
+    AudioStreamEnd,
     Item,
     Outbox,
 )
@@ -119,3 +122,29 @@ def test_a_turn_longer_than_the_buffer_loses_its_start_and_keeps_its_markers() -
     assert isinstance(out[0], ActivityStart) and isinstance(out[-1], ActivityEnd)
     assert 0 < len(_tags(out)) <= 50
     assert list(outbox.missed.values())[0].dropped_s >= 1.0
+
+
+def test_on_a_slow_link_only_speech_goes_up_each_utterance_whole_then_a_stream_end() -> None:
+    """Speech only: 2 s of pause, a 1 s question, 2 s of pause, a 1 s question, a pause.
+    What goes out is each question with its 0.3 s before and 0.7 s after, an AudioStreamEnd
+    after each, and none of the pauses beyond; the newest 0.3 s of pause waits (it may be
+    the start of the next question)."""
+    outbox = Outbox(max_audio_s=15.0, replay_s=15.0)
+    outbox.speech_only = True
+    out: list[Item] = []
+    parts = [
+        _chunks(100, False, 1),
+        _chunks(50, True, 2),
+        _chunks(100, False, 3),
+        _chunks(50, True, 4),
+        _chunks(30, False, 5),
+    ]
+    for chunk in (c for part in parts for c in part):
+        outbox.put(chunk)
+        out += _sent(outbox)  # a fast link: everything that may go, goes at once
+    # Each question whole with its pre-roll; the first one's 0.7 s after it and the second's
+    # pre-roll meet in the output (the 1 s of pause between them stays home).
+    assert _stretches(out) == [(1, 15), (2, 50), (3, 35 + 15), (4, 50), (5, 30)]
+    ends = [k for k, item in enumerate(out) if isinstance(item, AudioStreamEnd)]
+    assert ends == [15 + 50 + 35], "a stream end after the first question's hang, once"
+    assert outbox.skipped_s == pytest.approx((85 + 50) * 0.02)

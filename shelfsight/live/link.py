@@ -81,6 +81,7 @@ from shelfsight.live.outbox import (
     ActivityEnd,
     ActivityStart,
     Audio,
+    AudioStreamEnd,
     Item,
     Outbox,
     Text,
@@ -601,6 +602,8 @@ class LiveLink:
                 await send(activity_start=types.ActivityStart())
             case ActivityEnd():
                 await send(activity_end=types.ActivityEnd())
+            case AudioStreamEnd():
+                await send(audio_stream_end=True)
 
     def _update_pace(self) -> None:
         """Every mic chunk and watchdog tick (the sends come in bursts on a slow link: too
@@ -615,6 +618,9 @@ class LiveLink:
         ):
             log.info("upload %s (%.1f s waiting)", "slow" if event.slow else "ok", event.backlog_s)
             self._emit(event)
+        # Slow: only speech goes up (pauses are not sent), so a link that cannot carry even
+        # 8 kHz all along still carries each question, late but whole.
+        self._outbox.speech_only = self._pace.slow
         light = self._pace.light_pictures(now)
         if light != self._light_pictures:
             self._light_pictures = light

@@ -75,7 +75,13 @@ class ToolResponse:
     scheduling: str = "WHEN_IDLE"
 
 
-Control = Text | ActivityStart | ActivityEnd | ToolResponse
+@dataclass(frozen=True)
+class AudioStreamEnd:
+    """The mic stream pauses (speech only: nothing is sent between utterances); the Live API
+    asks for this when audio stops for more than a second, to flush what it holds."""
+
+
+Control = Text | ActivityStart | ActivityEnd | ToolResponse | AudioStreamEnd
 Item = Audio | Control
 
 
@@ -108,6 +114,10 @@ class Outbox:
         self.missed: dict[int, Missed] = {}  # utterance -> what of it was lost (the link reads)
         self._utterances = _Utterances()
         self._begun: set[int] = set()  # utterances whose first item has been taken
+        # Speech only (a slow link): pauses between utterances are not sent (`take`).
+        self.speech_only = False
+        self.skipped_s = 0.0  # pause audio not sent, by choice (not lost)
+        self._stream_open = False  # utterance audio went out since the last AudioStreamEnd
 
     @property
     def backlog_s(self) -> float:
@@ -131,16 +141,38 @@ class Outbox:
                 return
 
     def take(self) -> Item | None:
-        """The next item to send, now in flight (no longer droppable); None when empty."""
+        """The next item to send, now in flight (no longer droppable); None when empty, or
+        when only pause audio that may yet begin an utterance waits (speech only)."""
         assert self._in_flight is None, "one item in flight at a time"
         self._in_flight_was_resend = bool(self._resend)
         if self._resend:
             self._in_flight = self._pop(self._resend, "resend")
         elif self._waiting:
-            self._in_flight = self._pop(self._waiting, "waiting")
+            self._in_flight = self._next_waiting()
         if (uid := _utterance_of(self._in_flight)) is not None:
             self._begun.add(uid)
+        if isinstance(self._in_flight, Audio):
+            self._stream_open = True
         return self._in_flight
+
+    def _next_waiting(self) -> Item | None:
+        """The head of the waiting queue; speech only, pause audio is skipped (the newest
+        PREROLL_CHUNKS of it wait: they may be claimed by speech that is just beginning),
+        and the first skip after an utterance sends an AudioStreamEnd instead."""
+        while self.speech_only and _is_pause(self._waiting[0]):
+            waiting = self._waiting
+            if len(waiting) <= PREROLL_CHUNKS and all(_is_pause(item) for item in waiting):
+                return None  # it may yet be an utterance's pre-roll: wait
+            if self._stream_open:
+                self._stream_open = False
+                return AudioStreamEnd()
+            chunk = self._pop(self._waiting, "waiting")
+            assert isinstance(chunk, Audio)
+            self.skipped_s += len(chunk.pcm) / BYTES_PER_S
+            if not self._waiting:
+                return None
+        return self._pop(self._waiting, "waiting")
+
 
     def sent(self) -> None:
         """The in-flight item's send returned: keep it for replay."""
@@ -236,6 +268,11 @@ class Outbox:
 
 def _utterance_of(item: Item | None) -> int | None:
     return getattr(item, "utterance", None)
+
+
+def _is_pause(item: Item) -> bool:
+    """Mic audio between utterances."""
+    return isinstance(item, Audio) and item.utterance is None
 
 
 class _Utterances:
