@@ -64,6 +64,23 @@ def offline_run(tmp_path: Path, *flags: str, cols: int = 80) -> Terminal:
     return Terminal([*args, "--speaker", str(tmp_path / "out.wav"), *flags], {}, cols=cols)
 
 
+# ---- typing a question, correcting it, stopping the answer --------------------------------------
+
+
+def test_esc_in_the_live_view_says_the_answer_stopped(tmp_path: Path) -> None:
+    term = offline_run(tmp_path)
+    try:
+        term.wait_for("listening")
+        term.press("where is the rice?\r")
+        term.wait_for("Third shelf")
+        term.press("\x1b")
+        assert "answer stopped" in term.wait_for("answer stopped")
+        term.press("q")
+        assert term.close() == 0
+    finally:
+        term.proc.kill()
+
+
 # ---- what `run` says about itself ---------------------------------------------------------------
 
 
