@@ -69,6 +69,7 @@ async def replay_session(
             record=record,
             endpoint=endpoint,
             frames=frames,
+            offline=True,
         )
 
 
@@ -90,11 +91,6 @@ def canned_answer() -> ScriptedAnswer:
 async def offline_run(settings: Settings, *, plain: bool, record: Path | None) -> None:
     """`run --offline`: the user's own camera, mic and speaker against the built-in stand-in,
     in-process on its own TLS, which answers every question with one canned answer."""
-    print(
-        "Offline: no key, nothing leaves this computer. A built-in stand-in answers every "
-        "question with the same canned answer; it does not see or hear anything.",
-        flush=True,
-    )
     async with StandIn(StandInConfig(answers=(canned_answer(),))) as server:
         endpoint = Endpoint(server.base_url, server.client_ssl_context())
         await converse(
@@ -104,7 +100,15 @@ async def offline_run(settings: Settings, *, plain: bool, record: Path | None) -
             record=record,
             endpoint=endpoint,
             interactive=True,
+            offline=True,
+            banner=(OFFLINE_BANNER,),
         )
+
+
+OFFLINE_BANNER = (
+    "Offline: no key, nothing leaves this computer. A built-in stand-in answers every "
+    "question with the same canned answer; it does not see or hear anything."
+)
 
 
 def user_cache_dir() -> Path:

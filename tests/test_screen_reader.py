@@ -8,7 +8,13 @@ shows is rebuilt from the bytes written to it (backspaces move the cursor back).
 
 from __future__ import annotations
 
+import asyncio
+import io
+import os
+import pty
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +23,17 @@ import pytest
 from shelfsight.app import key_hints
 from shelfsight.cli import app
 from shelfsight.settings import load_settings
-from tests.conftest import run_cli
+from shelfsight.standin import StandIn, StandInConfig
+from shelfsight.ui.controls import (
+    ControlQueue,
+    KeyParser,
+    Quit,
+    TerminalKeys,
+    TypedQuestion,
+    Typing,
+)
+from shelfsight.ui.view import PlainView
+from tests.conftest import TEST_KEY, run_cli, standin_env
 from tests.support.terminal import Terminal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +83,68 @@ def offline_run(tmp_path: Path, *flags: str, cols: int = 80) -> Terminal:
 # ---- typing a question, correcting it, stopping the answer --------------------------------------
 
 
+@pytest.mark.parametrize("view", ["--plain", "--screen-reader"])
+def test_a_user_types_a_question_corrects_it_and_stops_the_answer(
+    tmp_path: Path, view: str
+) -> None:
+    """One session as a screen-reader user has it, in both line-by-line views: the banner
+    (wrapped to the width, or a sentence a line), the language and the keys once; every key
+    echoed as typed, backspace erasing it; a line printed while typing goes above the question
+    being typed; Esc cancels the question, then stops the answer, and says so."""
+    sr = view == "--screen-reader"
+    term = offline_run(tmp_path, view, "--language", "de-DE")
+    try:
+        term.wait_for("Ready:" if sr else "[listening]")
+        term.press("where is teh")
+        lines = wait_until(term, lambda lines: lines[-1] == "Ask: where is teh")
+        assert lines[-1] == "Ask: where is teh", "each key shows as it is typed, before Enter"
+        term.press("\x7f\x7f")
+        lines = wait_until(term, lambda lines: lines[-1] == "Ask: where is t")
+        assert lines[-1] == "Ask: where is t", "backspace erases on screen"
+        assert term.screen.endswith(b"\x08 \x08\x08 \x08")
+        term.press("he rice?\r" + "and the bread")  # the next question while the answer comes
+        answer = "Third shelf from the top"
+        lines = wait_until(
+            term,
+            lambda lines: (
+                any(answer in line for line in lines) and lines[-1] == "Ask: and the bread"
+            ),
+        )
+        asked = "You asked: where is the rice?" if sr else "You (typed): where is the rice?"
+        assert asked in lines, lines
+        assert lines.index("Ask: where is the rice?") < lines.index(asked), "Enter ends the line"
+        assert lines[-1] == "Ask: and the bread", "lines printed meanwhile go above it"
+        assert not any("and the bread" in line and answer in line for line in lines)
+        term.press("\x1b")  # Esc while typing: the question is dropped
+        lines = wait_until(term, lambda lines: "Ask: and the bread (cancelled)" in lines)
+        assert "Ask: and the bread (cancelled)" in lines
+        term.press("\x1b")  # Esc again: the answer, still playing, stops
+        stopped = "Answer stopped." if sr else "· answer stopped"
+        lines = wait_until(term, lambda lines: stopped in lines)
+        assert stopped in lines, "Esc must say on screen that the answer stopped"
+        term.press("q")
+        assert term.close() == 0
+    finally:
+        term.proc.kill()
+    lines = shown(term.screen.decode())
+    assert lines.count("Language: German (de-DE)") == 1, lines
+    keys = [line for line in lines if line.startswith("Keys:")]
+    assert keys == ["Keys: type + Enter: ask in writing; Esc: stop answer; q: quit."], keys
+    if sr:  # a sentence a line, never wrapped by shelfsight; nothing redrawn but the typing
+        assert lines[:2] == [
+            "Offline: no key, nothing leaves this computer.",
+            "A built-in stand-in answers every question with the same canned answer; it does "
+            "not see or hear anything.",
+        ]
+        assert b"\x1b" not in term.screen
+    else:  # at word boundaries, within the width
+        start = lines.index("Language: German (de-DE)")
+        assert " ".join(" ".join(lines[:start]).split()) == OFFLINE, lines[:start]
+        assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
+        assert all(w in OFFLINE.split() for line in lines[:start] for w in line.split())
+    assert "answered in" not in term.screen.decode(), "the offline stand-in's latency is no news"
+
+
 def test_esc_in_the_live_view_says_the_answer_stopped(tmp_path: Path) -> None:
     term = offline_run(tmp_path)
     try:
@@ -81,7 +159,85 @@ def test_esc_in_the_live_view_says_the_answer_stopped(tmp_path: Path) -> None:
         term.proc.kill()
 
 
+def test_the_key_parser_erases_a_word_or_the_line_as_a_shell_does() -> None:
+    parser = KeyParser()
+    assert parser.feed("where is the  \x17", 0.0)[-1] == Typing("where is ")
+    assert parser.feed("\x15", 0.0)[-1] == Typing("")
+    assert parser.feed("rice\r", 0.0)[-2:] == [TypedQuestion("rice"), Typing(None)]
+
+
+# ---- ending a session by ending the input -------------------------------------------------------
+
+
+def test_ctrl_d_on_an_empty_line_ends_the_session_but_not_in_the_middle_of_a_question(
+    tmp_path: Path,
+) -> None:
+    term = offline_run(tmp_path, "--plain")
+    try:
+        term.wait_for("[listening]")
+        term.press("a\x04b")  # Ctrl-D inside a question does nothing, as in a shell
+        lines = wait_until(term, lambda lines: lines[-1] == "Ask: ab")
+        assert lines[-1] == "Ask: ab", "the session still reads keys"
+        term.press("\x7f\x7f\x04")  # emptied: now Ctrl-D ends the session
+        assert term.close() == 0
+    finally:
+        term.proc.kill()
+    lines = shown(term.screen.decode())
+    assert lines[lines.index("Ask:") + 1].startswith("· session:"), "the prompt closed first"
+
+
+@pytest.mark.anyio
+async def test_closing_the_terminal_window_ends_the_session() -> None:
+    """The terminal going away reads as end of file (EIO on Linux): that is `q`, and the
+    reader stops (it used to wake on the dead terminal forever)."""
+    master, slave = pty.openpty()
+    controls = ControlQueue()
+    keys = TerminalKeys(controls, fd=slave)
+    try:
+        os.write(master, b"ric")
+        got = [await asyncio.wait_for(controls.queue.get(), 10) for _ in range(3)]
+        assert got[-1] == Typing("ric")
+        os.close(master)
+        got.append(await asyncio.wait_for(controls.queue.get(), 10))
+        got.append(await asyncio.wait_for(controls.queue.get(), 10))
+        assert got[-2:] == [Typing(None), Quit()], got  # the half-typed question is dropped
+    finally:
+        keys.close()
+        os.close(slave)
+
+
 # ---- what `run` says about itself ---------------------------------------------------------------
+
+
+def test_an_answer_from_the_service_says_how_long_it_took_and_in_which_language(
+    tmp_path: Path,
+) -> None:
+    config = StandInConfig(api_keys=frozenset({TEST_KEY}), think_s=0.3)
+    with StandIn.start_in_thread(config) as standin:
+        proc = subprocess.run(
+            [sys.executable, "-m", "shelfsight", "run", "--camera", "none", "--mic", "none",
+             "--speaker", "out.wav", "--language", "de-DE"],
+            input="where is the oat milk?\n", capture_output=True, text=True, timeout=60,
+            env={**os.environ, **standin_env(standin)}, cwd=tmp_path,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Language: German (de-DE)" in proc.stdout.splitlines()
+    latency = re.search(r"\(answered in (\d+\.\d\d) s\)", proc.stdout)
+    assert latency and float(latency[1]) >= 0.3, proc.stdout
+    assert "Keys:" not in proc.stdout, "no keys to press when questions come from a pipe"
+
+
+def test_an_answer_that_began_before_the_question_ended_shows_no_latency() -> None:
+    """0 s is what an answer gets that began before the user finished: the reply to something
+    said earlier, not a wait anyone had. (The screen-reader view never shows latencies.)"""
+    out = io.StringIO()
+    view = PlainView(out)
+    view.answer_said("Top shelf.")
+    view.turn_done(0.0, interrupted=False)
+    assert "Top shelf." in out.getvalue() and "answered in" not in out.getvalue()
+    view.answer_said("Left end.")
+    view.turn_done(0.42, interrupted=False)
+    assert "Left end.  (answered in 0.42 s)" in out.getvalue()
 
 
 def test_run_help_names_every_key() -> None:
