@@ -38,6 +38,7 @@ from shelfsight.session.summary import SessionSummary
 from shelfsight.settings import Settings
 from shelfsight.tools.session_tools import SessionTools
 from shelfsight.ui.controls import Control
+from shelfsight.ui.input_end import EndAfterInput
 
 
 @dataclass
@@ -181,6 +182,12 @@ async def run_conversation(
                 max_side=settings.max_side,
                 jpeg_quality=settings.jpeg_quality,
             )
+        if controls is not None and devices.mic is not None and ask is None:
+            # Standard input ending ends the session, after the answer (see ui.input_end).
+            ending = EndAfterInput(view, devices.speaker, answer_wait_s=settings.answer_wait_s)
+            relay = asyncio.create_task(ending.relay(controls))
+            stack.callback(relay.cancel)
+            view, controls = ending, ending.queue
         conversation = Conversation(
             link=live,
             mic=devices.mic,

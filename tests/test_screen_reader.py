@@ -22,8 +22,9 @@ import pytest
 
 from shelfsight.app import key_hints
 from shelfsight.cli import app
+from shelfsight.media.wav import write_wav
 from shelfsight.settings import load_settings
-from shelfsight.standin import StandIn, StandInConfig
+from shelfsight.standin import StandIn, StandInConfig, StandInThread
 from shelfsight.ui.controls import (
     ControlQueue,
     KeyParser,
@@ -204,6 +205,29 @@ async def test_closing_the_terminal_window_ends_the_session() -> None:
     finally:
         keys.close()
         os.close(slave)
+
+
+def test_a_script_that_pipes_questions_ends_the_session_after_the_answer_though_the_mic_is_live(
+    standin: StandInThread, tmp_path: Path
+) -> None:
+    """The mic file is two minutes of silence, a stand-in for a live microphone: the session
+    ends when the piped question is answered, not when the mic stops (a hang would time out
+    the run). Standard input that carried no question at all (/dev/null) ends nothing: every
+    other run of the suite (run_cli) has its mic drive the session that way."""
+    mic = write_wav(tmp_path / "live.wav", bytes(32000 * 120))
+    proc = subprocess.run(
+        [sys.executable, "-m", "shelfsight", "run", "--camera", "none", "--mic", str(mic),
+         "--speaker", "out.wav"],
+        input="where is the oat milk?\n", capture_output=True, text=True, timeout=60,
+        env={**os.environ, **standin_env(standin)}, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "You (typed): where is the oat milk?" in out
+    assert "input ended; waiting for the answer to finish" in out
+    assert out.index("shelfsight: Third shelf") < out.index("· session:")
+    sent_s = sum(len(c.audio_bytes()) for c in standin.server.connections) / 32000
+    assert sent_s < 60, f"{sent_s:.0f} s of the mic went out: the end of input was ignored"
 
 
 # ---- what `run` says about itself ---------------------------------------------------------------
