@@ -13,6 +13,7 @@ import io
 import os
 import pty
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -300,3 +301,67 @@ def test_every_option_with_a_few_choices_says_them_the_same_way(
     choices in any case (the last case fails on --silence-ms only)."""
     assert app(["run", *args], standalone_mode=False) == 2
     assert capsys.readouterr().err == f"shelfsight: {line}\n"
+
+
+# ---- scripts/setup says what it is doing --------------------------------------------------------
+
+
+STUB = "#!/bin/sh\n"
+
+
+def fake_machine(tmp_path: Path) -> tuple[Path, dict[str, str], Path]:
+    """A copy of scripts/setup in an empty project, and a PATH whose python, pip, ldconfig and
+    apt-get only write down how they were called (so nothing is installed)."""
+    project, bin_dir, log = tmp_path / "project", tmp_path / "bin", tmp_path / "calls.log"
+    (project / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "setup", project / "scripts" / "setup")
+    bin_dir.mkdir()
+    venv_python = (  # as pip, it talks unless told --quiet
+        f'{STUB}echo "venv-python $*" >> {log}\n'
+        'case "$*" in *--quiet*) ;; *) echo "Requirement already satisfied: pip";; esac\n'
+    )
+    stubs = {
+        "python3.11": f'{STUB}echo "python $*" >> {log}\n'
+        'if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then mkdir -p "$3/bin"\n'
+        f"cat > \"$3/bin/python\" <<'EOF'\n{venv_python}EOF\n"
+        'chmod +x "$3/bin/python"; fi\n',
+        "ldconfig": f"{STUB}echo libportaudio.so.2 libGL.so.1 libglib-2.0.so.0\n",
+        "apt-get": f'{STUB}echo "apt-get $*" >> {log}\n',
+    }
+    for name in ("pulseaudio", "parec", "espeak-ng", "sox"):
+        stubs[name] = STUB
+    for name, text in stubs.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHON": "python3.11"}
+    return project, env, log
+
+
+def test_setup_says_what_it_is_doing_one_line_a_step_and_is_quiet_otherwise(
+    tmp_path: Path,
+) -> None:
+    project, env, log = fake_machine(tmp_path)
+    runs = [
+        subprocess.run(
+            [str(project / "scripts" / "setup")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    first, again = ([line for line in r.stdout.splitlines() if "apt-get" not in line] for r in runs)
+    assert all(r.returncode == 0 for r in runs), runs
+    assert first == [
+        "setup: creating .venv with python3.11",
+        "setup: installing the Python packages into .venv (pip; a minute on a first run)",
+        "setup: done; the command is .venv/bin/shelfsight",
+    ], first
+    assert again == [
+        "setup: checking the Python packages in .venv (pip)",
+        "setup: done; the command is .venv/bin/shelfsight",
+    ], again
+    calls = log.read_text().splitlines()
+    assert sum("-m venv" in call for call in calls) == 1, "run again, it keeps the .venv"
+    assert all("--quiet" in call for call in calls if "pip" in call), calls
