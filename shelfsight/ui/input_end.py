@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -57,6 +58,8 @@ class EndAfterInput:
                 return
 
     async def _end(self) -> None:
+        # Not connected yet: the link gives up on its own if the connection never comes.
+        await self._wait(lambda: self._state in (None, State.CONNECTING), math.inf)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._answer_wait_s
         # The questions read before the end are asked first (the first may wait for a picture).
@@ -78,8 +81,9 @@ class EndAfterInput:
             if loop.time() >= deadline:
                 return False
             self._changed.clear()
+            timeout = None if deadline == math.inf else deadline - loop.time()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), deadline - loop.time())
+                await asyncio.wait_for(self._changed.wait(), timeout)
         return True
 
     # -- the view the conversation tells (all passed on) ------------------------------------------
