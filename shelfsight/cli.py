@@ -568,6 +568,7 @@ def demo(
 
     def go() -> None:
         from shelfsight.playback import NEXT_STEP, demo_speaker, replay_session
+        from shelfsight.ui.view import print_paragraph
 
         bundled = resources.files("shelfsight") / "assets" / "demo-session"
         with resources.as_file(bundled) as folder:
@@ -578,8 +579,8 @@ def demo(
                 )
             )
         if target.lower().endswith(".wav"):
-            print(f"The spoken answer was written to {Path(target).resolve()}")
-        print(NEXT_STEP)
+            print_paragraph(f"The spoken answer was written to {Path(target).resolve()}")
+        print_paragraph(NEXT_STEP)
 
     guarded(go)
 

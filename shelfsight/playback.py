@@ -22,6 +22,7 @@ from shelfsight.session.recording import load_session
 from shelfsight.session.replay import RecordedFrames, recorded_answers
 from shelfsight.settings import Settings, api_key_from_env, load_settings
 from shelfsight.standin import ScriptedAnswer, StandIn, StandInConfig
+from shelfsight.ui.view import print_paragraph
 
 
 async def replay_session(
@@ -132,7 +133,7 @@ def demo_speaker() -> str:
         except OSError:
             folder = Path(tempfile.gettempdir())
         target = str(folder / "demo-answer.wav")
-        print(f"No speaker to play on ({reason}): the answer goes into {target}.")
+        print_paragraph(f"No speaker to play on ({reason}): the answer goes into {target}.")
         return target
     return "default"
 

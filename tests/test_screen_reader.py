@@ -9,13 +9,16 @@ shows is rebuilt from the bytes written to it (backspaces move the cursor back).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import io
 import os
 import pty
 import re
 import shutil
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -24,6 +27,7 @@ import pytest
 from shelfsight.app import key_hints
 from shelfsight.cli import app
 from shelfsight.media.wav import write_wav
+from shelfsight.playback import NEXT_STEP
 from shelfsight.settings import load_settings
 from shelfsight.standin import StandIn, StandInConfig, StandInThread
 from shelfsight.ui.controls import (
@@ -34,7 +38,7 @@ from shelfsight.ui.controls import (
     TypedQuestion,
     Typing,
 )
-from shelfsight.ui.view import PlainView
+from shelfsight.ui.view import PlainView, print_paragraph
 from tests.conftest import TEST_KEY, run_cli, standin_env
 from tests.support.terminal import Terminal
 
@@ -263,6 +267,24 @@ def test_an_answer_that_began_before_the_question_ended_shows_no_latency() -> No
     view.answer_said("Left end.")
     view.turn_done(0.42, interrupted=False)
     assert "Left end.  (answered in 0.42 s)" in out.getvalue()
+
+
+def test_the_demos_last_words_wrap_at_word_boundaries_on_a_terminal() -> None:
+    """Printed outside a session's view (after it), on a terminal 60 columns wide."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 60, 0, 0))
+    try:
+        with open(os.dup(slave), "w") as out:
+            print_paragraph(NEXT_STEP, out)
+        lines = shown(os.read(master, 65536).decode())[:-1]
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert len(lines) > 1 and all(len(line) <= 60 for line in lines), lines
+    assert " ".join(" ".join(lines).split()) == NEXT_STEP, "no word broken or lost"
+    piped = io.StringIO()
+    print_paragraph(NEXT_STEP, piped)
+    assert piped.getvalue() == NEXT_STEP + "\n", "into a pipe: whole"
 
 
 def test_run_help_names_every_key() -> None:

@@ -198,29 +198,10 @@ class PlainView:
         self._out.flush()
 
     def _wrap(self, text: str) -> str:
-        """At word boundaries to the terminal's width (a word longer than a line, such as a
-        path, is left whole); continuation lines indented two more spaces."""
-        width = self._width()
-        if not width or len(text) <= width:
-            return text
-        indent = text[: len(text) - len(text.lstrip())]
-        return textwrap.fill(
-            text,
-            width=width,
-            subsequent_indent=indent + "  ",
-            break_long_words=False,
-            break_on_hyphens=False,
-        )
+        return wrap_to(text, self._width())
 
     def _width(self) -> int | None:
-        """The terminal's width now (it may have been resized); None for a pipe or a file,
-        or a terminal that does not say."""
-        if not self._tty:
-            return None
-        try:
-            return os.get_terminal_size(self._out.fileno()).columns or None
-        except (OSError, ValueError):
-            return None
+        return terminal_width(self._out) if self._tty else None
 
 
 class LiveView(PlainView):
@@ -320,6 +301,39 @@ def make_view(
 
 def _join(pieces: list[str]) -> str:
     return " ".join("".join(pieces).split())
+
+
+def terminal_width(out: TextIO) -> int | None:
+    """The width of the terminal `out` is, now (it may have been resized); None for a pipe or a
+    file, or a terminal that does not say."""
+    if not _isatty(out):
+        return None
+    try:
+        return os.get_terminal_size(out.fileno()).columns or None
+    except (OSError, ValueError):
+        return None
+
+
+def wrap_to(text: str, width: int | None) -> str:
+    """`text` at word boundaries to `width` (None: whole); a word longer than a line, such as a
+    path, is left whole; continuation lines indented two spaces more than the first."""
+    if not width or len(text) <= width:
+        return text
+    indent = text[: len(text) - len(text.lstrip())]
+    return textwrap.fill(
+        text,
+        width=width,
+        subsequent_indent=indent + "  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def print_paragraph(text: str, out: TextIO | None = None) -> None:
+    """A banner printed outside a session's view (the demo's last words): wrapped at word
+    boundaries to the terminal's width, whole into a pipe or a file."""
+    out = out or sys.stdout
+    print(wrap_to(text, terminal_width(out)), file=out, flush=True)
 
 
 def _isatty(out: TextIO) -> bool:
