@@ -31,13 +31,14 @@ from shelfsight.session.conversation import Conversation, FrameFeed, Link, Optio
 from shelfsight.session.cost import CostMeter, Prices
 from shelfsight.session.cues import make_cues
 from shelfsight.session.frame_rate import FrameRatePolicy
-from shelfsight.session.prompt import load_system_prompt, with_language
+from shelfsight.session.prompt import LANGUAGE_NAMES, load_system_prompt, with_language
 from shelfsight.session.recording import NullRecorder, Recorder
 from shelfsight.session.speech import make_detector
 from shelfsight.session.summary import SessionSummary
 from shelfsight.settings import Settings
 from shelfsight.tools.session_tools import SessionTools
 from shelfsight.ui.controls import Control
+from shelfsight.ui.input_end import EndAfterInput
 
 
 @dataclass
@@ -181,6 +182,12 @@ async def run_conversation(
                 max_side=settings.max_side,
                 jpeg_quality=settings.jpeg_quality,
             )
+        if controls is not None and devices.mic is not None and ask is None:
+            # Standard input ending ends the session, after the answer (see ui.input_end).
+            ending = EndAfterInput(view, devices.speaker, answer_wait_s=settings.answer_wait_s)
+            relay = asyncio.create_task(ending.relay(controls))
+            stack.callback(relay.cancel)
+            view, controls = ending, ending.queue
         conversation = Conversation(
             link=live,
             mic=devices.mic,
@@ -276,9 +283,15 @@ async def converse(
     frames: FrameFeed | None = None,
     interactive: bool = False,
     ask: str | None = None,
+    offline: bool = False,
+    banner: tuple[str, ...] = (),
 ) -> None:
-    """Run one conversation with the view, the keyboard (if `interactive`) and a recorder."""
-    from shelfsight.ui.controls import ControlQueue, open_controls, pynput_usable
+    """Run one conversation with the view, the keyboard (if `interactive`) and a recorder.
+
+    `offline`: the answers come from the built-in stand-in (no latency is shown for them);
+    `banner`: paragraphs shown first. `run` and `ask` also show the answer language.
+    """
+    from shelfsight.ui.controls import ControlQueue, TerminalKeys, open_controls, pynput_usable
     from shelfsight.ui.view import make_view
 
     view = make_view(
@@ -286,14 +299,18 @@ async def converse(
         answer_only=ask is not None,
         screen_reader=settings.screen_reader,
     )
+    view.latency_measured = not offline
     existed = record is not None and (record / "events.jsonl").exists()  # refused, not ours
     controls = ControlQueue() if interactive else None
     sources = []
     if controls is not None:
         hold = settings.mode == "ptt" and pynput_usable()
-        sources = open_controls(controls, talk_key=settings.talk_key, hold_to_talk=hold)
-        view.key_hints = key_hints(settings, hold)
-    view.start()
+        sources = open_controls(controls, talk_key=settings.talk_key, hold_to_talk=hold, echo=view)
+        if any(isinstance(source, TerminalKeys) for source in sources):
+            view.key_hints = key_hints(settings, hold)  # keys only mean something there
+    if interactive or ask is not None:
+        banner = (*banner, language_line(settings.language))
+    view.start(banner)
     summaries: list[SessionSummary] = []  # filled even when the run fails
     try:
         await run_conversation(
@@ -343,6 +360,13 @@ def speaker_file_outcome(spec: str, *, answered: bool) -> str:
     if path.exists():
         return f"No answer audio came; {path} was left as it was."
     return f"No answer audio came, so {path} was not written."
+
+
+def language_line(tag: str) -> str:
+    """The answers' language for the start banner, by name where it is known:
+    "Language: German (de-DE)"."""
+    name = LANGUAGE_NAMES.get(tag.split("-")[0].lower())
+    return f"Language: {name} ({tag})" if name else f"Language: {tag}"
 
 
 def key_hints(settings: Settings, hold: bool) -> str:

@@ -11,7 +11,6 @@ import contextlib
 import os
 import sys
 from collections.abc import Coroutine
-from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,7 +20,15 @@ import typer
 from shelfsight import __version__
 from shelfsight.errors import UserError
 from shelfsight.guard import SECRETS, exit_process, guarded, run_async
-from shelfsight.settings import ENV_PREFIX, Settings, default_config_path, setting_names
+from shelfsight.settings import (
+    ENV_PREFIX,
+    MEDIA_RESOLUTIONS,
+    MODES,
+    SENSITIVITIES,
+    Settings,
+    default_config_path,
+    setting_names,
+)
 
 app = typer.Typer(
     name="shelfsight",
@@ -33,20 +40,19 @@ app = typer.Typer(
 )
 
 
-class ModeChoice(StrEnum):
-    handsfree = "handsfree"
-    ptt = "ptt"
+def choices(values: tuple[str, ...]) -> str:
+    """The metavar of an option with a few values, as Click shows them: `[low|high]`.
+
+    Such options take any string and are checked by `Settings.validate`, so a bad value gets
+    the same one line as every other setting (`--mode: 'push' is not valid: use one of
+    handsfree, ptt.`), whether it came from a flag, the environment or the config file.
+    """
+    return "[" + "|".join(values) + "]"
 
 
-class MediaResolution(StrEnum):
-    low = "low"
-    medium = "medium"
-    high = "high"
-
-
-class Sensitivity(StrEnum):
-    low = "low"
-    high = "high"
+def lower(value: str | None) -> str | None:
+    """Choices are not case-sensitive: `--mode PTT` is `--mode ptt`."""
+    return value.lower() if value is not None else None
 
 
 def env_help(text: str, name: str, default: object = None) -> str:
@@ -116,8 +122,9 @@ SpeakerOpt = Annotated[
 
 
 ModeOpt = Annotated[
-    ModeChoice | None,
+    str | None,
     typer.Option(
+        metavar=choices(MODES),
         help=env_help(
             "handsfree: just talk, the server hears when you start and stop. ptt: press the "
             "talk key to start and again to stop (or hold it, where key releases are "
@@ -125,7 +132,6 @@ ModeOpt = Annotated[
             "mode",
         ),
         show_default=False,
-        case_sensitive=False,
     ),
 ]
 ModelOpt = Annotated[
@@ -164,14 +170,14 @@ PlainOpt = Annotated[
     ),
 ]
 MediaResolutionOpt = Annotated[
-    MediaResolution | None,
+    str | None,
     typer.Option(
+        metavar=choices(MEDIA_RESOLUTIONS),
         help=env_help(
             "Tokens the model spends on each frame. Low costs less and sees less detail.",
             "media_resolution",
         ),
         show_default=False,
-        case_sensitive=False,
     ),
 ]
 VocabularyOpt = Annotated[
@@ -247,7 +253,8 @@ LanguageOpt = Annotated[
     "  shelfsight run --camera rtsp://192.168.1.23:8554/live\n\n"
     "  shelfsight run --camera shelf.mp4 --mic question.wav --speaker answer.wav\n\n"
     "  shelfsight run --offline                          (no key: a canned answer)\n\n"
-    "Keys: type a question and Enter to ask it in writing; Esc stops the answer; q quits; "
+    "Keys: type a question and Enter to ask it in writing; Esc stops the answer; Tab guides "
+    "you to the item you asked about (with a camera), and stops guiding; q or Ctrl-D quits; "
     "in ptt mode, space talks.\n\n"
     "The API key comes from GEMINI_API_KEY (or GOOGLE_API_KEY, or a .env file), never a flag."
 )
@@ -277,22 +284,22 @@ def run(
         ),
     ] = None,
     start_sensitivity: Annotated[
-        Sensitivity | None,
+        str | None,
         typer.Option(
+            metavar=choices(SENSITIVITIES),
             help=env_help(
                 "Hands-free: how easily speech starts a turn (low: shop noise does not).",
                 "start_sensitivity",
             ),
             show_default=False,
-            case_sensitive=False,
         ),
     ] = None,
     end_sensitivity: Annotated[
-        Sensitivity | None,
+        str | None,
         typer.Option(
+            metavar=choices(SENSITIVITIES),
             help=env_help("Hands-free: how quickly a pause ends it.", "end_sensitivity"),
             show_default=False,
-            case_sensitive=False,
         ),
     ] = None,
     silence_ms: Annotated[
@@ -423,11 +430,11 @@ def run(
         camera=camera,
         mic=mic,
         speaker=speaker,
-        mode=mode.value if mode else None,
+        mode=lower(mode),
         ptt_key=ptt_key,
         aec=aec,
-        start_sensitivity=start_sensitivity.value if start_sensitivity else None,
-        end_sensitivity=end_sensitivity.value if end_sensitivity else None,
+        start_sensitivity=lower(start_sensitivity),
+        end_sensitivity=lower(end_sensitivity),
         silence_ms=silence_ms,
         model=model,
         voice=voice,
@@ -436,7 +443,7 @@ def run(
         max_side=max_side,
         jpeg_quality=jpeg_quality,
         prompt_file=prompt_file,
-        media_resolution=media_resolution.value if media_resolution else None,
+        media_resolution=lower(media_resolution),
         vocabulary=vocabulary_flag(vocabulary),
         list_file=list_file,
         cues=cues,
@@ -493,7 +500,7 @@ def ask(
         model=model,
         voice=voice,
         mic="none",
-        media_resolution=media_resolution.value if media_resolution else None,
+        media_resolution=lower(media_resolution),
         cues=cues,
         speak_status=speak_status,
         language=language,
@@ -561,6 +568,7 @@ def demo(
 
     def go() -> None:
         from shelfsight.playback import NEXT_STEP, demo_speaker, replay_session
+        from shelfsight.ui.view import print_paragraph
 
         bundled = resources.files("shelfsight") / "assets" / "demo-session"
         with resources.as_file(bundled) as folder:
@@ -571,8 +579,8 @@ def demo(
                 )
             )
         if target.lower().endswith(".wav"):
-            print(f"The spoken answer was written to {Path(target).resolve()}")
-        print(NEXT_STEP)
+            print_paragraph(f"The spoken answer was written to {Path(target).resolve()}")
+        print_paragraph(NEXT_STEP)
 
     guarded(go)
 
@@ -658,7 +666,7 @@ def eval_suite(
     flags = dict(
         model=model,
         prompt_file=prompt_file,
-        media_resolution=media_resolution.value if media_resolution else None,
+        media_resolution=lower(media_resolution),
         camera="none",
         mic="none",
     )

@@ -22,6 +22,7 @@ from shelfsight.session.recording import load_session
 from shelfsight.session.replay import RecordedFrames, recorded_answers
 from shelfsight.settings import Settings, api_key_from_env, load_settings
 from shelfsight.standin import ScriptedAnswer, StandIn, StandInConfig
+from shelfsight.ui.view import print_paragraph
 
 
 async def replay_session(
@@ -69,6 +70,7 @@ async def replay_session(
             record=record,
             endpoint=endpoint,
             frames=frames,
+            offline=True,
         )
 
 
@@ -90,11 +92,6 @@ def canned_answer() -> ScriptedAnswer:
 async def offline_run(settings: Settings, *, plain: bool, record: Path | None) -> None:
     """`run --offline`: the user's own camera, mic and speaker against the built-in stand-in,
     in-process on its own TLS, which answers every question with one canned answer."""
-    print(
-        "Offline: no key, nothing leaves this computer. A built-in stand-in answers every "
-        "question with the same canned answer; it does not see or hear anything.",
-        flush=True,
-    )
     async with StandIn(StandInConfig(answers=(canned_answer(),))) as server:
         endpoint = Endpoint(server.base_url, server.client_ssl_context())
         await converse(
@@ -104,7 +101,15 @@ async def offline_run(settings: Settings, *, plain: bool, record: Path | None) -
             record=record,
             endpoint=endpoint,
             interactive=True,
+            offline=True,
+            banner=(OFFLINE_BANNER,),
         )
+
+
+OFFLINE_BANNER = (
+    "Offline: no key, nothing leaves this computer. A built-in stand-in answers every "
+    "question with the same canned answer; it does not see or hear anything."
+)
 
 
 def user_cache_dir() -> Path:
@@ -128,7 +133,7 @@ def demo_speaker() -> str:
         except OSError:
             folder = Path(tempfile.gettempdir())
         target = str(folder / "demo-answer.wav")
-        print(f"No speaker to play on ({reason}): the answer goes into {target}.")
+        print_paragraph(f"No speaker to play on ({reason}): the answer goes into {target}.")
         return target
     return "default"
 

@@ -428,6 +428,8 @@ class Conversation:
             return
         self._speaker.clear()
         self._recorder.event("answer_stopped", why=why)
+        if why in ("stop key", "talk key"):  # the user's own key: say that it took
+            self._view.notice("answer stopped")
 
     # -- server side ----------------------------------------------------------------------------
 

@@ -7,8 +7,13 @@ user cannot usefully type faster than the loop reads). Sources:
   terminal put in cbreak mode and always restored. On an empty input line, space is the talk
   key, `q` quits, Esc stops the answer and Tab starts or stops guiding; any other key starts a
   typed question (Enter sends it, Esc cancels it). Enter on an empty line opens the question
-  prompt explicitly, for questions that start with `q` or a space.
-- a pipe (`LineReader`): each line of standard input is a typed question (scripts, CI).
+  prompt explicitly, for questions that start with `q` or a space. Ctrl-D on an empty line
+  quits, as it ends a shell; so does the terminal going away (end of file, or EIO once it is
+  closed). The terminal's own echo is off (cbreak), so what is typed is echoed by whoever is
+  given as `echo` (the plain and screen-reader views: see `shelfsight.ui.view.PlainView`),
+  as the keys arrive, not when the conversation gets to them.
+- a pipe (`LineReader`): each line of standard input is a typed question (scripts, CI); its
+  end is `EndOfInput`, saying how many questions it carried.
 - `pynput` (`HoldToTalk`, optional): where the platform reports key releases (macOS, X11),
   holding the talk key talks for as long as it is held.
 """
@@ -16,13 +21,14 @@ user cannot usefully type faster than the loop reads). Sources:
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import os
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,10 @@ class GuideKey:
 
 @dataclass(frozen=True)
 class EndOfInput:
-    """Standard input (a pipe of questions) has ended."""
+    """Standard input (a pipe of questions) has ended, after `questions` lines were read from
+    it (0: nothing came, as from /dev/null: it was no channel for questions at all)."""
+
+    questions: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,7 @@ Control = (
 )
 CONTROL_QUEUE_SIZE = 256
 ESC, ENTER, BACKSPACES, CTRL_D, TAB = "\x1b", ("\r", "\n"), ("\x7f", "\x08"), "\x04", "\t"
+CTRL_U, CTRL_W = "\x15", "\x17"  # erase the line, erase the last word (as in a shell)
 
 
 class ControlQueue:
@@ -111,6 +121,12 @@ class KeyParser:
             i += 1
         return out
 
+    def end_of_input(self) -> list[Control]:
+        """Quit; a question being typed is dropped (its prompt closes first)."""
+        closing: list[Control] = [] if self.line is None else [Typing(None)]
+        self.line = None
+        return [*closing, Quit()]
+
     def _key(self, c: str, now: float) -> list[Control]:
         if self.line is None:
             if c == self.talk_key:
@@ -134,42 +150,83 @@ class KeyParser:
         if c == ESC:
             self.line = None
             return [Typing(None)]
+        if c == CTRL_D and not self.line:  # on an empty line it quits, as in a shell
+            return self.end_of_input()
         if c in BACKSPACES:
             self.line = self.line[:-1]
+        elif c == CTRL_U:
+            self.line = ""
+        elif c == CTRL_W:
+            self.line = self.line.rstrip()
+            self.line = self.line[: len(self.line) - len(self.line.split(" ")[-1])]
         elif c.isprintable():
             self.line += c
         return [Typing(self.line)]
 
 
+class KeyEcho(Protocol):
+    """Shows the question being typed as it is typed (loop thread)."""
+
+    def key_echo(self, text: str | None, *, asked: bool = False) -> None:
+        """`text`: the line so far; None: the prompt closed, the question `asked` or not."""
+
+
 class TerminalKeys:
-    """Raw keys from a terminal on standard input; `close()` restores the terminal."""
+    """Raw keys from a terminal on standard input; `close()` restores the terminal.
+
+    `fd` is standard input unless given (tests pass one end of a pseudo-terminal).
+    """
 
     def __init__(
-        self, controls: ControlQueue, talk_key: str = " ", *, talk_events: bool = True
+        self,
+        controls: ControlQueue,
+        talk_key: str = " ",
+        *,
+        talk_events: bool = True,
+        echo: KeyEcho | None = None,
+        fd: int | None = None,
     ) -> None:
         import termios
         import tty
 
-        self._fd = sys.stdin.fileno()
+        self._fd = sys.stdin.fileno() if fd is None else fd
         self._saved = termios.tcgetattr(self._fd)
         self._parser = KeyParser(talk_key, talk_events=talk_events)
         self._controls = controls
+        self._echo = echo
+        # A character split across two reads is put together, not dropped.
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
+        self._reading = True
         tty.setcbreak(self._fd)
         asyncio.get_running_loop().add_reader(self._fd, self._on_readable)
 
     def _on_readable(self) -> None:
         try:
-            data = os.read(self._fd, 64).decode("utf-8", errors="ignore")
-        except OSError:
-            data = ""
-        for event in self._parser.feed(data, time.monotonic()):
+            raw = os.read(self._fd, 64)
+        except OSError:  # EIO: the terminal was closed
+            raw = b""
+        if raw:
+            events = self._parser.feed(self._decoder.decode(raw), time.monotonic())
+        else:  # end of file: nobody is there to type any more
+            self._stop_reading()
+            events = self._parser.end_of_input()
+        asked = False
+        for event in events:
             self._controls.put(event)
+            if self._echo is not None and isinstance(event, Typing):
+                self._echo.key_echo(event.text, asked=asked)
+            asked = isinstance(event, TypedQuestion)
+
+    def _stop_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._fd)
 
     def close(self) -> None:
         import termios
 
-        with contextlib.suppress(Exception):
-            asyncio.get_running_loop().remove_reader(self._fd)
+        self._stop_reading()
         with contextlib.suppress(termios.error, OSError):
             termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
 
@@ -184,11 +241,13 @@ class LineReader:
         self._thread.start()
 
     def _run(self) -> None:
+        questions = 0
         with contextlib.suppress(OSError, ValueError):
             for line in self._stream:
                 if line.strip():
+                    questions += 1
                     self._controls.put_threadsafe(TypedQuestion(line.strip()))
-        self._controls.put_threadsafe(EndOfInput())
+        self._controls.put_threadsafe(EndOfInput(questions))
 
     def close(self) -> None:
         pass  # a daemon thread blocked on a pipe ends with the process
@@ -231,9 +290,10 @@ def pynput_usable() -> bool:
 
 
 def open_controls(
-    controls: ControlQueue, *, talk_key: str, hold_to_talk: bool
+    controls: ControlQueue, *, talk_key: str, hold_to_talk: bool, echo: KeyEcho | None = None
 ) -> list[TerminalKeys | LineReader | HoldToTalk]:
-    """The sources that fit this standard input; a terminal gets keys, a pipe gets lines."""
+    """The sources that fit this standard input; a terminal gets keys (what is typed shown by
+    `echo`), a pipe gets lines."""
     sources: list[TerminalKeys | LineReader | HoldToTalk] = []
     if sys.stdin is None or sys.stdin.closed:
         return sources
@@ -246,5 +306,5 @@ def open_controls(
         except Exception:  # noqa: BLE001 - no pynput, no display, no permission: use toggle
             hold_to_talk = False
     # With hold-to-talk, pynput reports the talk key; the terminal still reads the rest.
-    sources.append(TerminalKeys(controls, talk_key, talk_events=not hold_to_talk))
+    sources.append(TerminalKeys(controls, talk_key, talk_events=not hold_to_talk, echo=echo))
     return sources

@@ -5,11 +5,15 @@ view never redraws (no status line, no level meter, no spinner, no carriage retu
 code), never prints the same line twice in a row, and leaves out what only matters on a screen
 (frame counts, latencies). Lines read as sentences: "You said: ...", "shelfsight said: ...",
 "Reconnected after 2.1 s." Connection and camera news come from the same notices the other
-views show (`shelfsight.session.status`). Loop thread only.
+views show (`shelfsight.session.status`). A line is never wrapped by shelfsight (the terminal
+may soft-wrap it; the screen reader reads it whole), and a banner of several sentences is one
+line per sentence. What the user types is echoed as a shell would (`PlainView.key_echo`),
+so the screen reader can read it back. Loop thread only.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TextIO
 
 from shelfsight.session.status import State
@@ -21,10 +25,6 @@ class ScreenReaderView(PlainView):
         super().__init__(out)
         self._last_line: str | None = None
         self._ready_said = False
-
-    def start(self) -> None:
-        if self.key_hints:
-            self._line("Keys: " + self.key_hints.replace("  ·  ", "; ") + ".")
 
     def _on_state(self, state: State) -> None:
         # Reconnects are told by their notices (a planned switch of a second is not worth a
@@ -53,11 +53,19 @@ class ScreenReaderView(PlainView):
             self._line(f"shelfsight said: {_join(self._answer)}{stopped}")
             self._answer.clear()
 
+    def _banner(self, text: str) -> None:
+        for sentence in SENTENCE_END.split(" ".join(text.split())):
+            self._line(_sentence(sentence))
+
     def _line(self, text: str) -> None:
         text = " ".join(text.split())  # one physical line, whatever the text held
         if text and text != self._last_line:
             self._last_line = text
-            super()._line(text)
+            self._emit(text)
+
+
+# Where one sentence ends and the next begins: ". A", "? The", "! (".
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'])")
 
 
 def _sentence(message: str) -> str:

@@ -4,12 +4,22 @@ Two views with one interface: `LiveView` (rich, a status line that redraws in pl
 scrolling transcript) for a terminal, and `PlainView` (one line per event, nothing redrawn) for
 pipes, logs and CI. Transcripts arrive from the server in fragments; both views print a turn's
 text once it is complete, so logs hold whole sentences.
+
+On a terminal the plain view wraps its lines at word boundaries to the terminal's width (a
+pipe gets them whole, one per event), and echoes the question being typed as it is typed
+(`key_echo`: the terminal's own echo is off while shelfsight reads single keys), so a screen
+reader has something to read back; a line printed meanwhile goes above it and the question so
+far is written again below.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import textwrap
 import time
+import unicodedata
+from collections.abc import Sequence
 from typing import TextIO, cast
 
 from rich.console import Console
@@ -26,6 +36,10 @@ STATE_LABELS = {
     State.ANSWERING: "answering",
     State.RECONNECTING: "reconnecting…",
 }
+PROMPT = "Ask: "  # opens the echoed line of a question being typed
+# A latency under this took no network round trip: it timed only this computer (see
+# PlainView.shown_latency).
+MIN_LATENCY_S = 0.01
 
 
 class PlainView:
@@ -45,12 +59,59 @@ class PlainView:
         self.last_cost = ""
         self._pending_cost = ""
         self.key_hints = ""
+        # False when the answers come from the offline stand-in: no latency is then shown.
+        self.latency_measured = True
+        self._echoed: str | None = None  # the question echoed so far (None: no prompt open)
+        self._tty = _isatty(self._out)
 
-    def start(self) -> None:
-        pass
+    def start(self, banner: Sequence[str] = ()) -> None:
+        """Show the start banner (each text a paragraph), then the keys, once."""
+        for text in banner:
+            self._banner(text)
+        if self.key_hints:
+            self._banner("Keys: " + self.key_hints.replace("  ·  ", "; ") + ".")
 
     def stop(self) -> None:
         self._flush_transcripts()
+        self.key_echo(None)  # a question left half typed: the shell prompt starts afresh
+
+    def key_echo(self, text: str | None, *, asked: bool = False) -> None:
+        """Echo the question being typed as the keys arrive (a terminal only: a log gets the
+        question once, as "You (typed): ..."). Backspace erases on screen as a shell does;
+        the prompt closing ends the line, with "(cancelled)" when nothing was asked."""
+        if not self._tty:
+            return
+        old, self._echoed = self._echoed, text
+        if text is None:
+            if old is not None:
+                self._out.write(" (cancelled)\n" if old and not asked else "\n")
+        elif old is None:
+            self._out.write(PROMPT + text)
+        else:
+            self._out.write(self._edit(old, text))
+        self._out.flush()
+
+    def _edit(self, old: str, new: str) -> str:
+        """What turns the echoed `old` into `new`: backspaces over what changed, then the new
+        end; where that would cross a line the terminal wrapped, the line again, below."""
+        keep = 0
+        while keep < min(len(old), len(new)) and old[keep] == new[keep]:
+            keep += 1
+        erase = _cells(old[keep:])
+        width = self._width()
+        if width and erase > _cells(PROMPT + old) % width:  # the cursor's column
+            return "\n" + PROMPT + new
+        return "\b \b" * erase + new[keep:]
+
+    def shown_latency(self, latency_s: float | None) -> float | None:
+        """The answer's latency if it measures something: the wait from the end of the
+        question (typed, talk key released, or last speech) to the first answer audio, from a
+        real endpoint. Not from the offline stand-in (canned, in this process: it answers at
+        once by construction), and not under MIN_LATENCY_S (0 is what an answer that began
+        before the question ended is given: the reply to something said earlier)."""
+        if latency_s is None or not self.latency_measured or latency_s < MIN_LATENCY_S:
+            return None
+        return latency_s
 
     def state(self, state: State) -> None:
         if state != self._state:
@@ -108,8 +169,8 @@ class PlainView:
             self._user.clear()
         if self._answer:
             extras = []
-            if latency_s is not None:
-                extras.append(f"answered in {latency_s:.2f} s")
+            if (shown := self.shown_latency(latency_s)) is not None:
+                extras.append(f"answered in {shown:.2f} s")
             if interrupted:
                 extras.append("interrupted")
             if cut:
@@ -121,8 +182,26 @@ class PlainView:
             self._line(f"  {self._pending_cost}")
             self._pending_cost = ""
 
+    def _banner(self, text: str) -> None:
+        self._line(text)
+
     def _line(self, text: str) -> None:
-        print(text, file=self._out, flush=True)
+        self._emit(self._wrap(text))
+
+    def _emit(self, text: str) -> None:
+        """One line out; a question being typed moves below it."""
+        if self._echoed is not None:
+            self._out.write("\n")
+        self._out.write(text + "\n")
+        if self._echoed is not None:
+            self._out.write(PROMPT + self._echoed)
+        self._out.flush()
+
+    def _wrap(self, text: str) -> str:
+        return wrap_to(text, self._width())
+
+    def _width(self) -> int | None:
+        return terminal_width(self._out) if self._tty else None
 
 
 class LiveView(PlainView):
@@ -136,12 +215,17 @@ class LiveView(PlainView):
         )
         self._t_last_draw = 0.0
 
-    def start(self) -> None:
+    def start(self, banner: Sequence[str] = ()) -> None:
         self._live.start()
+        for text in banner:
+            self._line(text)  # above the status line, which holds the keys
 
     def stop(self) -> None:
         super().stop()
         self._live.stop()
+
+    def key_echo(self, text: str | None, *, asked: bool = False) -> None:
+        pass  # the status line shows the question being typed (`typing`)
 
     def _on_state(self, state: State) -> None:
         self._redraw(force=True)
@@ -170,7 +254,8 @@ class LiveView(PlainView):
     def _status(self) -> Text:
         filled = int(max(0.0, min(1.0, (self.level_dbfs + 60) / 60)) * 20)
         meter = "█" * filled + "·" * (20 - filled)
-        latency = f"  last answer {self.last_latency_s:.2f} s" if self.last_latency_s else ""
+        shown = self.shown_latency(self.last_latency_s)
+        latency = f"  last answer {shown:.2f} s" if shown is not None else ""
         label = STATE_LABELS[self._state] if self._state else ""
         status = Text.assemble(
             (f" {label:<15}", "bold cyan"),
@@ -216,3 +301,51 @@ def make_view(
 
 def _join(pieces: list[str]) -> str:
     return " ".join("".join(pieces).split())
+
+
+def terminal_width(out: TextIO) -> int | None:
+    """The width of the terminal `out` is, now (it may have been resized); None for a pipe or a
+    file, or a terminal that does not say."""
+    if not _isatty(out):
+        return None
+    try:
+        return os.get_terminal_size(out.fileno()).columns or None
+    except (OSError, ValueError):
+        return None
+
+
+def wrap_to(text: str, width: int | None) -> str:
+    """`text` at word boundaries to `width` (None: whole); a word longer than a line, such as a
+    path, is left whole; continuation lines indented two spaces more than the first."""
+    if not width or len(text) <= width:
+        return text
+    indent = text[: len(text) - len(text.lstrip())]
+    return textwrap.fill(
+        text,
+        width=width,
+        subsequent_indent=indent + "  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def print_paragraph(text: str, out: TextIO | None = None) -> None:
+    """A banner printed outside a session's view (the demo's last words): wrapped at word
+    boundaries to the terminal's width, whole into a pipe or a file."""
+    out = out or sys.stdout
+    print(wrap_to(text, terminal_width(out)), file=out, flush=True)
+
+
+def _isatty(out: TextIO) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _cells(text: str) -> int:
+    """Terminal cells `text` takes: wide (CJK) characters two, combining marks none."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )

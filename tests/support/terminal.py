@@ -3,19 +3,25 @@ read back. For tests/test_talk.py and `bench.talk`."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import select
+import struct
 import subprocess
 import sys
+import termios
 import time
 
 
 class Terminal:
-    """The CLI on a pseudo-terminal (its own session, so its keys are not ours)."""
+    """The CLI on a pseudo-terminal (its own session, so its keys are not ours); `cols` gives
+    the terminal a width (else it reports none, as some do)."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], *, cols: int | None = None) -> None:
         self.master, slave = pty.openpty()
+        if cols is not None:
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shelfsight", *args],
             stdin=slave,
