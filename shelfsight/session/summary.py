@@ -54,7 +54,7 @@ class SessionSummary:
         link = self.link
         parts = [
             f"{link.connections} connection{'s' if link.connections != 1 else ''}",
-            f"{link.frames_sent} frames sent ({link.frames_skipped} replaced by newer ones)",
+            f"{_n(link.frames_sent, 'frame')} sent ({link.frames_skipped} replaced by newer ones)",
             f"{link.audio_chunks_sent * 0.02:.0f} s of mic audio sent",
         ]
         if link.audio_replayed_s:
@@ -65,14 +65,15 @@ class SessionSummary:
             )
         if link.slow_link_s:
             parts.append(
-                f"upload too slow for {link.slow_link_s:.0f} s (lighter audio, no pictures)"
+                f"upload too slow for {link.slow_link_s:.0f} s (lighter audio, speech only, "
+                "a small picture per question)"
             )
         if link.audio_dropped_s:
             parts.append(f"{link.audio_dropped_s:.1f} s of what you said was lost")
         if self.speaker_underruns:
             margin = self.playout_margin_ms
             grew = f" (playout margin grew to {margin:.0f} ms)" if margin else ""
-            parts.append(f"{self.speaker_underruns} gaps in answer playback{grew}")
+            parts.append(f"{_n(self.speaker_underruns, 'gap')} in answer playback{grew}")
         if self.speaker_xruns:
             parts.append(f"{self.speaker_xruns} speaker underruns in the sound device")
         if self.mic_xruns:
@@ -88,3 +89,8 @@ class SessionSummary:
         if self.cost is not None and self.cost.answers:
             parts.append(self.cost.line())
         return "session: " + ", ".join(parts)
+
+
+def _n(count: int, noun: str) -> str:
+    """"1 frame", "2 frames"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
