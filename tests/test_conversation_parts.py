@@ -102,7 +102,8 @@ def test_summary_names_losses_only_when_there_are_some() -> None:
         "2 gaps in answer playback, 60 ms of microphone audio dropped"
     )
     assert lossy.as_dict()["audio_dropped_s"] == 2.25
-    one = SessionSummary(LinkStats(1, 50, 0.0, 0.0, 1, 0), 1, mic_dropped_chunks=0, echo=None).line()
+    one_each = LinkStats(1, 50, 0.0, 0.0, 1, 0)
+    one = SessionSummary(one_each, 1, mic_dropped_chunks=0, echo=None).line()
     assert "1 connection, 1 frame sent" in one and "1 gap in answer playback" in one
 
 
