@@ -59,6 +59,11 @@ def test_reconnect_notices_say_what_happened_and_when_it_gives_up() -> None:
     assert link_notice(back, first_connection=False) == "reconnected after 3.2 s"
     assert link_notice(Connected(1, False, 0.0), first_connection=True) is None
     assert "asking again" in (link_notice(AnswerCut(0.0), first_connection=False) or "")
+    # Just said "reconnected", then that connection failed before anything came back: the
+    # next line says so, not "still no connection", which would contradict it.
+    again = Reconnecting("connection closed (1011)", 4, 1.5, outage_s=7.4, again=True)
+    line = link_notice(again, first_connection=False) or ""
+    assert line.startswith("the new connection failed at once") and "still" not in line
 
 
 def test_camera_notices_promise_answers_go_on() -> None:

@@ -123,6 +123,7 @@ class Reconnecting:
     outage_s: float = 0.0  # time without a connection so far
     gives_up_in_s: float = 0.0  # the run ends with an error if still not connected by then
     planned: bool = False  # after a goAway: expect a short pause, not a failure
+    again: bool = False  # the connection just made failed before anything came back on it
 
 
 @dataclass(frozen=True)

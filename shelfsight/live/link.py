@@ -209,6 +209,7 @@ class _Outage:
     first: bool = False  # no connection yet: the first-connect timeout applies
     attempts: int = 0
     resumes_refused: int = 0  # 1011 to a setup with our handle: the old socket still open
+    again: bool = False  # it goes on after a connection that never worked: say so once
 
 
 class LiveLink:
@@ -382,7 +383,8 @@ class LiveLink:
                 # young keeps the backoff growing (a server that fails every connection).
                 young = lived_s < STABLE_S and not ending.planned
                 outage = _Outage(ending.t_monotonic, attempts=outage.attempts if young else 0)
-            # else: nothing ever came back on it: the same outage goes on (backoff grows)
+            else:  # nothing ever came back on it: the same outage goes on (backoff grows)
+                outage.again = True
 
     async def _connect(self, outage: _Outage, ending: _Ending | None) -> _Connection:
         """Open a connection with the newest handle, retrying with backoff; UserError once the
@@ -403,7 +405,10 @@ class LiveLink:
                 now_ok = planned and outage.attempts == 1
                 delay = 0.0 if now_ok else min(backoff_s(outage.attempts), limit - waited)
                 gives_up = limit - waited
-                self._emit(Reconnecting(reason, outage.attempts, delay, waited, gives_up, planned))
+                again, outage.again = outage.again, False
+                self._emit(
+                    Reconnecting(reason, outage.attempts, delay, waited, gives_up, planned, again)
+                )
                 await asyncio.sleep(delay)
             try:
                 conn = await self._open()

@@ -48,6 +48,11 @@ def link_notice(event: ServerEvent, *, first_connection: bool) -> str | None:
             return "; ".join(parts) or None
         case Reconnecting(planned=True):
             return None
+        case Reconnecting(again=True, reason=reason, delay_s=delay, outage_s=outage):
+            return (
+                f"the new connection failed at once ({reason}); no connection for "
+                f"{outage:.0f} s, retrying in {delay:.1f} s"
+            )
         case Reconnecting(reason=reason, attempt=attempt, delay_s=delay, outage_s=outage):
             if attempt >= 3:
                 return (
