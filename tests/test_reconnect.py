@@ -298,6 +298,7 @@ async def test_an_endpoint_that_stays_down_is_reported_and_given_up_on(
     retries = run.of(Reconnecting)
     assert len(retries) >= 3
     first_retry = retries[0].attempt  # 2: a connection that failed at once continues the outage
+    assert retries[0].again and not any(r.again for r in retries[1:]), "said once"
     assert [r.attempt for r in retries] == list(range(first_retry, first_retry + len(retries)))
     assert all(a.outage_s < b.outage_s for a, b in zip(retries, retries[1:], strict=False))
     assert retries[-1].gives_up_in_s < retries[0].gives_up_in_s <= 2.5
