@@ -12,12 +12,14 @@ so acknowledgements stop as on a dead radio link.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 import time
 from typing import Any
 
 import pytest
 
-from shelfsight.live.ack_probe import LinuxTcpInfo
+from shelfsight.live.ack_probe import LinuxTcpInfo, SendState
 from shelfsight.live.link import (
     AnswerAudio,
     Connected,
@@ -201,15 +203,72 @@ async def test_a_server_that_refuses_8_khz_audio_gets_16_khz_and_loses_nothing(
         run = LinkRun(server, pace=slow)
         tasks += [asyncio.create_task(run.link.run()), asyncio.create_task(run.collect())]
         await run.until(lambda: bool(run.of(Connected)))
-        speech = noise(2.5, seed=7) + QUESTION + noise(1.5, seed=8)
+        lead = noise(2.5, seed=7)
+        speech = lead + QUESTION + noise(1.5, seed=8)
         await run.stream(speech)
         await run.until(lambda: bool(run.of(TurnComplete)), 15.0)
     first, second = server.connections
     assert first.close_code == 1007, "the first 8 kHz audio was refused"
     assert {e.mime_type for e in second.received("audio")} == {"audio/pcm;rate=16000"}
-    assert second.audio_bytes() == speech[: len(second.audio_bytes())], "all of it, in order"
-    assert len(second.audio_bytes()) >= len(speech) - 2 * 640
+    # Slow, only speech goes up (with its pre-roll): one unbroken stretch holding the question.
+    got = second.audio_bytes()
+    at = speech.find(got[:3200])
+    assert at >= 0 and speech[at : at + len(got)] == got, "one stretch, in order"
+    assert at <= len(lead) and at + len(got) >= len(lead) + len(QUESTION), "the whole question"
     assert "8 kHz" in run.of(Reconnecting)[0].reason
+
+
+class _OwedOnly(LinuxTcpInfo):
+    """What macOS's probe knows: whether bytes are owed, not where the stream stands."""
+
+    name = "owed only (as TCP_CONNECTION_INFO)"
+
+    def parse(self, raw: bytes, now: float) -> SendState | None:
+        state = super().parse(raw, now)
+        return state and dataclasses.replace(state, acked_bytes=None, kernel_bytes=None)
+
+
+@pytest.mark.parametrize("probe", [LinuxTcpInfo, _OwedOnly], ids=["linux", "macos"])
+async def test_what_was_written_but_not_yet_received_when_a_handle_came_is_sent_again(
+    tasks: list[asyncio.Task[Any]], probe: Any
+) -> None:
+    """The uplink stalls just as the server begins to answer: the next question's start is
+    written (its sends return) but sits in the kernel, unacknowledged, when the answer's
+    resumption handle arrives. That handle cannot hold it: after the connection is lost, the
+    new one hears the question from its start and answers it. Linux counts acknowledged
+    bytes; macOS only says whether any are owed, so only a drained send path delivers (and
+    a little of what came before may be heard again). The relay's own socket acknowledges a
+    couple of KB it then loses with the connection: at most 5 chunks."""
+    async with StandIn(_config(think_s=2.5)) as server:
+        with RelayThread(server.port, sock_buf=1024) as relay:
+            # The stall's backlog would call the link slow (8 kHz from the next connection):
+            # not here, so the bytes compare.
+            never_slow = UploadPace(enter_backlog_s=math.inf)
+            run = LinkRun(
+                server,
+                port=relay.port,
+                dead_after_s=30.0,
+                pace=never_slow,
+                ack_probe=probe,
+            )
+            tasks += [asyncio.create_task(run.link.run()), asyncio.create_task(run.collect())]
+            await run.until(lambda: bool(run.of(Connected)))
+            await run.stream(noise(0.5, seed=1) + QUESTION + noise(1.0, seed=2))
+            await run.until(lambda: bool(run.of(UserTranscript)))  # heard; thinking 2.5 s
+            relay.stall("up")
+            second = noise(0.3, seed=3) + QUESTION + noise(1.5, seed=4)
+            await run.stream(second)
+            await run.until(lambda: run.link.resumption_handle is not None, 10.0)
+            assert server.connections[0].turns_completed == 1
+            relay.drop()
+            relay.resume("up")
+            await run.until(lambda: len(run.of(TurnComplete)) == 2, 20.0)
+    got = server.connections[1].audio_bytes()
+    kept = 5 * 640  # from here on nothing of the second question may be missing
+    at = got.find(second[kept : kept + 3200])
+    assert at >= 0, "the start of the second question was lost with the handle"
+    assert got[at:] == second[kept : kept + len(got) - at], "the rest of it, in order"
+    assert server.connections[1].turns_completed == 1
 
 
 async def test_a_connection_that_worked_quietly_ends_the_outage_so_a_later_one_is_not_given_up(

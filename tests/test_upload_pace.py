@@ -55,7 +55,8 @@ def test_a_link_still_slow_after_an_outage_is_found_slow_again() -> None:
 def test_slow_audio_switches_to_8khz_in_a_pause_and_keeps_every_sample() -> None:
     wire = WireAudio()
     quiet = bytes(640)
-    outs = [wire.encode(quiet, speech=False, slow=True) for _ in range(WireAudio.PAUSE_CHUNKS)]
+    pause = WireAudio.PAUSE_CHUNKS + 1  # the chunk after the pause is the first at 8 kHz
+    outs = [wire.encode(quiet, speech=False, slow=True) for _ in range(pause)]
     assert {mime for _, mime in outs[:-1]} == {None} and outs[-1][1] == SLOW_MIME
     tone = (8000 * np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000)).astype("<i2").tobytes()
     chunks = [tone[i : i + 640] for i in range(0, len(tone), 640)]
@@ -64,6 +65,27 @@ def test_slow_audio_switches_to_8khz_in_a_pause_and_keeps_every_sample() -> None
     got = sum(len(data) for data, _ in [*outs[-1:], *sent]) // 2
     held = (len(tone) + 640) // 4 - got
     assert 0 <= held < 0.125 * 8000, f"half the samples but {held} held by the resampler"
+
+
+def test_the_rate_may_change_at_a_new_connection_or_after_a_stream_end_not_inside_speech() -> None:
+    """Speech only, the pauses are never sent, so no 0.8 s of quiet reaches the wire: a new
+    connection (no turn yet) and an audioStreamEnd (the server ended the turn) allow the
+    change instead. A new connection also drops what the resampler held back, which belongs
+    to audio the replay sends again."""
+    wire = WireAudio()
+    speech = (4000 * np.sin(np.arange(320) * 0.3)).astype("<i2").tobytes()
+    assert wire.encode(speech, speech=True, slow=True)[1] is None, "mid-turn: stays 16 kHz"
+    wire.stream_ended()
+    fresh = [wire.encode(speech, speech=True, slow=True) for _ in range(8)]
+    assert {mime for _, mime in fresh} == {SLOW_MIME}
+    wire.encode(speech, speech=True, slow=True)  # one more: the resampler holds some back
+    wire.new_connection()
+    again = [wire.encode(speech, speech=True, slow=True) for _ in range(8)]
+    assert {mime for _, mime in again} == {SLOW_MIME}
+    assert again == fresh, "a fresh resampler: nothing held from the old connection"
+    assert wire.encode(speech, speech=True, slow=False)[1] == SLOW_MIME, "speech: no change"
+    wire.new_connection()
+    assert wire.encode(speech, speech=True, slow=False)[1] is None
 
 
 def test_a_link_that_cannot_carry_full_rate_is_not_flipped_back_every_half_minute() -> None:

@@ -66,7 +66,10 @@ class SendState:
     kernel took bytes (the watchdog's fallback), which it still does on a dead path until its
     buffer is full;
     `rate_bps`: what the path delivered, in bytes/s, measured while the sender was not held
-    back by the application (so it is the path's rate, not ours); None when not known.
+    back by the application (so it is the path's rate, not ours); None when not known;
+    `acked_bytes`, `kernel_bytes`: bytes of the stream acknowledged, and handed to the kernel
+    (an upper bound: in flight counted in whole segments), since the connection began; None
+    when the kernel does not count them (see `shelfsight.live.delivery`).
     """
 
     owed_bytes: int
@@ -74,6 +77,8 @@ class SendState:
     rto_s: float | None = None
     trusted: bool = True
     rate_bps: float | None = None
+    acked_bytes: int | None = None
+    kernel_bytes: int | None = None
 
 
 class AckProbe(Protocol):
@@ -143,8 +148,18 @@ def parse_linux_tcp_info(raw: bytes) -> SendState | None:
     warm = acked >= WARMUP_BYTES
     if warm and len(raw) >= _LINUX_DELIVERY_RATE + 8 and not raw[_LINUX_APP_LIMITED] & 1:
         rate = float(struct.unpack_from("<Q", raw, _LINUX_DELIVERY_RATE)[0]) or None
-    # `unacked` counts segments: any is owed; its size in bytes is not needed, only "any".
-    return SendState(int(unacked + notsent), int(acked), max(MIN_RTO_S, rto_us / 1e6), True, rate)
+    mss = struct.unpack_from("<I", raw, _LINUX_MSS)[0]
+    # `unacked` counts segments: any is owed, so owed_bytes needs only "any"; the stream
+    # position counts each as a whole segment (never under the truth).
+    return SendState(
+        int(unacked + notsent),
+        int(acked),
+        max(MIN_RTO_S, rto_us / 1e6),
+        True,
+        rate,
+        acked_bytes=int(acked),
+        kernel_bytes=int(acked + unacked * mss + notsent),
+    )
 
 
 class DarwinConnectionInfo:

@@ -135,6 +135,9 @@ OPEN_TIMEOUT_S = 8.0  # websocket handshake (the client's own 5 s) and the sessi
 FLOWING_S = 1.0  # heard from the server this recently: a backlog means slow, not stalled
 LOST_REPORT_EVERY_S = 5.0  # AudioLost events, at most this often while audio is being lost
 WIRE_BYTES_PER_AUDIO_S = BYTES_PER_S * 4 / 3  # 16 kHz audio as base64 JSON, about
+# What a healthy path holds in flight (a round trip of audio and a picture, segments counted
+# whole); past it, the kernel's unacknowledged bytes are a slow path's queue, still to arrive.
+IN_FLIGHT_SLACK_BYTES = 32 * 1024
 
 
 ConfigFactory = Callable[[str | None], types.LiveConnectConfig]
@@ -322,7 +325,17 @@ class LiveLink:
 
     @property
     def audio_backlog_s(self) -> float:
-        """Mic audio not yet handed to the kernel: the outbox, plus the websocket's buffer."""
+        """Mic audio not yet at the server: the outbox, the websocket's buffers and, when the
+        kernel counts it, what it holds unacknowledged (a slow path's queue): what the end
+        of a session waits for."""
+        conn = self._conn
+        dog = conn.watchdog if conn else None
+        queued = max(0, dog.kernel_owed_bytes - IN_FLIGHT_SLACK_BYTES) if dog else 0
+        return self._unsent_audio_s() + queued / WIRE_BYTES_PER_AUDIO_S
+
+    def _unsent_audio_s(self) -> float:
+        """Mic audio not yet handed to the kernel: the outbox, plus the websocket's buffers
+        (the slow-link judgement's backlog; the kernel's own share is the path's rate)."""
         conn = self._conn
         buffered = conn.watchdog.buffered_bytes if conn and conn.watchdog else 0
         return self._outbox.backlog_s + buffered / WIRE_BYTES_PER_AUDIO_S
@@ -460,6 +473,7 @@ class LiveLink:
                 stall_s=self._dead_after_s,
                 retiring=lambda: conn.retiring,
                 probe=self._ack_probe(),
+                sent_before=self._outbox.sent_count,
                 sending=lambda: self._sending,
                 ping_every_s=self._ping_every_s,
                 on_tick=self._update_pace,  # push-to-talk sends no audio while idle
@@ -569,8 +583,10 @@ class LiveLink:
                     self._outbox.unsent()
                     raise
                 self._outbox.sent()
-                if conn.watchdog is not None and _owes_answer(item):
-                    conn.watchdog.reply_owed()
+                if conn.watchdog is not None:
+                    conn.watchdog.sent(self._outbox.sent_count)
+                    if _owes_answer(item):
+                        conn.watchdog.reply_owed()
                 if isinstance(item, Audio):
                     self.audio_chunks_sent += 1
                     self._report_lost()
@@ -609,6 +625,7 @@ class LiveLink:
                 await send(activity_end=types.ActivityEnd())
             case AudioStreamEnd():
                 await send(audio_stream_end=True)
+                self._wire.stream_ended()
 
     def _update_pace(self) -> None:
         """Every mic chunk and watchdog tick (the sends come in bursts on a slow link: too
@@ -619,7 +636,7 @@ class LiveLink:
         flowing = conn is not None and (dog is None or now - dog.t_proof < FLOWING_S)
         uplink = dog.uplink_bps if dog is not None else None
         if event := self._pace.update(
-            self.audio_backlog_s, now, flowing=flowing, uplink_bps=uplink
+            self._unsent_audio_s(), now, flowing=flowing, uplink_bps=uplink
         ):
             log.info("upload %s (%.1f s waiting)", "slow" if event.slow else "ok", event.backlog_s)
             self._emit(event)
@@ -705,7 +722,9 @@ class LiveLink:
         update = msg.session_resumption_update
         if update is not None and update.resumable and update.new_handle:
             self._handle, self._t_handle = update.new_handle, now
-            self._outbox.commit()
+            # Only what surely reached the server is in its state (live.delivery).
+            dog = conn.watchdog
+            self._outbox.commit(dog.delivered() if dog is not None else None)
 
     def _emit(self, event: ServerEvent) -> None:
         self._events.put_nowait(event)

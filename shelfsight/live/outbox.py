@@ -2,12 +2,11 @@
 
 Mic audio and control items (typed text, activity start and end, function responses) leave in
 the order they were put in. An item leaves the queue only once its send has returned; it is
-then kept in a replay list until the server's next resumption handle. A resumed session holds
-what the server had consumed when it issued its newest handle and nothing sent after it (the
-Gemini API does not say how much of that it consumed: `last_consumed_client_message_index` is
-Vertex-only), and a send that returned was only written to the socket, not necessarily read.
-So after a connection is lost, the replay list goes back to the front of the queue and the next
-connection hears it once.
+then kept in a replay list until a resumption handle comes after it surely reached the server. A
+resumed session holds what the server had consumed when it issued its newest handle and nothing
+sent after it, and a send that returned was only written to the socket, not necessarily read
+(`shelfsight.live.delivery` says which items arrived). So after a connection is lost, the
+replay list goes back to the front of the queue and the next connection hears it once.
 
 Bounds and overflow policy: at most `max_audio_s` of audio waits to be sent. Past that, what
 waits longest goes, a whole utterance at a time: the pause before the oldest utterance first,
@@ -118,6 +117,7 @@ class Outbox:
         self.speech_only = False
         self.skipped_s = 0.0  # pause audio not sent, by choice (not lost)
         self._stream_open = False  # utterance audio went out since the last AudioStreamEnd
+        self.sent_count = 0  # items whose send returned, ever (an index for `commit`)
 
     @property
     def backlog_s(self) -> float:
@@ -175,10 +175,11 @@ class Outbox:
 
 
     def sent(self) -> None:
-        """The in-flight item's send returned: keep it for replay."""
+        """The in-flight item's send returned: keep it for replay. It is item `sent_count`."""
         item, self._in_flight = self._in_flight, None
         if item is None:
             return
+        self.sent_count += 1
         self._push(self._replay, "replay", item)
         while self._bytes["replay"] > self._max_replay_bytes:
             self._pop(self._replay, "replay")
@@ -191,10 +192,12 @@ class Outbox:
             queue = self._resend if self._in_flight_was_resend else self._waiting
             self._push(queue, segment, item, left=True)
 
-    def commit(self) -> None:
-        """The server's state now includes everything sent so far: forget the replay list."""
-        self._replay.clear()
-        self._bytes["replay"] = 0
+    def commit(self, upto: int | None = None) -> None:
+        """The server's state now includes what was sent up to item `upto` (everything if
+        None): forget that part of the replay list (it holds the latest items sent)."""
+        keep = 0 if upto is None else max(0, self.sent_count - upto)
+        while len(self._replay) > keep:
+            self._pop(self._replay, "replay")
 
     def replay(self) -> float:
         """Queue everything sent since the newest handle to go first; returns its seconds.

@@ -161,21 +161,28 @@ class WireAudio:
         self.low_rate_refused = False  # the server closed on it: 16 kHz from now on
 
     def new_connection(self) -> None:
-        """After a refusal, 16 kHz at once: what the resampler held back is in the replay."""
+        """A new connection holds no turn yet, so the rate may change at its first chunk. The
+        resampler starts afresh: what it held back belongs to audio the replay sends again
+        (kept, it would come out ahead of the replay, out of order)."""
         self.low_rate_sent = False
-        if self.low_rate_refused:
-            self._downsampler = None
+        self._downsampler = None
+        self._quiet = self.PAUSE_CHUNKS
+
+    def stream_ended(self) -> None:
+        """An audioStreamEnd went out: the server has flushed and ended any turn, so the rate
+        may change with the next chunk (speech only, the pause itself is never sent)."""
+        self._quiet = self.PAUSE_CHUNKS
 
     def encode(self, pcm16k: bytes, *, speech: bool, slow: bool) -> tuple[bytes, str | None]:
         """(bytes, mime type), or a None mime type for the usual 16 kHz. The resampler works in
         blocks and holds up to ~120 ms back (whatever its quality setting), so a chunk at
         8 kHz can come out empty: the link sends nothing for it."""
-        self._quiet = 0 if speech else self._quiet + 1
         slow = slow and not self.low_rate_refused
         if slow != (self._downsampler is not None) and self._quiet >= self.PAUSE_CHUNKS:
             self._downsampler = (
                 soxr.ResampleStream(16000, SLOW_RATE_HZ, 1, dtype="int16") if slow else None
             )
+        self._quiet = 0 if speech else min(self._quiet + 1, self.PAUSE_CHUNKS)
         if self._downsampler is None:
             return pcm16k, None
         samples = np.frombuffer(pcm16k, dtype="<i2")

@@ -35,6 +35,7 @@ from typing import Any
 
 from shelfsight.live import sdk_socket
 from shelfsight.live.ack_probe import AckProbe, SendState
+from shelfsight.live.delivery import Delivery
 from shelfsight.live.liveness import Liveness
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class Watchdog:
         stall_s: float,
         retiring: Callable[[], bool],
         probe: AckProbe | None,
+        sent_before: int = 0,
         sending: Callable[[], bool] = lambda: False,
         ping_every_s: float = PING_EVERY_S,
         on_tick: Callable[[], None] = lambda: None,
@@ -86,6 +88,7 @@ class Watchdog:
         self._sock = sdk_socket.socket_of(ws)
         self._probe = probe if self._sock is not None else None
         self.liveness = Liveness(time.monotonic(), stall_s=stall_s)
+        self._delivery = Delivery(sent_before)
         self._drained = 0  # fallback progress: times the backlog shrank, or a send returned
         self._unsent = 0
         # Without the TCP transport (asyncio internals moved) the backlog is not visible:
@@ -118,7 +121,27 @@ class Watchdog:
         """Bytes written to the websocket's transports and not yet taken by the kernel."""
         return sdk_socket.unsent_bytes(self._ws)
 
+    @property
+    def kernel_owed_bytes(self) -> int:
+        """Bytes the kernel took and the server has not acknowledged, when the kernel counts
+        them (else 0): in flight, or queued on a slow path."""
+        state = self._read()
+        if state.kernel_bytes is None or state.acked_bytes is None:
+            return 0
+        return state.kernel_bytes - state.acked_bytes
+
+    def delivered(self) -> int:
+        """The outbox index up to which everything sent has surely reached the server."""
+        self._observe_delivery(self._read())
+        return self._delivery.delivered
+
     # -- told by the link ---------------------------------------------------------------------
+
+    def sent(self, index: int) -> None:
+        """Outbox item `index` was written: note where it ends in the stream."""
+        state = self._read()
+        end = None if state.kernel_bytes is None else state.kernel_bytes + self.buffered_bytes
+        self._delivery.sent(index, end)
 
     def heard(self) -> None:
         self.liveness.heard(time.monotonic())
@@ -149,6 +172,7 @@ class Watchdog:
             now = time.monotonic()
             state = self._read()
             self.liveness.observe(now, state)
+            self._observe_delivery(state)
             if state.rate_bps is not None:
                 self._rates.append((now, state.rate_bps))
                 log.debug("path rate %.0f B/s (%d owed)", state.rate_bps, state.owed_bytes)
@@ -157,6 +181,10 @@ class Watchdog:
             if dead is not None and not self._retiring():
                 sdk_socket.abort(self._ws)
                 raise DeadLink(dead.reason, dead.silent_since)
+
+    def _observe_delivery(self, state: SendState) -> None:
+        drained = state.owed_bytes == 0 and self.buffered_bytes == 0 and not self._sending()
+        self._delivery.observe(acked_bytes=state.acked_bytes, drained=drained)
 
     def _read(self) -> SendState:
         """The kernel's view if a probe gives one, else the backlog above the kernel."""
