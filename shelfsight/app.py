@@ -27,9 +27,9 @@ from shelfsight.media.mic import MicSource
 from shelfsight.media.off_loop import off_loop
 from shelfsight.media.open_audio import is_wav_spec, open_mic, open_speaker
 from shelfsight.media.speaker import PlayedCallback, SpeakerSink
+from shelfsight.session.announcer import make_announcer
 from shelfsight.session.conversation import Conversation, FrameFeed, Link, Options, View
 from shelfsight.session.cost import CostMeter, Prices
-from shelfsight.session.cues import make_cues
 from shelfsight.session.frame_rate import FrameRatePolicy
 from shelfsight.session.prompt import LANGUAGE_NAMES, load_system_prompt, with_language
 from shelfsight.session.recording import NullRecorder, Recorder
@@ -203,7 +203,7 @@ async def run_conversation(
             cost=CostMeter(Prices.from_settings(settings)),
             tools=tools.box,
             speech=make_detector("vad"),
-            cues=make_cues(settings, devices.speaker, recorder or NullRecorder(), view.notice),
+            cues=make_announcer(settings, devices.speaker, recorder or NullRecorder(), view.notice),
             guide=guide,
         )
         try:
@@ -292,7 +292,7 @@ async def converse(
     `banner`: paragraphs shown first. `run` and `ask` also show the answer language.
     """
     from shelfsight.ui.controls import ControlQueue, TerminalKeys, open_controls, pynput_usable
-    from shelfsight.ui.view import make_view
+    from shelfsight.ui.views import make_view
 
     view = make_view(
         plain=True if plain else None,

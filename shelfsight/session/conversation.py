@@ -26,6 +26,19 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shelfsight.core.controls import (
+    Control,
+    EndOfInput,
+    GuideKey,
+    Quit,
+    StopAnswer,
+    TalkPressed,
+    TalkReleased,
+    TypedQuestion,
+    Typing,
+)
+from shelfsight.core.frames import EncodedFrame
+from shelfsight.core.pcm import MIC_CHUNK_BYTES
 from shelfsight.errors import UserError
 from shelfsight.guide.worker import (
     GUIDE_ME,
@@ -58,12 +71,11 @@ from shelfsight.live.events import (
 )
 from shelfsight.live.link import LinkStats
 from shelfsight.media.camera import CameraStatus
-from shelfsight.media.frames import EncodedFrame
 from shelfsight.media.mic import MicSource
 from shelfsight.media.pcm import rms_dbfs
 from shelfsight.media.speaker import SLOW_NOTICE_S, SpeakerSink
+from shelfsight.session.announcer import NEWS_STALE_S, AnnouncedView, Announcer
 from shelfsight.session.cost import CostMeter, format_usd
-from shelfsight.session.cues import NEWS_STALE_S, CuedView, Cues
 from shelfsight.session.event_log import record_event
 from shelfsight.session.frame_rate import FrameRatePolicy, RateControl
 from shelfsight.session.recording import NullRecorder, Recorder
@@ -71,19 +83,8 @@ from shelfsight.session.speech import LevelDetector, SpeechDetector
 from shelfsight.session.status import State, camera_notice, link_notice, missed_sentence
 from shelfsight.session.turns import BARGE_IN_S, PushToTalk, TurnTracker
 from shelfsight.tools.calls import ToolBox
-from shelfsight.ui.controls import (
-    Control,
-    EndOfInput,
-    GuideKey,
-    Quit,
-    StopAnswer,
-    TalkPressed,
-    TalkReleased,
-    TypedQuestion,
-    Typing,
-)
 
-SILENCE_CHUNK = bytes(int(16000 * MIC_CHUNK_S) * 2)
+SILENCE_CHUNK = bytes(MIC_CHUNK_BYTES)
 FIRST_PICTURE_WAIT_S = 3.0  # a question typed at start waits this long for the first picture
 
 
@@ -173,7 +174,7 @@ class Conversation:
         speech: SpeechDetector | None = None,
         cost: CostMeter | None = None,
         tools: ToolBox | None = None,
-        cues: Cues | None = None,
+        cues: Announcer | None = None,
         guide: GuideControl | None = None,
     ) -> None:
         self._link, self._mic, self._speaker, self._frames = link, mic, speaker, frames
@@ -197,7 +198,7 @@ class Conversation:
         self._told_slow_downlink = False
         self._cues = cues  # sound for who is not looking: told what the view is told
         if cues is not None:
-            self._view = CuedView(view, cues)
+            self._view = AnnouncedView(view, cues)
 
     async def run(self) -> None:
         try:
