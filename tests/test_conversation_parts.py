@@ -35,6 +35,7 @@ from shelfsight.session.status import State, camera_notice, link_notice
 from shelfsight.session.summary import SessionSummary
 from shelfsight.session.turns import TurnTracker
 from shelfsight.ui.controls import Control, GuideKey, TalkPressed, TypedQuestion
+from shelfsight.ui.watch import ViewObserver
 
 pytestmark = pytest.mark.anyio
 
@@ -258,7 +259,7 @@ async def until(predicate: Callable[[], bool], timeout_s: float = 2.0) -> None:
 async def test_ask_waits_for_the_connection_and_a_frame_then_ends_after_the_answer() -> None:
     link, speaker = ScriptedLink(), MemorySpeaker()
     conversation = Conversation(
-        link=link, mic=None, speaker=speaker, frames=OneFrame(), view=Screen(),
+        link=link, mic=None, speaker=speaker, frames=OneFrame(), observers=[ViewObserver(Screen())],
         options=Options(ask="where is the bread?"),
     )  # fmt: skip
     run = asyncio.create_task(conversation.run())
@@ -279,7 +280,7 @@ async def test_ask_waits_for_the_connection_and_a_frame_then_ends_after_the_answ
 async def test_talking_over_a_received_answer_stops_it_and_the_next_answer_plays() -> None:
     link, speaker, mic = ScriptedLink(), MemorySpeaker(), QueueMic()
     conversation = Conversation(
-        link=link, mic=mic, speaker=speaker, frames=None, view=Screen(),
+        link=link, mic=mic, speaker=speaker, frames=None, observers=[ViewObserver(Screen())],
         options=Options(barge_in_s=0.1),
     )  # fmt: skip
     run = asyncio.create_task(conversation.run())
@@ -304,7 +305,7 @@ async def test_push_to_talk_sends_nothing_until_the_key_then_preroll_then_a_tail
     link, speaker, mic = ScriptedLink(), MemorySpeaker(), QueueMic()
     controls: asyncio.Queue[Control] = asyncio.Queue()
     conversation = Conversation(
-        link=link, mic=mic, speaker=speaker, frames=None, view=Screen(),
+        link=link, mic=mic, speaker=speaker, frames=None, observers=[ViewObserver(Screen())],
         options=Options(push_to_talk=True), controls=controls,
     )  # fmt: skip
     run = asyncio.create_task(conversation.run())
@@ -351,7 +352,8 @@ async def test_a_question_typed_before_the_first_picture_waits_for_it(
     link, camera = ScriptedLink(), LateFrame()
     controls: asyncio.Queue[Control] = asyncio.Queue()
     conversation = Conversation(
-        link=link, mic=None, speaker=MemorySpeaker(), frames=camera, view=Screen(),
+        link=link, mic=None, speaker=MemorySpeaker(), frames=camera,
+        observers=[ViewObserver(Screen())],
         options=Options(), controls=controls,
     )  # fmt: skip
     run = asyncio.create_task(conversation.run())
@@ -398,7 +400,7 @@ async def test_guide_key_stop_words_and_a_re_ask_that_waits_for_the_answer() -> 
     link, speaker, guide = ScriptedLink(), MemorySpeaker(), FakeGuide()
     controls: asyncio.Queue[Control] = asyncio.Queue()
     conversation = Conversation(
-        link=link, mic=None, speaker=speaker, frames=None, view=Screen(),
+        link=link, mic=None, speaker=speaker, frames=None, observers=[ViewObserver(Screen())],
         controls=controls, guide=guide,
     )  # fmt: skip
     run = asyncio.create_task(conversation.run())

@@ -41,6 +41,7 @@ from shelfsight.standin import ConnectionFaults, StandIn, StandInConfig
 from shelfsight.ui.controls import Control, TalkPressed, TypedQuestion
 from shelfsight.ui.screen_reader import ScreenReaderView
 from shelfsight.ui.view import PlainView
+from shelfsight.ui.watch import ViewObserver
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
 from tests.support.listen import find_sound, heard_cues
 from tests.support.room import Room, RoomAcoustics, RoomMic, fan_out
@@ -242,8 +243,9 @@ def conversation_with_cues(
     options = AnnouncerOptions(push_to_talk=push_to_talk, answer_wait_s=answer_wait_s)
     cues = Announcer(speaker, events, options, voice)
     conversation = Conversation(
-        link=link, mic=QueueMic(), speaker=speaker, frames=None, view=Screen(),
-        options=Options(push_to_talk=push_to_talk), controls=controls, cues=cues,
+        link=link, mic=QueueMic(), speaker=speaker, frames=None,
+        observers=[ViewObserver(Screen()), cues],
+        options=Options(push_to_talk=push_to_talk), controls=controls,
     )  # fmt: skip
     return conversation, link, speaker, controls, events
 
@@ -328,8 +330,9 @@ async def test_talking_as_the_ready_cue_plays_does_not_cut_it_but_talking_over_a
     (and the recording's `cue` event stays true)."""
     link, speaker, events, mic = ScriptedLink(), MemorySpeaker(), Events(), QueueMic()
     conversation = Conversation(
-        link=link, mic=mic, speaker=speaker, frames=None, view=Screen(),
-        options=Options(barge_in_s=0.1), cues=Announcer(speaker, events, AnnouncerOptions()),
+        link=link, mic=mic, speaker=speaker, frames=None,
+        observers=[ViewObserver(Screen()), Announcer(speaker, events, AnnouncerOptions())],
+        options=Options(barge_in_s=0.1),
     )  # fmt: skip
     run = asyncio.create_task(conversation.run())
     link.queue.put_nowait(Connected(1, False, 0.0))

@@ -1,7 +1,8 @@
 """Sound for a user who is not looking: earcons on what changes, spoken status for what lasts.
 
-`Announcer` listens to what the screen is told (`AnnouncedView` passes the view's calls on
-to it) and is told directly about the camera and a fatal error. Which event gives which cue:
+`Announcer` observes the session's events (shelfsight.session.events: the state, the mic,
+what was said or typed, the camera, words to speak) and, as the session fails, says its last
+words. Which event gives which sound:
 
     first connection                      READY
     push-to-talk key down / up            TALK_DOWN / TALK_UP
@@ -40,6 +41,17 @@ from shelfsight.media.earcons import Earcon, EarconBank, peak_dbfs_for
 from shelfsight.media.off_loop import in_daemon_thread
 from shelfsight.media.speaker import SpeakerSink
 from shelfsight.media.tts import INSTALL_HINT, StatusVoice, find_engine
+from shelfsight.session.events import (
+    MOMENT_STALE_S,
+    NEWS_STALE_S,
+    CameraChanged,
+    MicLevel,
+    SessionEvent,
+    Speak,
+    StateChanged,
+    UserSaid,
+    UserTyped,
+)
 from shelfsight.session.status import Spoken, State, spoken, stopped_sentence
 from shelfsight.settings import Settings
 
@@ -54,8 +66,7 @@ USER_PAUSE_S = 0.3  # hands-free: this long without speech before a cue may star
 THINK_EVERY_S = 1.5
 SILENT_DBFS = -80.0  # below any real mic's noise floor: muted, or no signal at all
 CUE_STALE_S = 1.0  # a cue about a moment (heard, thinking, a key) is soon no longer news
-NEWS_STALE_S = 15.0  # a cue or sentence about a lasting state waits longer for its turn
-GUIDE_WORDS_STALE_S = 2.0  # "a bit lower" said later than this would be wrong
+GUIDE_WORDS_STALE_S = MOMENT_STALE_S
 NEWS = frozenset(
     {Earcon.READY, Earcon.RECONNECTING, Earcon.BACK, Earcon.CAMERA_LOST, Earcon.CAMERA_BACK}
 )
@@ -143,7 +154,23 @@ class Announcer:
         answer is queued, and an answer starting stops them)."""
         return self._ours_playing and self._speaker.pending_s > 0
 
-    # -- what the conversation tells it -------------------------------------------------------
+    # -- what the session tells it ------------------------------------------------------------
+
+    def on_event(self, event: SessionEvent) -> None:
+        """An observer of the session (see shelfsight.session.events)."""
+        match event:
+            case StateChanged(state=state):
+                self.state(state)
+            case MicLevel(dbfs=dbfs, speaking=speaking):
+                self.mic_level(dbfs, speaking)
+            case UserSaid(text=text):
+                self.user_said(text)
+            case UserTyped(text=text):
+                self.user_typed(text)
+            case CameraChanged(status=status):
+                self.camera(status)
+            case Speak(text=text, stale_s=stale_s):
+                self.say(text, stale_s=stale_s)
 
     def state(self, state: State) -> None:
         old, self._state = self._state, state
@@ -198,7 +225,7 @@ class Announcer:
         self._cue(Earcon.CAMERA_LOST if status.stalled else Earcon.CAMERA_BACK)
         self._say(Spoken.CAMERA_LOST if status.stalled else Spoken.CAMERA_BACK)
 
-    async def fatal(self, message: str, *, max_wait_s: float = 8.0) -> None:
+    async def last_words(self, message: str, *, max_wait_s: float = 8.0) -> None:
         """The run ends with `message`: the error cue and the reason, over anything playing,
         heard before the devices close (at most `max_wait_s`)."""
         with contextlib.suppress(UserError, TimeoutError):  # an unplugged speaker: nothing to do
@@ -328,32 +355,6 @@ class Announcer:
         self._ours_playing = True
         self._quiet_since = self._clock()
         self._recorder.event("cue", **sound.label)
-
-
-class AnnouncedView:
-    """A view that also tells `Announcer` what it is told; everything else goes to the view."""
-
-    def __init__(self, view: Any, cues: Announcer) -> None:
-        self._view, self._cues = view, cues
-
-    def state(self, state: State) -> None:
-        self._view.state(state)
-        self._cues.state(state)
-
-    def mic_level(self, dbfs: float, speaking: bool) -> None:
-        self._view.mic_level(dbfs, speaking)
-        self._cues.mic_level(dbfs, speaking)
-
-    def user_said(self, text: str) -> None:
-        self._view.user_said(text)
-        self._cues.user_said(text)
-
-    def user_typed(self, text: str) -> None:
-        self._view.user_typed(text)
-        self._cues.user_typed(text)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._view, name)
 
 
 def make_announcer(
