@@ -43,9 +43,7 @@ from shelfsight.ui.screen_reader import ScreenReaderView
 from shelfsight.ui.view import PlainView
 from shelfsight.ui.watch import ViewObserver
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
-from tests.support.listen import find_sound, heard_cues
-from tests.support.room import Room, RoomAcoustics, RoomMic, fan_out
-from tests.test_conversation_parts import (
+from tests.support.doubles import (
     LOUD,
     QUIET,
     MemorySpeaker,
@@ -54,7 +52,9 @@ from tests.test_conversation_parts import (
     ScriptedLink,
     until,
 )
-from tests.test_reconnect import MjpegServer
+from tests.support.listen import find_sound, heard_cues
+from tests.support.mjpeg import MjpegServer
+from tests.support.room import Room, RoomAcoustics, RoomMic, fan_out
 
 RATE_HZ = 16_000
 ENGINE = find_engine()
