@@ -27,9 +27,11 @@ from shelfsight.media.mic import MicSource
 from shelfsight.media.off_loop import off_loop
 from shelfsight.media.open_audio import is_wav_spec, open_mic, open_speaker
 from shelfsight.media.speaker import PlayedCallback, SpeakerSink
-from shelfsight.session.conversation import Conversation, FrameFeed, Link, Options, View
+from shelfsight.session.announcer import make_announcer
+from shelfsight.session.conversation import Conversation, FrameFeed, Link, Options
 from shelfsight.session.cost import CostMeter, Prices
-from shelfsight.session.cues import make_cues
+from shelfsight.session.event_log import EventLog
+from shelfsight.session.events import Observer
 from shelfsight.session.frame_rate import FrameRatePolicy
 from shelfsight.session.prompt import LANGUAGE_NAMES, load_system_prompt, with_language
 from shelfsight.session.recording import NullRecorder, Recorder
@@ -39,6 +41,7 @@ from shelfsight.settings import Settings
 from shelfsight.tools.session_tools import SessionTools
 from shelfsight.ui.controls import Control
 from shelfsight.ui.input_end import EndAfterInput
+from shelfsight.ui.watch import View, ViewObserver
 
 
 @dataclass
@@ -188,22 +191,28 @@ async def run_conversation(
             relay = asyncio.create_task(ending.relay(controls))
             stack.callback(relay.cancel)
             view, controls = ending, ending.queue
+        announcer = make_announcer(
+            settings, devices.speaker, recorder or NullRecorder(), view.notice
+        )
+        # The session's observers, in order: the record first (nothing lost to a view that
+        # fails), then the screen, then the sounds (see shelfsight.session.events).
+        observers: list[Observer] = [EventLog(recorder or NullRecorder()), ViewObserver(view)]
+        if announcer is not None:
+            observers.append(announcer)
         conversation = Conversation(
             link=live,
             mic=devices.mic,
             speaker=devices.speaker,
             frames=frames,
-            view=view,
+            observers=observers,
             options=options,
             controls=controls,
-            recorder=recorder,
             echo=echo if echo.enabled else None,
             camera=devices.camera,
             frame_rate=sampler,
             cost=CostMeter(Prices.from_settings(settings)),
             tools=tools.box,
             speech=make_detector("vad"),
-            cues=make_cues(settings, devices.speaker, recorder or NullRecorder(), view.notice),
             guide=guide,
         )
         try:
@@ -292,7 +301,7 @@ async def converse(
     `banner`: paragraphs shown first. `run` and `ask` also show the answer language.
     """
     from shelfsight.ui.controls import ControlQueue, TerminalKeys, open_controls, pynput_usable
-    from shelfsight.ui.view import make_view
+    from shelfsight.ui.views import make_view
 
     view = make_view(
         plain=True if plain else None,

@@ -10,3 +10,8 @@ class UserError(Exception):
     """A problem with input, devices, key or model that the user can fix."""
 
     exit_code = 2
+
+
+class BadArgs(ValueError):
+    """A function call's arguments are malformed (the model's, checked by a tool or the
+    guide); the message tells the model what to send."""

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from shelfsight.core.prices import DEFAULT_PRICES
 from shelfsight.errors import UserError
-from shelfsight.session.prices import DEFAULT_PRICES
 
 DEFAULT_MODEL = "gemini-3.8-live"
 DEFAULT_VOICE = "Kore"

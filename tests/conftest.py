@@ -128,3 +128,13 @@ def start_answered_run(
 def standin_env(server: StandInThread, key: str = TEST_KEY) -> dict[str, str]:
     """What points the real SDK at the stand-in: a key, the base URL, and the CA to trust."""
     return client_env(server.base_url, server.ca_pem_path, key)
+
+
+def assert_one_line_error(result: CliResult, *fragments: str) -> None:
+    """Exit 2, one line on stderr naming every fragment ("a|b": either), no traceback."""
+    assert result.code == 2, (result.code, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:  # "a|b": either will do (e.g. with or without PortAudio)
+        assert any(alt.lower() in lines[0].lower() for alt in fragment.split("|")), lines[0]

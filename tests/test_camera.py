@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import threading
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -33,6 +31,7 @@ from shelfsight.media.camera import (
     parse_system_profiler,
 )
 from shelfsight.media.frames import EncodedFrame, FrameSampler
+from tests.support.mjpeg import MjpegServer
 
 FPS = 30
 BITS = 10  # frame numbers up to 1023
@@ -236,54 +235,12 @@ def test_unreachable_stream_fails_quickly_without_leaking_the_password() -> None
     assert "127.0.0.1:1" in str(error.value) and "hunter2" not in str(error.value)
 
 
-class MjpegServer:
-    """A phone-camera-app stand-in: HTTP multipart MJPEG on a real local socket.
-
-    Each connection gets `frames_per_connection` frames at 20 fps, then the server either hangs
-    up (`hang_up=True`) or goes silent with the connection open until `stop()`.
-    """
-
-    def __init__(self, frames_per_connection: int, *, hang_up: bool) -> None:
-        self._frames = frames_per_connection
-        self._hang_up = hang_up
-        self._stopped = threading.Event()
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self._sock.settimeout(0.2)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/video"
-        self.connections = 0
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        jpeg = cv2.imencode(".jpg", shelf_scene(7, 320, 240))[1].tobytes()
-        part = b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (
-            len(jpeg),
-            jpeg,
-        )
-        while not self._stopped.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            self.connections += 1
-            with conn, contextlib.suppress(OSError):
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.0 200 OK\r\n")
-                conn.sendall(b"Content-Type: multipart/x-mixed-replace; boundary=f\r\n\r\n")
-                for _ in range(self._frames):
-                    conn.sendall(part)
-                    time.sleep(0.05)
-                if not self._hang_up:
-                    self._stopped.wait()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(timeout=2)
-        self._sock.close()
+def _seven(_: int) -> np.ndarray:
+    return shelf_scene(7, 320, 240)
 
 
 def test_closing_a_frozen_stream_does_not_hang() -> None:
-    server = MjpegServer(5, hang_up=False)
+    server = MjpegServer(fps=20, frames_per_connection=5, hang_up=False, picture=_seven)
     camera, _ = started(server.url)
 
     async def scenario() -> None:
@@ -296,11 +253,11 @@ def test_closing_a_frozen_stream_does_not_hang() -> None:
     try:
         run(scenario)
     finally:
-        server.stop()
+        server.close()
 
 
 def test_a_stream_that_drops_is_stalled_then_reopened() -> None:
-    server = MjpegServer(10, hang_up=True)
+    server = MjpegServer(fps=20, frames_per_connection=10, picture=_seven)
     camera, _ = started(server.url)
 
     async def scenario() -> None:
@@ -323,7 +280,7 @@ def test_a_stream_that_drops_is_stalled_then_reopened() -> None:
         run(scenario)
     finally:
         camera.close()
-        server.stop()
+        server.close()
 
 
 def test_v4l2_cameras_are_named_from_sysfs_and_metadata_nodes_skipped(tmp_path: Path) -> None:

@@ -8,10 +8,8 @@ barge-in, push-to-talk and the `ask` lifecycle are checked in milliseconds.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 
-import numpy as np
 import pytest
 
 from shelfsight.guide.worker import GUIDE_ME, AskAgain, GuideNews, ask_again_text
@@ -19,27 +17,23 @@ from shelfsight.live.events import (
     AnswerAudio,
     AnswerCut,
     Connected,
-    FrameSent,
     Reconnecting,
-    ServerEvent,
     TurnComplete,
     UserTranscript,
 )
 from shelfsight.live.link import LinkStats
 from shelfsight.media.camera import CameraStatus
 from shelfsight.media.frames import EncodedFrame
-from shelfsight.media.mic import MicChunk
 from shelfsight.session.conversation import Conversation, Options
 from shelfsight.session.frame_rate import FrameRatePolicy
-from shelfsight.session.status import State, camera_notice, link_notice
+from shelfsight.session.status import camera_notice, link_notice
 from shelfsight.session.summary import SessionSummary
 from shelfsight.session.turns import TurnTracker
 from shelfsight.ui.controls import Control, GuideKey, TalkPressed, TypedQuestion
+from shelfsight.ui.watch import ViewObserver
+from tests.support.doubles import LOUD, QUIET, MemorySpeaker, QueueMic, Screen, ScriptedLink, until
 
 pytestmark = pytest.mark.anyio
-
-LOUD = (np.sin(np.arange(320) / 3) * 8000).astype("<i2").tobytes()  # 20 ms, about -15 dBFS
-QUIET = bytes(640)
 
 
 # ---- pure parts ------------------------------------------------------------------------------
@@ -115,150 +109,16 @@ def test_summary_names_losses_only_when_there_are_some() -> None:
 # ---- the conversation against a scripted link ------------------------------------------------
 
 
-@dataclass
-class ScriptedLink:
-    """Records what the conversation sends; the test pushes server events."""
-
-    sent: list[tuple[str, object]] = field(default_factory=list)
-    queue: asyncio.Queue[ServerEvent] = field(default_factory=asyncio.Queue)
-
-    def send_audio(self, pcm: bytes, *, speech: bool = False) -> None:
-        self.sent.append(("audio", speech))
-
-    def send_frame(self, frame: EncodedFrame) -> None:
-        self.sent.append(("frame", frame.seq))
-        self.queue.put_nowait(FrameSent(frame, 0.0))
-
-    def send_text(self, text: str) -> None:
-        self.sent.append(("text", text))
-
-    def activity_start(self) -> None:
-        self.sent.append(("activity_start", None))
-
-    def activity_end(self) -> None:
-        self.sent.append(("activity_end", None))
-
-    async def events(self) -> AsyncIterator[ServerEvent]:
-        while True:
-            yield await self.queue.get()
-
-    def drain_events(self) -> list[ServerEvent]:
-        return []
-
-    async def run(self) -> None:
-        await asyncio.Event().wait()
-
-    def stats(self) -> LinkStats:
-        return LinkStats(1, 0, 0.0, 0.0, 0, 0)
-
-    def kinds(self) -> list[str]:
-        return [kind for kind, _ in self.sent]
-
-
-class MemorySpeaker:
-    """A sink that plays nothing: what is queued stays until `play_all()` or `clear()`."""
-
-    name = "memory"
-    on_played = None
-    underruns = 0
-
-    def __init__(self) -> None:
-        self.queued = bytearray()
-        self.cleared = 0
-        self._drained = asyncio.Event()
-
-    def start(self) -> None:
-        pass
-
-    def play(self, pcm24k: bytes) -> None:
-        self.queued += pcm24k
-        self._drained.clear()
-
-    def clear(self) -> None:
-        self.queued.clear()
-        self.cleared += 1
-        self._drained.set()
-
-    def play_all(self) -> None:
-        self.queued.clear()
-        self._drained.set()
-
-    @property
-    def pending_s(self) -> float:
-        return len(self.queued) / 48000
-
-    @property
-    def slow_wait_s(self) -> float:
-        return 0.0
-
-    async def drained(self) -> None:
-        if self.queued:
-            await self._drained.wait()
-
-    def keep(self) -> None:
-        pass
-
-    def discard(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class QueueMic:
-    name = "queue"
-
-    def __init__(self) -> None:
-        self.chunks: asyncio.Queue[MicChunk | None] = asyncio.Queue()
-        self._n = 0
-
-    async def start(self) -> None:
-        pass
-
-    def say(self, pcm: bytes, count: int = 1) -> None:
-        for _ in range(count):
-            self.chunks.put_nowait(MicChunk(pcm, self._n * 0.02))
-            self._n += 1
-
-    async def read(self) -> MicChunk | None:
-        return await self.chunks.get()
-
-    def close(self) -> None:
-        pass
-
-
-class Screen:
-    def __init__(self) -> None:
-        self.states: list[State] = []
-        self.notices: list[str] = []
-
-    def state(self, state: State) -> None:
-        self.states.append(state)
-
-    def notice(self, message: str) -> None:
-        self.notices.append(message)
-
-    def __getattr__(self, name: str) -> object:
-        return lambda *args, **kwargs: None
-
-
 class OneFrame:
     async def frames(self) -> AsyncIterator[EncodedFrame]:
         yield EncodedFrame(jpeg=b"jpeg", width=4, height=3, t_capture=0, t_encoded=0, seq=7)
         await asyncio.Event().wait()
 
 
-async def until(predicate: Callable[[], bool], timeout_s: float = 2.0) -> None:
-    """Poll the in-memory fakes (each step is a loop turn, no clock is involved)."""
-    async with asyncio.timeout(timeout_s):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
-
-
 async def test_ask_waits_for_the_connection_and_a_frame_then_ends_after_the_answer() -> None:
     link, speaker = ScriptedLink(), MemorySpeaker()
     conversation = Conversation(
-        link=link, mic=None, speaker=speaker, frames=OneFrame(), view=Screen(),
+        link=link, mic=None, speaker=speaker, frames=OneFrame(), observers=[ViewObserver(Screen())],
         options=Options(ask="where is the bread?"),
     )  # fmt: skip
     run = asyncio.create_task(conversation.run())
@@ -279,7 +139,7 @@ async def test_ask_waits_for_the_connection_and_a_frame_then_ends_after_the_answ
 async def test_talking_over_a_received_answer_stops_it_and_the_next_answer_plays() -> None:
     link, speaker, mic = ScriptedLink(), MemorySpeaker(), QueueMic()
     conversation = Conversation(
-        link=link, mic=mic, speaker=speaker, frames=None, view=Screen(),
+        link=link, mic=mic, speaker=speaker, frames=None, observers=[ViewObserver(Screen())],
         options=Options(barge_in_s=0.1),
     )  # fmt: skip
     run = asyncio.create_task(conversation.run())
@@ -304,7 +164,7 @@ async def test_push_to_talk_sends_nothing_until_the_key_then_preroll_then_a_tail
     link, speaker, mic = ScriptedLink(), MemorySpeaker(), QueueMic()
     controls: asyncio.Queue[Control] = asyncio.Queue()
     conversation = Conversation(
-        link=link, mic=mic, speaker=speaker, frames=None, view=Screen(),
+        link=link, mic=mic, speaker=speaker, frames=None, observers=[ViewObserver(Screen())],
         options=Options(push_to_talk=True), controls=controls,
     )  # fmt: skip
     run = asyncio.create_task(conversation.run())
@@ -351,7 +211,8 @@ async def test_a_question_typed_before_the_first_picture_waits_for_it(
     link, camera = ScriptedLink(), LateFrame()
     controls: asyncio.Queue[Control] = asyncio.Queue()
     conversation = Conversation(
-        link=link, mic=None, speaker=MemorySpeaker(), frames=camera, view=Screen(),
+        link=link, mic=None, speaker=MemorySpeaker(), frames=camera,
+        observers=[ViewObserver(Screen())],
         options=Options(), controls=controls,
     )  # fmt: skip
     run = asyncio.create_task(conversation.run())
@@ -398,7 +259,7 @@ async def test_guide_key_stop_words_and_a_re_ask_that_waits_for_the_answer() -> 
     link, speaker, guide = ScriptedLink(), MemorySpeaker(), FakeGuide()
     controls: asyncio.Queue[Control] = asyncio.Queue()
     conversation = Conversation(
-        link=link, mic=None, speaker=speaker, frames=None, view=Screen(),
+        link=link, mic=None, speaker=speaker, frames=None, observers=[ViewObserver(Screen())],
         controls=controls, guide=guide,
     )  # fmt: skip
     run = asyncio.create_task(conversation.run())

@@ -9,8 +9,7 @@ import pytest
 import typer
 
 from shelfsight.cli import app
-from tests.conftest import ASSETS, run_cli
-from tests.test_run_errors import assert_one_line_error
+from tests.conftest import ASSETS, assert_one_line_error, run_cli
 
 QUESTION = str(ASSETS / "question.wav")
 

@@ -11,8 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
+from shelfsight.core.guidance import Guidance
+from shelfsight.errors import BadArgs
 from shelfsight.guide.box import PixelBox, parse_box_2d, to_box_2d
-from shelfsight.guide.cues import Cue, cue_for
+from shelfsight.guide.guidance import guidance_for
 from shelfsight.guide.guide import Guide
 from shelfsight.guide.worker import (
     AskAgain,
@@ -27,7 +29,6 @@ from shelfsight.media.camera import Frame
 from shelfsight.media.frames import EncodedFrame, encode_jpeg
 from shelfsight.media.guidance_audio import CueRenderer, to_mono
 from shelfsight.standin import ScriptedCall
-from shelfsight.tools.calls import BadArgs
 from tests.support.guide_run import cue_directions, guided_run
 from tests.support.guide_scene import FPS, OUT, SceneFrame, product_box, render
 
@@ -106,10 +107,10 @@ def test_box_2d_is_ymin_xmin_ymax_xmax_on_a_1000_grid() -> None:
 
 
 def test_cue_sound_comes_from_the_items_side_and_on_target_sounds_different() -> None:
-    right = cue_for(PixelBox(500, 150, 60, 60), *OUT, t_capture=0.0)
-    high = cue_for(PixelBox(290, 10, 60, 60), *OUT, t_capture=0.0)
-    low = cue_for(PixelBox(290, 290, 60, 60), *OUT, t_capture=0.0)
-    centred_big = cue_for(PixelBox(220, 110, 200, 140), *OUT, t_capture=0.0)
+    right = guidance_for(PixelBox(500, 150, 60, 60), *OUT, t_capture=0.0)
+    high = guidance_for(PixelBox(290, 10, 60, 60), *OUT, t_capture=0.0)
+    low = guidance_for(PixelBox(290, 290, 60, 60), *OUT, t_capture=0.0)
+    centred_big = guidance_for(PixelBox(220, 110, 200, 140), *OUT, t_capture=0.0)
     assert right.pan > 0.5 and right.hint == "to the right" and not right.on_target
     assert high.pitch_hz > low.pitch_hz and high.hint == "higher" and low.hint == "lower"
     assert centred_big.on_target and centred_big.tick_hz > right.tick_hz
@@ -143,9 +144,9 @@ class SceneCamera:
 
 class CueLog:
     def __init__(self) -> None:
-        self.cues: list[Cue | None] = []
+        self.cues: list[Guidance | None] = []
 
-    def set(self, cue: Cue | None) -> None:
+    def set(self, cue: Guidance | None) -> None:
         self.cues.append(cue)
 
 
@@ -206,7 +207,7 @@ def test_guidance_is_mixed_over_the_answer_on_the_audio_thread_in_stereo() -> No
     for rate in (24000, 48000):
         for pan_x, side in ((560, 1), (20, 0)):  # the item right of centre, then left
             sound = GuideSound()
-            sound.set(cue_for(PixelBox(pan_x, 150, 60, 60), *OUT, t_capture=time.monotonic()))
+            sound.set(guidance_for(PixelBox(pan_x, 150, 60, 60), *OUT, t_capture=time.monotonic()))
             buffer = JitterBuffer(24000, margin_s=0.0)
             buffer.push(answer.tobytes())
             played: list[bytes] = []

@@ -27,13 +27,13 @@ from shelfsight.app import Devices, run_conversation
 from shelfsight.live.events import AnswerAudio, Connected
 from shelfsight.live.setup import Endpoint
 from shelfsight.media.camera import CameraStatus
-from shelfsight.media.earcons import MAX_CUE_S, Cue, EarconBank, peak_dbfs_for, synth
+from shelfsight.media.earcons import MAX_CUE_S, Earcon, EarconBank, peak_dbfs_for, synth
 from shelfsight.media.echo import EchoCanceller
 from shelfsight.media.speaker import WavSpeaker
 from shelfsight.media.tts import StatusVoice, find_engine
 from shelfsight.media.wav import load_mic_pcm, write_wav
+from shelfsight.session.announcer import Announcer, AnnouncerOptions
 from shelfsight.session.conversation import Conversation, Options
-from shelfsight.session.cues import CueOptions, Cues
 from shelfsight.session.prompt import load_system_prompt, with_language
 from shelfsight.session.status import Spoken, State, spoken, stopped_sentence
 from shelfsight.settings import DEFAULT_MODEL, load_settings
@@ -41,10 +41,9 @@ from shelfsight.standin import ConnectionFaults, StandIn, StandInConfig
 from shelfsight.ui.controls import Control, TalkPressed, TypedQuestion
 from shelfsight.ui.screen_reader import ScreenReaderView
 from shelfsight.ui.view import PlainView
+from shelfsight.ui.watch import ViewObserver
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
-from tests.support.listen import find_sound, heard_cues
-from tests.support.room import Room, RoomAcoustics, RoomMic, fan_out
-from tests.test_conversation_parts import (
+from tests.support.doubles import (
     LOUD,
     QUIET,
     MemorySpeaker,
@@ -53,7 +52,9 @@ from tests.test_conversation_parts import (
     ScriptedLink,
     until,
 )
-from tests.test_reconnect import MjpegServer
+from tests.support.listen import find_sound, heard_cues
+from tests.support.mjpeg import MjpegServer
+from tests.support.room import Room, RoomAcoustics, RoomMic, fan_out
 
 RATE_HZ = 16_000
 ENGINE = find_engine()
@@ -132,12 +133,18 @@ def test_a_whole_session_can_be_followed_by_ear_and_by_screen_reader(tmp_path: P
     offsets = [t - e["t"] for (t, _), e in zip(heard, recorded, strict=True)]
     assert max(offsets) - min(offsets) < 0.15, offsets
     names = [e["cue"] for e in recorded]
-    for cue in (Cue.READY, Cue.HEARD, Cue.THINKING, Cue.CAMERA_LOST, Cue.CAMERA_BACK):
+    for cue in (
+        Earcon.READY,
+        Earcon.HEARD,
+        Earcon.THINKING,
+        Earcon.CAMERA_LOST,
+        Earcon.CAMERA_BACK,
+    ):
         assert cue in names, names
-    assert names.index(Cue.RECONNECTING) < names.index(Cue.BACK)
+    assert names.index(Earcon.RECONNECTING) < names.index(Earcon.BACK)
     # Each cue follows what it is about.
     camera_at = [e["t"] for e in events if e["type"] == "camera"]
-    lost = next(e["t"] for e in recorded if e["cue"] == Cue.CAMERA_LOST)
+    lost = next(e["t"] for e in recorded if e["cue"] == Earcon.CAMERA_LOST)
     assert 0 <= lost - camera_at[0] < 1.0
     # Spoken status: said for what lasted or needed the user, heard in the speaker file.
     voice = StatusVoice(ENGINE)  # type: ignore[arg-type]
@@ -194,19 +201,19 @@ def test_each_cue_is_short_quieter_than_speech_and_unlike_the_others() -> None:
         speech = np.frombuffer(w.readframes(w.getnframes()), "<i2")
     speech_peak_db = 20 * np.log10(np.abs(speech).max() / 32768)
     gap = bytes(4800)
-    for cue in Cue:
+    for cue in Earcon:
         pcm = np.frombuffer(bank.pcm(cue), "<i2")
         assert len(pcm) / 24000 < MAX_CUE_S
         peak_db = 20 * np.log10(np.abs(pcm).max() / 32768)
         assert peak_db <= speech_peak_db - 10, (cue, peak_db, speech_peak_db)
-        others = b"".join(bank.pcm(c) + gap for c in Cue if c != cue)
+        others = b"".join(bank.pcm(c) + gap for c in Earcon if c != cue)
         assert not find_sound(others, bank.pcm(cue), 0.9), f"{cue} sounds like another cue"
     assert peak_dbfs_for(1.0) == -6.0 and abs(peak_dbfs_for(0.2) + 20) < 0.1
-    assert not np.any(np.frombuffer(synth(Cue.READY, peak_dbfs_for(0.0)), "<i2"))
+    assert not np.any(np.frombuffer(synth(Earcon.READY, peak_dbfs_for(0.0)), "<i2"))
 
 
 class LoggingSpeaker(MemorySpeaker):
-    """Keeps every sound played, in order. Cues play at once; silence (the tests' answers)
+    """Keeps every sound played, in order. Announcer play at once; silence (the tests' answers)
     stays queued until `play_all()`, as an answer still playing does."""
 
     def __init__(self) -> None:
@@ -233,11 +240,12 @@ def conversation_with_cues(
 ) -> tuple[Conversation, ScriptedLink, LoggingSpeaker, asyncio.Queue[Control], Events]:
     link, speaker, events = ScriptedLink(), LoggingSpeaker(), Events()
     controls: asyncio.Queue[Control] = asyncio.Queue()
-    options = CueOptions(push_to_talk=push_to_talk, answer_wait_s=answer_wait_s)
-    cues = Cues(speaker, events, options, voice)
+    options = AnnouncerOptions(push_to_talk=push_to_talk, answer_wait_s=answer_wait_s)
+    cues = Announcer(speaker, events, options, voice)
     conversation = Conversation(
-        link=link, mic=QueueMic(), speaker=speaker, frames=None, view=Screen(),
-        options=Options(push_to_talk=push_to_talk), controls=controls, cues=cues,
+        link=link, mic=QueueMic(), speaker=speaker, frames=None,
+        observers=[ViewObserver(Screen()), cues],
+        options=Options(push_to_talk=push_to_talk), controls=controls,
     )  # fmt: skip
     return conversation, link, speaker, controls, events
 
@@ -247,14 +255,18 @@ async def test_the_talk_key_is_heard_going_down_and_up() -> None:
     conversation, link, speaker, controls, events = conversation_with_cues(push_to_talk=True)
     run = asyncio.create_task(conversation.run())
     link.queue.put_nowait(Connected(1, False, 0.0))
-    await until(lambda: [e["cue"] for e in events.cues] == [Cue.READY])
+    await until(lambda: [e["cue"] for e in events.cues] == [Earcon.READY])
     controls.put_nowait(TalkPressed(1.0))
     await until(lambda: len(events.cues) == 2)
     controls.put_nowait(TalkPressed(2.0))  # the key again: the turn ends
     await until(lambda: len(events.cues) == 3)
-    assert [e["cue"] for e in events.cues] == [Cue.READY, Cue.TALK_DOWN, Cue.TALK_UP]
+    assert [e["cue"] for e in events.cues] == [Earcon.READY, Earcon.TALK_DOWN, Earcon.TALK_UP]
     bank = EarconBank()
-    assert speaker.log == [bank.pcm(Cue.READY), bank.pcm(Cue.TALK_DOWN), bank.pcm(Cue.TALK_UP)]
+    assert speaker.log == [
+        bank.pcm(Earcon.READY),
+        bank.pcm(Earcon.TALK_DOWN),
+        bank.pcm(Earcon.TALK_UP),
+    ]
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
@@ -273,7 +285,13 @@ async def test_a_question_left_unanswered_ticks_then_says_so() -> None:
     controls.put_nowait(TypedQuestion("where is the rice?"))
     await until(lambda: any(e["cue"] == "status" for e in events.cues), timeout_s=10)
     kinds = [e.get("status") or e["cue"] for e in events.cues]
-    assert kinds == [Cue.READY, Cue.HEARD, Cue.THINKING, Cue.THINKING, Spoken.NO_ANSWER], kinds
+    assert kinds == [
+        Earcon.READY,
+        Earcon.HEARD,
+        Earcon.THINKING,
+        Earcon.THINKING,
+        Spoken.NO_ANSWER,
+    ], kinds
     assert speaker.log[-1] == voice.render(spoken(Spoken.NO_ANSWER))
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -283,7 +301,7 @@ async def test_a_question_left_unanswered_ticks_then_says_so() -> None:
 @pytest.mark.anyio
 async def test_news_that_comes_during_an_answer_waits_until_the_answer_has_played() -> None:
     speaker, events = LoggingSpeaker(), Events()
-    cues = Cues(speaker, events, CueOptions())
+    cues = Announcer(speaker, events, AnnouncerOptions())
     ticking = asyncio.create_task(cues.run())
     cues.state(State.CONNECTING)
     cues.state(State.LISTENING)
@@ -293,11 +311,11 @@ async def test_news_that_comes_during_an_answer_waits_until_the_answer_has_playe
     await asyncio.sleep(0.8)
     cues.state(State.LISTENING)  # the turn is complete, but its audio is still playing
     await asyncio.sleep(0.8)
-    assert [e["cue"] for e in events.cues] == [Cue.READY]
+    assert [e["cue"] for e in events.cues] == [Earcon.READY]
     speaker.play_all()
     t_played = time.monotonic()
     await until(lambda: len(events.cues) == 2)
-    assert events.cues[-1]["cue"] == Cue.CAMERA_LOST
+    assert events.cues[-1]["cue"] == Earcon.CAMERA_LOST
     assert time.monotonic() - t_played >= 0.5, "a moment of quiet after the answer first"
     ticking.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -312,12 +330,13 @@ async def test_talking_as_the_ready_cue_plays_does_not_cut_it_but_talking_over_a
     (and the recording's `cue` event stays true)."""
     link, speaker, events, mic = ScriptedLink(), MemorySpeaker(), Events(), QueueMic()
     conversation = Conversation(
-        link=link, mic=mic, speaker=speaker, frames=None, view=Screen(),
-        options=Options(barge_in_s=0.1), cues=Cues(speaker, events, CueOptions()),
+        link=link, mic=mic, speaker=speaker, frames=None,
+        observers=[ViewObserver(Screen()), Announcer(speaker, events, AnnouncerOptions())],
+        options=Options(barge_in_s=0.1),
     )  # fmt: skip
     run = asyncio.create_task(conversation.run())
     link.queue.put_nowait(Connected(1, False, 0.0))
-    await until(lambda: [e["cue"] for e in events.cues] == [Cue.READY])
+    await until(lambda: [e["cue"] for e in events.cues] == [Earcon.READY])
     assert speaker.pending_s > 0, "the ready cue is playing"
     mic.say(LOUD, 10)  # 200 ms of speech
     await until(lambda: link.kinds().count("audio") == 10)
@@ -336,7 +355,7 @@ async def test_talking_as_the_ready_cue_plays_does_not_cut_it_but_talking_over_a
 
 def test_an_answer_never_waits_behind_a_cue() -> None:
     speaker, events = MemorySpeaker(), Events()
-    cues = Cues(speaker, events, CueOptions())
+    cues = Announcer(speaker, events, AnnouncerOptions())
     cues.state(State.CONNECTING)
     cues.state(State.LISTENING)
     assert speaker.pending_s > 0, "the ready cue is playing"
@@ -348,7 +367,7 @@ def test_once_an_answer_starts_what_plays_is_the_answer_not_a_cue() -> None:
     """Even when the cue played out just before (no tick since): else talking over the rest
     of the answer would spare it as if it were our own sound."""
     speaker, events = MemorySpeaker(), Events()
-    cues = Cues(speaker, events, CueOptions())
+    cues = Announcer(speaker, events, AnnouncerOptions())
     cues.state(State.CONNECTING)
     cues.state(State.LISTENING)
     assert cues.playing, "the ready cue is ours"
@@ -381,7 +400,7 @@ def test_the_session_giving_up_is_heard_just_before_it_exits(tmp_path: Path) -> 
     assert "answer audio received so far is in" in result.stderr
     message = result.stderr.strip().removeprefix("shelfsight: ")
     played = speaker_pcm(out)
-    error_at = find_sound(played, EarconBank().pcm(Cue.ERROR))
+    error_at = find_sound(played, EarconBank().pcm(Earcon.ERROR))
     assert len(error_at) == 1
     sentence = StatusVoice(ENGINE).render(stopped_sentence(message))  # type: ignore[arg-type]
     assert sentence is not None
@@ -513,7 +532,7 @@ def loudest_20ms_dbfs(pcm: bytes) -> float:
 def test_a_cue_heard_by_the_mic_is_not_sent_to_the_model_as_speech(tmp_path: Path) -> None:
     played, with_aec = cues_into_a_room(tmp_path, aec=True)
     _, without_aec = cues_into_a_room(tmp_path, aec=False)
-    assert [c for _, c in heard_cues(played)] == [Cue.READY]
+    assert [c for _, c in heard_cues(played)] == [Earcon.READY]
     echo_db, residual_db = loudest_20ms_dbfs(without_aec), loudest_20ms_dbfs(with_aec)
     assert echo_db > -45, "the room should carry the cue back to the mic"
     print(f"cue echo at the mic {echo_db:.1f} dBFS, sent with cancellation {residual_db:.1f} dBFS")
@@ -534,7 +553,7 @@ def test_without_a_speech_engine_the_cues_play_alone_and_it_says_so_once(
     )  # fmt: skip
     assert result.code == 0, result.stderr
     assert result.stdout.count("spoken status needs a speech engine: install espeak-ng") == 1
-    assert Cue.READY in [c for _, c in heard_cues(speaker_pcm(out))]
+    assert Earcon.READY in [c for _, c in heard_cues(speaker_pcm(out))]
 
 
 @pytest.mark.parametrize("view_class", [PlainView, ScreenReaderView])

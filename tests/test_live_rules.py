@@ -18,7 +18,7 @@ from shelfsight.session.cost import CostMeter, Prices, Tokens
 from shelfsight.standin import StandIn, StandInConfig, StandInThread
 from shelfsight.standin.strict import MAX_INLINE_IMAGE_BYTES, MEDIA_CHUNKS_REASON
 from tests.conftest import ASSETS, run_cli, standin_env
-from tests.test_standin import (
+from tests.support.standin_client import (
     LIVE_CONFIG,
     PTT_CONFIG,
     client_for,

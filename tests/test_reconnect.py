@@ -10,8 +10,6 @@ stand-in received on each connection can then be placed exactly in the file.
 from __future__ import annotations
 
 import asyncio
-import http.server
-import socketserver
 import threading
 import time
 import wave
@@ -49,7 +47,8 @@ from shelfsight.standin import (
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
 from tests.support.link_run import LinkRun, jpeg_frame
 from tests.support.listen import plays_of
-from tests.support.scene import draw_shelf, read_frame_number
+from tests.support.mjpeg import MjpegServer
+from tests.support.scene import read_frame_number
 
 RATE_HZ = 16_000
 CHUNK = 640  # the client's 20 ms mic chunk
@@ -332,48 +331,6 @@ def test_a_long_outage_keeps_the_newest_audio_and_resends_since_the_handle_in_or
 
 
 # ---- camera and sound devices ------------------------------------------------------------------
-
-
-class MjpegServer:
-    """An HTTP MJPEG camera (multipart/x-mixed-replace) at 10 fps, numbered frames; `up` off
-    cuts every stream and answers new requests with 503, as a phone app that stopped does."""
-
-    def __init__(self) -> None:
-        self.up = True
-        self.frame_number = 0
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if not server.up:
-                    self.send_error(503)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
-                while server.up:
-                    server.frame_number += 1
-                    image = draw_shelf(320, 240, server.frame_number)
-                    jpeg = cv2.imencode(".jpg", image)[1].tobytes()
-                    head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
-                    try:
-                        self.wfile.write(head.encode() + b"\r\n\r\n" + jpeg + b"\r\n")
-                    except OSError:
-                        return
-                    time.sleep(0.1)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/live.mjpg"
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.up = False
-        self._httpd.shutdown()
-        self._httpd.server_close()
 
 
 @pytest.fixture

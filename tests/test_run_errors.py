@@ -7,18 +7,9 @@ from pathlib import Path
 import pytest
 
 from shelfsight.standin import StandInThread
-from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env
+from tests.conftest import ASSETS, TEST_KEY, assert_one_line_error, run_cli, standin_env
 
 QUESTION = str(ASSETS / "question.wav")
-
-
-def assert_one_line_error(result, *fragments: str) -> None:  # type: ignore[no-untyped-def]
-    assert result.code == 2, (result.code, result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    for fragment in fragments:  # "a|b": either will do (e.g. with or without PortAudio)
-        assert any(alt.lower() in lines[0].lower() for alt in fragment.split("|")), lines[0]
 
 
 def test_no_api_key_says_how_to_get_one(tmp_path: Path) -> None:

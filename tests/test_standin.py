@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 
-import numpy as np
 import pytest
 from google import genai
 from google.genai import errors, types
@@ -20,10 +18,20 @@ from shelfsight.standin import (
     StandInConfig,
     synth_speech_pcm16,
 )
+from tests.support.standin_client import (
+    LIVE_CONFIG,
+    MIC_MIME,
+    PTT_CONFIG,
+    Heard,
+    client_for,
+    hear_turn,
+    messages,
+    silence,
+    speak,
+    tone,
+)
 
 pytestmark = pytest.mark.anyio
-MIC_MIME = "audio/pcm;rate=16000"
-CHUNK_BYTES = 640  # 20 ms of 16 kHz PCM16
 
 
 @pytest.fixture(autouse=True)
@@ -36,92 +44,13 @@ def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     assert not noisy, [r.getMessage() for r in noisy]
 
 
-def tone(duration_s: float, level_dbfs: float = -20.0) -> bytes:
-    """A 300 Hz sine at 16 kHz with RMS `level_dbfs`: 'speech' for an energy detector."""
-    t = np.arange(int(duration_s * 16_000)) / 16_000
-    peak = 32768 * 10 ** (level_dbfs / 20) * np.sqrt(2)
-    return (np.sin(2 * np.pi * 300 * t) * peak).astype("<i2").tobytes()
-
-
-def silence(duration_s: float) -> bytes:
-    return bytes(2 * int(duration_s * 16_000))
-
-
 def answer(text: str, duration_s: float) -> ScriptedAnswer:
     return ScriptedAnswer(f"question for {text}", text, synth_speech_pcm16(duration_s, 24_000))
-
-
-LIVE_CONFIG = types.LiveConnectConfig(
-    response_modalities=[types.Modality.AUDIO],
-    input_audio_transcription=types.AudioTranscriptionConfig(),
-    output_audio_transcription=types.AudioTranscriptionConfig(),
-    session_resumption=types.SessionResumptionConfig(),
-)
-PTT_CONFIG = LIVE_CONFIG.model_copy(
-    update={
-        "realtime_input_config": types.RealtimeInputConfig(
-            automatic_activity_detection=types.AutomaticActivityDetection(disabled=True)
-        )
-    }
-)
 
 
 def resume_from(handle: str) -> types.LiveConnectConfig:
     resumption = types.SessionResumptionConfig(handle=handle)
     return LIVE_CONFIG.model_copy(update={"session_resumption": resumption})
-
-
-def client_for(server: StandIn, api_key: str = "test-key") -> genai.Client:
-    return genai.Client(api_key=api_key, http_options=server.http_options())
-
-
-async def speak(session: genai.live.AsyncSession, pcm: bytes) -> None:
-    """Sends mic audio in 20 ms chunks, faster than real time (the stand-in counts audio time)."""
-    for i in range(0, len(pcm), CHUNK_BYTES):
-        blob = types.Blob(data=pcm[i : i + CHUNK_BYTES], mime_type=MIC_MIME)
-        await session.send_realtime_input(audio=blob)
-
-
-async def messages(session: genai.live.AsyncSession) -> AsyncIterator[types.LiveServerMessage]:
-    """All server messages across turns (`receive()` itself stops after each turn_complete)."""
-    while True:
-        async for message in session.receive():
-            yield message
-
-
-@dataclass
-class Heard:
-    """What the client got for one turn, in arrival order."""
-
-    kinds: list[str] = field(default_factory=list)
-    input_text: str = ""
-    output_text: str = ""
-    audio: bytes = b""
-
-
-async def hear_turn(stream: AsyncIterator[types.LiveServerMessage]) -> Heard:
-    """Reads until turn_complete or interrupted; ignores resumption updates."""
-    heard = Heard()
-    async with asyncio.timeout(10):
-        async for message in stream:
-            content = message.server_content
-            if content is None:
-                continue
-            if content.input_transcription:
-                heard.kinds.append("input_transcription")
-                heard.input_text += content.input_transcription.text or ""
-            if content.output_transcription:
-                heard.output_text += content.output_transcription.text or ""
-            if content.model_turn and content.model_turn.parts:
-                heard.kinds.append("audio")
-                blobs = [p.inline_data for p in content.model_turn.parts if p.inline_data]
-                heard.audio += b"".join(blob.data or b"" for blob in blobs)
-            for flag in ("generation_complete", "turn_complete", "interrupted"):
-                if getattr(content, flag):
-                    heard.kinds.append(flag)
-            if content.turn_complete or content.interrupted:
-                return heard
-    raise AssertionError("the stream ended mid-turn")
 
 
 async def test_env_pointed_client_completes_setup(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from shelfsight.app import Devices, run_conversation
+from shelfsight.core.pcm import SPEAKER_BYTES_PER_S
 from shelfsight.errors import UserError
 from shelfsight.eval.cases import Case
 from shelfsight.eval.score import Reading, Score, read_answer, score
@@ -34,8 +35,6 @@ from shelfsight.session.recording import load_session
 from shelfsight.session.replay import RecordedFrames
 from shelfsight.settings import Settings
 from shelfsight.ui.view import PlainView
-
-SPEAKER_BYTES_PER_S = 24_000 * 2
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shelfsight.tools.calls import BadArgs
+from shelfsight.errors import BadArgs
 
 GRID = 1000
 MIN_SIDE = 5  # grid units: a box smaller than 0.5 % of the picture cannot be followed

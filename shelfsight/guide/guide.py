@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shelfsight.core.guidance import Guidance
 from shelfsight.guide.box import PixelBox, to_pixels
-from shelfsight.guide.cues import Cue, cue_for
+from shelfsight.guide.guidance import guidance_for
 from shelfsight.guide.tracker import TemplateTracker, Track
 
 LOST_S = 1.0
@@ -25,7 +26,7 @@ WORDS_EVERY_S = 3.0
 
 @dataclass(frozen=True)
 class Step:
-    cue: Cue | None  # None: nothing to play (not guiding, or the item is lost)
+    cue: Guidance | None  # None: nothing to play (not guiding, or the item is lost)
     track: Track | None
     say: str | None = None
     ask_again: bool = False  # send the model a fresh frame and ask where the item is
@@ -76,7 +77,7 @@ class Guide:
             self.stats.recovered += 1
             self._lost_since, self._lost_told = None, False
         height, width = image.shape[:2]
-        cue = cue_for(track.box, width, height, t_capture)
+        cue = guidance_for(track.box, width, height, t_capture)
         return Step(cue, track, say=self._words(cue.hint, now))
 
     def _while_lost(self, track: Track, now: float) -> Step:

@@ -30,12 +30,12 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from shelfsight.guide.cues import Cue
+from shelfsight.core.guidance import Guidance
+from shelfsight.errors import BadArgs
 from shelfsight.guide.guide import Guide, GuideStats
 from shelfsight.media.camera import Frame
 from shelfsight.media.frames import EncodedFrame, encode_jpeg
 from shelfsight.media.off_loop import start_daemon
-from shelfsight.tools.calls import BadArgs
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class FrameStream(Protocol):
 class CueSink(Protocol):
     """Where the cue goes (`shelfsight.media.guidance_audio.GuideSound`); any thread."""
 
-    def set(self, cue: Cue | None) -> None: ...
+    def set(self, cue: Guidance | None) -> None: ...
 
 
 # -- what the worker tells the loop -------------------------------------------------------------
@@ -84,7 +84,7 @@ class AskAgain:
 class CueSample:
     """The cue now (a few times a second, for the recording); `seq` is the camera frame's."""
 
-    cue: Cue | None
+    cue: Guidance | None
     seq: int
 
 

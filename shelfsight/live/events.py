@@ -16,10 +16,10 @@ import numpy as np
 import soxr
 from google.genai import types
 
-from shelfsight.media.frames import EncodedFrame
+from shelfsight.core.frames import EncodedFrame
+from shelfsight.core.pcm import CHUNK_S, SPEAKER_RATE_HZ
 
-SPEAKER_RATE_HZ = 24000
-MIC_CHUNK_S = 0.02
+MIC_CHUNK_S = CHUNK_S
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ from typing import Any, Protocol
 from google.genai import types
 from google.genai.live import AsyncSession
 
+from shelfsight.core.frames import EncodedFrame
+from shelfsight.core.pcm import MIC_MIME
 from shelfsight.errors import UserError
 from shelfsight.live import sdk_socket
 from shelfsight.live.ack_probe import AckProbe, platform_probe
@@ -94,7 +96,6 @@ from shelfsight.live.slow import (
     WireAudio,
 )
 from shelfsight.live.watchdog import PING_EVERY_S, DeadLink, Watchdog
-from shelfsight.media.frames import EncodedFrame
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,6 @@ __all__ = [  # the events are defined in live_events; callers import them from h
     "UserTranscript",
 ]
 
-MIC_MIME = "audio/pcm;rate=16000"
 QUESTION_GAP_S = 2.0  # speech after this long without any begins a new question
 PENDING_INPUT_S = 4.0  # user input with no answer yet holds a goAway switch this long
 RESUME_REFUSALS = 3  # 1011s to resuming before a fresh session (see `_old_socket_open`)

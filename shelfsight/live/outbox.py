@@ -28,7 +28,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-BYTES_PER_S = 16_000 * 2  # 16 kHz mono PCM16
+from shelfsight.core.pcm import MIC_BYTES_PER_S
+
+BYTES_PER_S = MIC_BYTES_PER_S  # 16 kHz mono PCM16
 PREROLL_CHUNKS = 15  # hands-free: 0.3 s before the first speech belongs to the utterance
 HANG_CHUNKS = 35  # ... and it ends after 0.7 s without speech (the server's silence to end)
 

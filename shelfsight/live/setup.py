@@ -5,11 +5,34 @@ from __future__ import annotations
 import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from google import genai
 from google.genai import types
 
-from shelfsight.settings import Settings
+
+class SetupSettings(Protocol):
+    """The part of the run's settings the session setup is made of (`shelfsight.settings.
+    Settings` has it): the link's stage takes this part without the rest."""
+
+    @property
+    def mode(self) -> str: ...  # "ptt": the client marks activity (no server detection)
+    @property
+    def voice(self) -> str: ...
+    @property
+    def language(self) -> str: ...  # BCP-47, or "" for the model's choice
+    @property
+    def media_resolution(self) -> str: ...  # low, medium, high
+    @property
+    def start_sensitivity(self) -> str: ...  # low, high
+    @property
+    def end_sensitivity(self) -> str: ...
+    @property
+    def prefix_padding_ms(self) -> int: ...
+    @property
+    def silence_ms(self) -> int: ...
+    @property
+    def vocabulary(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -61,7 +84,7 @@ def combined_vocabulary(*sources: Iterable[str]) -> list[str] | None:
 
 
 def live_config(
-    settings: Settings,
+    settings: SetupSettings,
     prompt: str,
     handle: str | None,
     *,

@@ -21,7 +21,7 @@ DEFAULT_PEAK_DBFS = -20.0
 MAX_CUE_S = 0.3
 
 
-class Cue(StrEnum):
+class Earcon(StrEnum):
     READY = "ready"  # connected and listening
     TALK_DOWN = "talk_down"  # push-to-talk: the key started a turn
     TALK_UP = "talk_up"  # push-to-talk: the key ended it
@@ -46,17 +46,17 @@ def _n(ms: float, *hz: float, gain: float = 1.0) -> Note:
 
 
 # Notes play one after another; every cue's total stays under 300 ms.
-NOTES: dict[Cue, tuple[Note, ...]] = {
-    Cue.READY: (_n(90, 659.3), _n(150, 987.8)),  # E5 -> B5, a rising fifth
-    Cue.TALK_DOWN: (_n(70, 880.0),),  # one high blip
-    Cue.TALK_UP: (_n(70, 587.3),),  # one lower blip
-    Cue.HEARD: (_n(60, 784.0), _n(110, 1046.5)),  # G5 -> C6, quick and bright
-    Cue.THINKING: (_n(30, 1318.5, gain=0.35),),  # a faint tick
-    Cue.RECONNECTING: (_n(80, 784.0), _n(80, 659.3), _n(110, 523.3)),  # falling
-    Cue.BACK: (_n(70, 523.3), _n(70, 659.3), _n(130, 784.0)),  # rising
-    Cue.CAMERA_LOST: (_n(110, 440.0), _n(160, 329.6)),  # low, a falling fourth
-    Cue.CAMERA_BACK: (_n(90, 329.6), _n(150, 440.0)),  # low, a rising fourth
-    Cue.ERROR: (_n(280, 233.1, 246.9, 349.2),),  # low and dissonant
+NOTES: dict[Earcon, tuple[Note, ...]] = {
+    Earcon.READY: (_n(90, 659.3), _n(150, 987.8)),  # E5 -> B5, a rising fifth
+    Earcon.TALK_DOWN: (_n(70, 880.0),),  # one high blip
+    Earcon.TALK_UP: (_n(70, 587.3),),  # one lower blip
+    Earcon.HEARD: (_n(60, 784.0), _n(110, 1046.5)),  # G5 -> C6, quick and bright
+    Earcon.THINKING: (_n(30, 1318.5, gain=0.35),),  # a faint tick
+    Earcon.RECONNECTING: (_n(80, 784.0), _n(80, 659.3), _n(110, 523.3)),  # falling
+    Earcon.BACK: (_n(70, 523.3), _n(70, 659.3), _n(130, 784.0)),  # rising
+    Earcon.CAMERA_LOST: (_n(110, 440.0), _n(160, 329.6)),  # low, a falling fourth
+    Earcon.CAMERA_BACK: (_n(90, 329.6), _n(150, 440.0)),  # low, a rising fourth
+    Earcon.ERROR: (_n(280, 233.1, 246.9, 349.2),),  # low and dissonant
 }
 
 
@@ -68,7 +68,7 @@ def peak_dbfs_for(volume: float) -> float:
     return -6.0 + 20 * float(np.log10(min(volume, 1.0)))
 
 
-def synth(cue: Cue, peak_dbfs: float = DEFAULT_PEAK_DBFS) -> bytes:
+def synth(cue: Earcon, peak_dbfs: float = DEFAULT_PEAK_DBFS) -> bytes:
     """The cue as 24 kHz mono PCM16; its loudest note peaks at `peak_dbfs`."""
     notes = NOTES[cue]
     x = np.concatenate([_note(n) for n in notes])
@@ -98,7 +98,7 @@ class EarconBank:
 
     def __init__(self, peak_dbfs: float = DEFAULT_PEAK_DBFS) -> None:
         self.peak_dbfs = peak_dbfs
-        self._pcm = {cue: synth(cue, peak_dbfs) for cue in Cue}
+        self._pcm = {cue: synth(cue, peak_dbfs) for cue in Earcon}
 
-    def pcm(self, cue: Cue) -> bytes:
+    def pcm(self, cue: Earcon) -> bytes:
         return self._pcm[cue]

@@ -10,25 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Protocol
 
 import cv2
 import numpy as np
 
+from shelfsight.core.frames import EncodedFrame
 from shelfsight.media.camera import Frame
-
-
-@dataclass(frozen=True)
-class EncodedFrame:
-    """One JPEG ready to send; times are time.monotonic() seconds."""
-
-    jpeg: bytes
-    width: int
-    height: int
-    t_capture: float  # when the source delivered the frame
-    t_encoded: float  # when the JPEG was ready
-    seq: int  # the source frame counter (Frame.seq)
 
 
 class FrameSource(Protocol):

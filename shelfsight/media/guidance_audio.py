@@ -22,9 +22,10 @@ from collections import deque
 
 import numpy as np
 
-from shelfsight.guide.cues import Cue
+from shelfsight.core.guidance import Guidance
+from shelfsight.core.pcm import SPEAKER_RATE_HZ
 
-RATE_HZ = 24_000
+RATE_HZ = SPEAKER_RATE_HZ
 TICK_S = 0.025
 LEVEL = 0.3  # of full scale: under speech, well clear of clipping when mixed
 
@@ -35,7 +36,7 @@ class CueRenderer:
         self._t = 0.0  # seconds rendered so far
         self._next_tick = 0.0  # when the next tick starts
 
-    def render(self, cue: Cue | None, seconds: float) -> np.ndarray:
+    def render(self, cue: Guidance | None, seconds: float) -> np.ndarray:
         """`seconds` of sound for `cue` (None: silence) as int16, shape (n, 2)."""
         n = int(round(seconds * self.rate_hz))
         t = self._t + np.arange(n) / self.rate_hz
@@ -51,7 +52,7 @@ class CueRenderer:
         stereo = np.stack([mono * math.cos(angle), mono * math.sin(angle)], axis=1)
         return (np.clip(stereo * LEVEL, -1, 1) * 32767).astype(np.int16)
 
-    def _ticks(self, cue: Cue, t: np.ndarray) -> np.ndarray:
+    def _ticks(self, cue: Guidance, t: np.ndarray) -> np.ndarray:
         out = np.zeros(len(t))
         end = self._t + len(t) / self.rate_hz
         if self._next_tick < self._t:
@@ -78,12 +79,12 @@ class GuideSound:
     def __init__(self, rate_hz: int = RATE_HZ) -> None:
         self._renderer = CueRenderer(rate_hz)
         self._lock = threading.Lock()
-        self._cue: Cue | None = None
+        self._cue: Guidance | None = None
         self._fresh = False  # the cue has not been rendered yet
         self.cues_rendered = 0
         self.latencies_s: deque[float] = deque(maxlen=2000)  # frame capture -> first mixed
 
-    def set(self, cue: Cue | None) -> None:
+    def set(self, cue: Guidance | None) -> None:
         with self._lock:
             self._cue, self._fresh = cue, cue is not None
 

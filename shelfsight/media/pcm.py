@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-MIC_RATE_HZ = 16000
-SPEAKER_RATE_HZ = 24000
-CHUNK_S = 0.02  # one mic chunk, one speaker clock tick
-MIC_CHUNK_BYTES = int(MIC_RATE_HZ * CHUNK_S) * 2  # 640
-SPEAKER_BLOCK_BYTES = int(SPEAKER_RATE_HZ * CHUNK_S) * 2  # 960
-SILENCE_DBFS = -120.0  # what rms_dbfs reports for digital silence
+from shelfsight.core.pcm import (  # noqa: F401 (the formats, for media's own modules)
+    CHUNK_S,
+    MIC_CHUNK_BYTES,
+    MIC_RATE_HZ,
+    SILENCE_DBFS,
+    SPEAKER_BLOCK_BYTES,
+    SPEAKER_RATE_HZ,
+)
 
 
 def mono_float(samples: np.ndarray | bytes | memoryview, channels: int) -> np.ndarray:

@@ -6,7 +6,7 @@ end of the input stops them together:
     mic ──(echo canceller)──(speech detector)──(push-to-talk gate)──▶ link.send_audio
     frames ─────────────────────────────────────────────────────────▶ link.send_frame
     keys / typed lines ─────────────────────────────────────────────▶ link.activity_* / send_text
-    link.events ─▶ speaker / view / recorder / turn state
+    link.events ─▶ speaker / turn state / session events (view, announcer, recording)
     link.run (connect, reconnect)
     guide worker (own thread, camera frames) ─▶ words / re-asks / recording   (guide mode)
 
@@ -22,10 +22,23 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shelfsight.core.controls import (
+    Control,
+    EndOfInput,
+    GuideKey,
+    Quit,
+    StopAnswer,
+    TalkPressed,
+    TalkReleased,
+    TypedQuestion,
+    Typing,
+)
+from shelfsight.core.frames import EncodedFrame
+from shelfsight.core.pcm import MIC_CHUNK_BYTES
 from shelfsight.errors import UserError
 from shelfsight.guide.worker import (
     GUIDE_ME,
@@ -58,32 +71,37 @@ from shelfsight.live.events import (
 )
 from shelfsight.live.link import LinkStats
 from shelfsight.media.camera import CameraStatus
-from shelfsight.media.frames import EncodedFrame
 from shelfsight.media.mic import MicSource
 from shelfsight.media.pcm import rms_dbfs
 from shelfsight.media.speaker import SLOW_NOTICE_S, SpeakerSink
-from shelfsight.session.cost import CostMeter, format_usd
-from shelfsight.session.cues import NEWS_STALE_S, CuedView, Cues
-from shelfsight.session.event_log import record_event
+from shelfsight.session.cost import CostMeter
+from shelfsight.session.events import (
+    MOMENT_STALE_S,
+    NEWS_STALE_S,
+    AnswerBilled,
+    AnswerEnded,
+    AnswerSaid,
+    AnswerStopped,
+    CameraChanged,
+    Heard,
+    MicLevel,
+    MicSent,
+    Observer,
+    PictureSent,
+    SessionEvents,
+    Speak,
+    StateChanged,
+    TypingNow,
+    UserSaid,
+    UserTyped,
+)
 from shelfsight.session.frame_rate import FrameRatePolicy, RateControl
-from shelfsight.session.recording import NullRecorder, Recorder
 from shelfsight.session.speech import LevelDetector, SpeechDetector
 from shelfsight.session.status import State, camera_notice, link_notice, missed_sentence
 from shelfsight.session.turns import BARGE_IN_S, PushToTalk, TurnTracker
 from shelfsight.tools.calls import ToolBox
-from shelfsight.ui.controls import (
-    Control,
-    EndOfInput,
-    GuideKey,
-    Quit,
-    StopAnswer,
-    TalkPressed,
-    TalkReleased,
-    TypedQuestion,
-    Typing,
-)
 
-SILENCE_CHUNK = bytes(int(16000 * MIC_CHUNK_S) * 2)
+SILENCE_CHUNK = bytes(MIC_CHUNK_BYTES)
 FIRST_PICTURE_WAIT_S = 3.0  # a question typed at start waits this long for the first picture
 
 
@@ -128,22 +146,6 @@ class EchoFilter(Protocol):
     def process(self, pcm: bytes, t_capture: float) -> bytes: ...
 
 
-class View(Protocol):
-    """What the conversation tells the terminal; see shelfsight.ui.view."""
-
-    def state(self, state: State) -> None: ...
-    def mic_level(self, dbfs: float, speaking: bool) -> None: ...
-    def frame_sent(self, nbytes: int) -> None: ...
-    def user_said(self, text: str) -> None: ...
-    def user_typed(self, text: str) -> None: ...
-    def typing(self, text: str | None) -> None: ...
-    def answer_said(self, text: str) -> None: ...
-    def turn_done(self, latency_s: float | None, interrupted: bool, cut: bool = False) -> None:
-        """An answer ended: whole, `interrupted` by the user, or `cut` by the connection."""
-    def notice(self, message: str) -> None: ...
-    def answer_cost(self, line: str) -> None: ...
-
-
 @dataclass(frozen=True)
 class Options:
     push_to_talk: bool = False
@@ -163,22 +165,22 @@ class Conversation:
         mic: MicSource | None,
         speaker: SpeakerSink,
         frames: FrameFeed | None,
-        view: View,
+        observers: Sequence[Observer] = (),
         options: Options = Options(),
         controls: asyncio.Queue[Control] | None = None,
-        recorder: Recorder | NullRecorder | None = None,
         echo: EchoFilter | None = None,
         camera: CameraWatch | None = None,
         frame_rate: RateControl | None = None,
         speech: SpeechDetector | None = None,
         cost: CostMeter | None = None,
         tools: ToolBox | None = None,
-        cues: Cues | None = None,
         guide: GuideControl | None = None,
     ) -> None:
         self._link, self._mic, self._speaker, self._frames = link, mic, speaker, frames
-        self._view, self._options, self._controls, self._echo = view, options, controls, echo
-        self._recorder = recorder or NullRecorder()
+        self._options, self._controls, self._echo = options, controls, echo
+        # Everyone who tells the user or keeps the record, in order (see session.events).
+        self._events = SessionEvents(observers)
+        self._voice = next(iter(self._events.voices), None)  # plays sounds of its own
         self._camera, self._frame_rate = camera, frame_rate
         self._speech = speech or LevelDetector()
         self.cost = cost or CostMeter()
@@ -195,19 +197,16 @@ class Conversation:
         self._guide = guide
         self._pending_ask: AskAgain | None = None  # a re-ask waiting for the answer to end
         self._told_slow_downlink = False
-        self._cues = cues  # sound for who is not looking: told what the view is told
-        if cues is not None:
-            self._view = CuedView(view, cues)
 
     async def run(self) -> None:
         try:
             await self._run_tasks()
         except* UserError as group:
-            if self._cues is not None:  # heard before the one line on the screen
-                await self._cues.fatal(str(_first_leaf(group)))
+            if self._voice is not None:  # heard before the one line on the screen
+                await self._voice.last_words(str(_first_leaf(group)))
             raise
         for event in self._link.drain_events():  # sent or heard just before the end
-            record_event(self._recorder, event)
+            self._events.emit(Heard(event))
 
     async def _run_tasks(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -222,11 +221,11 @@ class Conversation:
                 tasks.append(tg.create_task(self._ask(self._options.ask)))
             if self._camera is not None:
                 tasks.append(tg.create_task(self._watch_camera(self._camera)))
-            if self._cues is not None:
-                tasks.append(tg.create_task(self._cues.run()))
+            if self._voice is not None:
+                tasks.append(tg.create_task(self._voice.run()))
             if self._guide is not None:
                 tasks.append(tg.create_task(self._pump_guide(self._guide)))
-            self._view.state(State.CONNECTING)
+            self._state(State.CONNECTING)
             await self._done.wait()
             for task in tasks:
                 task.cancel()
@@ -239,7 +238,7 @@ class Conversation:
             if self._echo is not None:
                 pcm = self._echo.process(pcm, chunk.t_capture)
             self._on_mic(pcm, chunk.t_capture)
-        self._recorder.event("mic_end")
+        self._events.mark("mic_end")
         if self._options.ask is None:
             await self._finish(keep_mic_alive=True, why="microphone input ended")
 
@@ -249,7 +248,7 @@ class Conversation:
         await self._wait_while(lambda: not self._connected.is_set(), keep_mic_alive)
         await self._until_audio_out(keep_mic_alive=keep_mic_alive, why=why)
         if self._turn.answering or self._turn.speech_since_answer:
-            self._view.notice(f"{why}; waiting for the answer to finish")
+            self._events.notice(f"{why}; waiting for the answer to finish")
         await self._wait_for_answer(keep_mic_alive=keep_mic_alive)
         self._done.set()
 
@@ -257,7 +256,7 @@ class Conversation:
         """A slow or interrupted link may still hold the end of what was said: let it go out
         (the link keeps it in order and gives up on its own) before waiting for the answer."""
         if self._link.audio_backlog_s > 1.0:
-            self._view.notice(
+            self._events.notice(
                 f"{why}; sending the last {self._link.audio_backlog_s:.0f} s of audio"
             )
         deadline = time.monotonic() + self._options.answer_wait_s
@@ -283,7 +282,7 @@ class Conversation:
     def _on_mic(self, pcm: bytes, t_capture: float) -> None:
         level = rms_dbfs(pcm)
         speaking = self._speech.is_speech(pcm, level)
-        self._view.mic_level(level, speaking)
+        self._events.emit(MicLevel(level, speaking))
         send, end_turn = (True, False) if self._ptt is None else self._ptt.mic(pcm, t_capture)
         if send:
             self._turn.on_mic(speaking, t_capture)
@@ -293,16 +292,16 @@ class Conversation:
                     # The server interrupts an answer it is still generating; one already
                     # generated and queued here is ours to stop. Our own cue is not an
                     # answer: talking over "ready" must not cut it off.
-                    if self._turn.answering or not (self._cues and self._cues.playing):
+                    if self._turn.answering or not (self._voice and self._voice.playing):
                         self._stop_answer("you spoke")
             self._send_audio(pcm, speaking)
         if end_turn:
             self._link.activity_end()
-            self._recorder.event("activity_end")
+            self._events.mark("activity_end")
 
     def _send_audio(self, pcm: bytes, speaking: bool) -> None:
         self._link.send_audio(pcm, speech=speaking)
-        self._recorder.mic(pcm)
+        self._events.emit(MicSent(pcm))
 
     async def _wait_for_answer(self, *, keep_mic_alive: bool) -> None:
         """Wait until the pending answer has been heard (at most `answer_wait_s`).
@@ -319,7 +318,7 @@ class Conversation:
             return self._turn.answering or (expecting and not answered)
 
         if not await self._wait_while(pending, keep_mic_alive, deadline) and expecting:
-            self._view.notice(f"no answer came within {self._options.answer_wait_s:.0f} s")
+            self._events.notice(f"no answer came within {self._options.answer_wait_s:.0f} s")
         await self._speaker.drained()
 
     async def _ask(self, question: str) -> None:
@@ -337,10 +336,8 @@ class Conversation:
     async def _watch_camera(self, camera: CameraWatch) -> None:
         """A dropped stream does not end the session: say so, and say when it is back."""
         async for status in camera.status_changes():
-            self._recorder.event("camera", stalled=status.stalled, outage_s=status.outage_s)
-            self._view.notice(camera_notice(status))
-            if self._cues is not None:
-                self._cues.camera(status)
+            self._events.emit(CameraChanged(status))
+            self._events.notice(camera_notice(status))
 
     def _update_frame_rate(self) -> None:
         """Called on every change of who talks (see `shelfsight.session.frame_rate`)."""
@@ -361,8 +358,8 @@ class Conversation:
                 case TalkReleased(t_monotonic=t) if self._ptt is not None:
                     if self._ptt.release(t):
                         self._turn.on_question_sent(t + self._ptt.tail_s)
-                        self._recorder.event("key", key="talk", action="release")
-                        self._view.state(State.THINKING)
+                        self._events.mark("key", key="talk", action="release")
+                        self._state(State.THINKING)
                 case TypedQuestion(text=text) if self._guiding() and says_stop(text):
                     self._stop_guiding("you typed stop")
                 case TypedQuestion(text=text):
@@ -373,11 +370,11 @@ class Conversation:
                         await self._first_picture()
                         self._typed(GUIDE_ME)
                 case Typing(text=text):
-                    self._view.typing(text)
+                    self._events.emit(TypingNow(text))
                 case StopAnswer():
                     self._stop_answer("stop key")
                 case Quit():
-                    self._recorder.event("key", key="quit")
+                    self._events.mark("key", key="quit")
                     self._done.set()
                 case EndOfInput() if self._mic is None and self._options.ask is None:
                     # Questions came from a pipe and it ended: answer the last one, then stop.
@@ -388,18 +385,18 @@ class Conversation:
     def _talk_key(self, t: float) -> None:
         assert self._ptt is not None
         action, preroll = self._ptt.press(t)
-        self._recorder.event("key", key="talk", action=action)
+        self._events.mark("key", key="talk", action=action)
         if action == "start":
             self._stop_answer("talk key")
             self._link.activity_start()
-            self._recorder.event("activity_start")
+            self._events.mark("activity_start")
             for pcm in preroll:
                 self._send_audio(pcm, False)
-            self._view.state(State.USER_TALKING)
+            self._state(State.USER_TALKING)
             self._update_frame_rate()
         else:
             self._turn.on_question_sent(t + self._ptt.tail_s)
-            self._view.state(State.THINKING)
+            self._state(State.THINKING)
 
     async def _first_picture(self) -> None:
         """A question typed before the camera's first picture went out waits for it, up to
@@ -415,9 +412,8 @@ class Conversation:
         self._stop_answer("new question")
         self._link.send_text(text)
         self._turn.on_question_sent(time.monotonic())
-        self._recorder.event("typed_text", text=text)
-        self._view.user_typed(text)
-        self._view.state(State.THINKING)
+        self._events.emit(UserTyped(text))
+        self._state(State.THINKING)
 
     def _stop_answer(self, why: str) -> None:
         """Barge-in from this side: silence what is queued and drop the rest of this answer."""
@@ -427,20 +423,18 @@ class Conversation:
         elif not playing:
             return
         self._speaker.clear()
-        self._recorder.event("answer_stopped", why=why)
-        if why in ("stop key", "talk key"):  # the user's own key: say that it took
-            self._view.notice("answer stopped")
+        self._events.emit(AnswerStopped(why, by_key=why in ("stop key", "talk key")))
 
     # -- server side ----------------------------------------------------------------------------
 
     async def _pump_events(self) -> None:
         async for event in self._link.events():
-            record_event(self._recorder, event)
+            self._events.emit(Heard(event))
             self._on_event(event)
             if notice := link_notice(event, first_connection=not self._connected.is_set()):
-                self._view.notice(notice)
-            if isinstance(event, AudioLost) and event.missed_at and self._cues is not None:
-                self._cues.say(missed_sentence(event.missed_at) + ".", stale_s=NEWS_STALE_S)
+                self._events.notice(notice)
+            if isinstance(event, AudioLost) and event.missed_at:
+                self._events.emit(Speak(missed_sentence(event.missed_at) + ".", NEWS_STALE_S))
             if isinstance(event, Connected):
                 self._connected.set()
 
@@ -448,7 +442,7 @@ class Conversation:
         match event:
             case AnswerAudio(pcm=pcm, t_received=t):
                 if self._turn.on_answer_audio(t):
-                    self._view.state(State.ANSWERING)
+                    self._state(State.ANSWERING)
                     self._update_frame_rate()
                 self.answer_audio_s += len(pcm) / 48000  # 24 kHz PCM16
                 self._speaker.keep()  # a speaker file now holds an answer: it stays
@@ -460,75 +454,75 @@ class Conversation:
                 self._end_turn(interrupted=True)
             case TurnComplete():
                 if self._turn.answering:
-                    self._recorder.event("turn_latency", latency_s=self._turn.latency_s)
+                    self._events.mark("turn_latency", latency_s=self._turn.latency_s)
                     self._end_turn(interrupted=False)
-                self._view.state(State.LISTENING)
+                self._state(State.LISTENING)
             case UserTranscript(text=text):
-                self._view.user_said(text)
+                self._events.emit(UserSaid(text))
                 if self._guiding() and says_stop(text):
                     self._stop_guiding("you said stop")
                 if not self._turn.answering:
-                    self._view.state(State.THINKING)
+                    self._state(State.THINKING)
             case AnswerTranscript(text=text):
-                self._view.answer_said(text)
+                self._events.emit(AnswerSaid(text))
             case AnswerCut():
                 # The answer comes again whole on the next connection: drop the partial one.
                 # Cut by the connection, not interrupted by the user: no latency, no "stopped".
                 self._speaker.clear()
                 self._end_turn(interrupted=True, cut=True)
-                self._view.state(State.RECONNECTING)
+                self._state(State.RECONNECTING)
             case FrameSent(frame=frame):
-                self._view.frame_sent(len(frame.jpeg))
+                self._events.emit(PictureSent(len(frame.jpeg)))
                 if self._guide is not None:
                     self._guide.frame_sent(frame)
                 self._first_frame_out.set()
                 self._update_frame_rate()
             case Usage():
                 bill = self.cost.add(event)
-                self._recorder.event("answer_cost", usd=round(bill.usd, 6), **vars(bill.tokens))
-                self._view.answer_cost(
-                    f"cost: {bill.line()}; session so far {format_usd(self.cost.usd)}"
-                )
+                self._events.emit(AnswerBilled(bill, self.cost.usd))
             case Connected():
-                self._view.state(State.LISTENING)
+                self._state(State.LISTENING)
             case PictureSize(light=light) if self._frame_rate is not None:
                 self._frame_rate.light = light  # the link's measure of the upload
             case Reconnecting():
                 connected_before = self._connected.is_set()
-                self._view.state(State.RECONNECTING if connected_before else State.CONNECTING)
+                self._state(State.RECONNECTING if connected_before else State.CONNECTING)
             case ToolCall():
                 self._answer_call(event)
             case ToolCallCancellation(call_ids=ids):
                 for note in self._tools.cancel(ids):
-                    self._view.notice(note)
+                    self._events.notice(note)
 
     def _tell_slow_downlink(self) -> None:
         """Once a session: answers arrive slower than they play, so they wait to play whole
         (shelfsight.media.playout); say why the answer is late, once."""
         if not self._told_slow_downlink and self._speaker.slow_wait_s >= SLOW_NOTICE_S:
             self._told_slow_downlink = True
-            self._view.notice("slow connection: answers may lag (each waits to play whole)")
+            self._events.notice("slow connection: answers may lag (each waits to play whole)")
 
     def _answer_call(self, call: ToolCall) -> None:
         """Every function call is answered at once (see shelfsight.tools.calls)."""
         reply = self._tools.answer(call.call_id, call.name, call.args)
-        self._recorder.event(
+        self._events.mark(
             "tool_response", call_id=call.call_id, name=call.name, response=reply.response
         )
         if reply.note:
-            self._view.notice(reply.note)
+            self._events.notice(reply.note)
         if call.call_id is None:  # the API requires the id in a response: none can be sent
-            self._view.notice(f"the model called {call.name or 'a function'} without an id")
+            self._events.notice(f"the model called {call.name or 'a function'} without an id")
             return
         self._link.send_tool_response(call.call_id, call.name, reply.response, reply.scheduling)
+
+    def _state(self, state: State) -> None:
+        self._events.emit(StateChanged(state))
 
     def _end_turn(self, *, interrupted: bool, cut: bool = False) -> None:
         was_answering = self._turn.answering
         self._turn.on_turn_end(interrupted=interrupted)
         if was_answering:
             latency_s = None if cut else self._turn.latency_s
-            self._view.turn_done(latency_s, interrupted=interrupted and not cut, cut=cut)
-        self._view.state(State.LISTENING)
+            self._events.emit(AnswerEnded(latency_s, interrupted and not cut, cut))
+        self._state(State.LISTENING)
         if self._pending_ask is not None:
             ask, self._pending_ask = self._pending_ask, None
             self._ask_again(ask)
@@ -540,11 +534,10 @@ class Conversation:
         async for news in guide.news():
             match news:
                 case Guiding(name=name):
-                    self._recorder.event("guide", action="start", item=name)
+                    self._events.mark("guide", action="start", item=name)
                 case Say(text=text):
-                    self._view.notice(f"guide: {text}")
-                    if self._cues is not None:
-                        self._cues.say(text)
+                    self._events.notice(f"guide: {text}")
+                    self._events.emit(Speak(text, MOMENT_STALE_S))
                 case AskAgain():
                     self._ask_again(news)
                 case CueSample(cue=cue, seq=seq):
@@ -558,12 +551,11 @@ class Conversation:
                             "on_target": cue.on_target,
                         }
                     )
-                    self._recorder.event("guide_cue", seq=seq, lost=cue is None, **where)
+                    self._events.mark("guide_cue", seq=seq, lost=cue is None, **where)
                 case Stopped(name=name, why=why):
-                    self._recorder.event("guide", action="stop", item=name, why=why)
-                    self._view.notice(f"stopped guiding to the {name} ({why})")
-                    if self._cues is not None:
-                        self._cues.say("stopped guiding", stale_s=5.0)
+                    self._events.mark("guide", action="stop", item=name, why=why)
+                    self._events.notice(f"stopped guiding to the {name} ({why})")
+                    self._events.emit(Speak("stopped guiding", 5.0))
 
     def _guiding(self) -> bool:
         return self._guide is not None and self._guide.active
@@ -582,7 +574,7 @@ class Conversation:
         self._link.send_frame(ask.frame)
         self._link.send_text(ask_again_text(ask.name))
         self._turn.on_question_sent(time.monotonic())
-        self._recorder.event("guide", action="ask_again", item=ask.name)
+        self._events.mark("guide", action="ask_again", item=ask.name)
 
 
 def _first_leaf(group: BaseExceptionGroup[UserError]) -> BaseException:

@@ -3,7 +3,7 @@
 Each `Usage` is one turn's bill. The Live API bills the whole context window again on every
 turn (Google's Live API best practices, "Pricing and billing"), so a session's cost is the sum
 of its turns' bills, not the last one. The price is an estimate from dated per-modality prices
-(`shelfsight.session.prices`, settings `price_*`), in USD per 1M tokens.
+(`shelfsight.core.prices`, settings `price_*`), in USD per 1M tokens.
 
 Prompt tokens the server does not break down by modality are counted as text (the cheapest
 input), and thinking tokens as text output. Loop thread only.
@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from shelfsight.core.prices import DEFAULT_PRICES, PRICES_AS_OF
 from shelfsight.live.events import Usage
-from shelfsight.session.prices import DEFAULT_PRICES, PRICES_AS_OF
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,45 @@
-"""Every server event goes into the recording: answer audio into its WAV, the rest as events."""
+"""The recording's observer of the session: every server event (answer audio into its WAV, the
+rest as events), the mic audio sent, and the moments worth keeping."""
 
 from __future__ import annotations
 
 from shelfsight.live.events import AnswerAudio, FrameSent, ServerEvent
+from shelfsight.session.events import (
+    AnswerBilled,
+    AnswerStopped,
+    CameraChanged,
+    Heard,
+    Marked,
+    MicSent,
+    SessionEvent,
+    UserTyped,
+)
 from shelfsight.session.recording import NullRecorder, Recorder
+
+
+class EventLog:
+    """Writes the session into `recorder` (an observer: see shelfsight.session.events)."""
+
+    def __init__(self, recorder: Recorder | NullRecorder) -> None:
+        self.recorder = recorder
+
+    def on_event(self, event: SessionEvent) -> None:
+        recorder = self.recorder
+        match event:
+            case Heard(event=server_event):
+                record_event(recorder, server_event)
+            case MicSent(pcm=pcm):
+                recorder.mic(pcm)
+            case Marked(kind=kind, fields=fields):
+                recorder.event(kind, **fields)
+            case UserTyped(text=text):
+                recorder.event("typed_text", text=text)
+            case AnswerStopped(why=why):
+                recorder.event("answer_stopped", why=why)
+            case AnswerBilled(bill=bill):
+                recorder.event("answer_cost", usd=round(bill.usd, 6), **vars(bill.tokens))
+            case CameraChanged(status=status):
+                recorder.event("camera", stalled=status.stalled, outage_s=status.outage_s)
 
 
 def record_event(recorder: Recorder | NullRecorder, event: ServerEvent) -> None:

@@ -39,12 +39,12 @@ from pathlib import Path
 from typing import Any
 
 from shelfsight import __version__
+from shelfsight.core.pcm import MIC_RATE_HZ, SPEAKER_RATE_HZ
 from shelfsight.errors import UserError
 
 log = logging.getLogger(__name__)
 
-MIC_RATE_HZ = 16000
-ANSWER_RATE_HZ = 24000
+ANSWER_RATE_HZ = SPEAKER_RATE_HZ
 Job = Callable[[], None]
 MANIFEST_RESERVE_BYTES = 16 * 1024  # room for the final manifest, even on a full disk
 MAX_PENDING_BYTES = 64 * 1024 * 1024  # about 15 min of audio and frames the disk may fall behind

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
-from shelfsight.media.frames import EncodedFrame
+from shelfsight.core.frames import EncodedFrame
 from shelfsight.session.recording import RecordedSession
 from shelfsight.standin import ScriptedAnswer
 

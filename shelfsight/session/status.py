@@ -90,7 +90,7 @@ def camera_notice(status: CameraStatus) -> str:
 
 
 class Spoken(StrEnum):
-    """Status worth saying aloud: it lasts, or the user must act (see shelfsight.session.cues)."""
+    """Status worth saying aloud: it lasts, or the user must act (session.announcer)."""
 
     NOT_CONNECTED = "not_connected"
     NO_CONNECTION = "no_connection"

@@ -21,14 +21,12 @@ from typing import Any, Literal
 
 from google.genai import types
 
+from shelfsight.errors import BadArgs
+
 log = logging.getLogger(__name__)
 
 Scheduling = Literal["WHEN_IDLE", "SILENT", "INTERRUPT"]
 ANSWERED_KEPT = 256  # call ids remembered for duplicate detection (oldest forgotten first)
-
-
-class BadArgs(ValueError):
-    """A handler's arguments are malformed; the message tells the model what to send."""
 
 
 @dataclass(frozen=True)

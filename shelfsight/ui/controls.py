@@ -27,58 +27,20 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
-
-@dataclass(frozen=True)
-class TalkPressed:
-    t_monotonic: float
-
-
-@dataclass(frozen=True)
-class TalkReleased:
-    t_monotonic: float
-
-
-@dataclass(frozen=True)
-class TypedQuestion:
-    text: str
-
-
-@dataclass(frozen=True)
-class StopAnswer:
-    pass
-
-
-@dataclass(frozen=True)
-class Quit:
-    pass
-
-
-@dataclass(frozen=True)
-class GuideKey:
-    """Guide me to the item we are talking about, or stop guiding."""
-
-
-@dataclass(frozen=True)
-class EndOfInput:
-    """Standard input (a pipe of questions) has ended, after `questions` lines were read from
-    it (0: nothing came, as from /dev/null: it was no channel for questions at all)."""
-
-    questions: int = 0
-
-
-@dataclass(frozen=True)
-class Typing:
-    """The question being typed so far, for the view to echo; None when the prompt closes."""
-
-    text: str | None
-
-
-Control = (
-    TalkPressed | TalkReleased | TypedQuestion | StopAnswer | Quit | GuideKey | Typing | EndOfInput
+from shelfsight.core.controls import (  # noqa: F401 (made here, re-exported)
+    Control,
+    EndOfInput,
+    GuideKey,
+    Quit,
+    StopAnswer,
+    TalkPressed,
+    TalkReleased,
+    TypedQuestion,
+    Typing,
 )
+
 CONTROL_QUEUE_SIZE = 256
 ESC, ENTER, BACKSPACES, CTRL_D, TAB = "\x1b", ("\r", "\n"), ("\x7f", "\x08"), "\x04", "\t"
 CTRL_U, CTRL_W = "\x15", "\x17"  # erase the line, erase the last word (as in a shell)

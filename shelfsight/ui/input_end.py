@@ -27,7 +27,7 @@ from shelfsight.ui.controls import CONTROL_QUEUE_SIZE, Control, EndOfInput, Quit
 
 if TYPE_CHECKING:  # types only: the conversation imports this package's controls
     from shelfsight.media.speaker import SpeakerSink
-    from shelfsight.session.conversation import View
+    from shelfsight.ui.watch import View
 
 # While in one of these the session is busy with a question (or its answer may come again).
 BUSY = frozenset(

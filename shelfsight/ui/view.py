@@ -283,22 +283,6 @@ class AnswerView(PlainView):
         super().turn_done(latency_s, interrupted, cut)
 
 
-def make_view(
-    plain: bool | None = None, *, answer_only: bool = False, screen_reader: bool = False
-) -> PlainView:
-    """The rich view on a terminal, plain lines otherwise (or when asked); for a screen
-    reader, one plain sentence per event (see shelfsight.ui.screen_reader)."""
-    if answer_only:
-        return AnswerView()
-    if screen_reader:
-        from shelfsight.ui.screen_reader import ScreenReaderView
-
-        return ScreenReaderView()
-    if plain is None:
-        plain = not sys.stdout.isatty()
-    return PlainView() if plain else LiveView()
-
-
 def _join(pieces: list[str]) -> str:
     return " ".join("".join(pieces).split())
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shelfsight.media.earcons import Cue, EarconBank
+from shelfsight.media.earcons import Earcon, EarconBank
 from shelfsight.media.pcm import SPEAKER_RATE_HZ
 
 MATCH = 0.98  # normalised correlation of a sound played unchanged
@@ -38,10 +38,10 @@ def find_sound(recording: bytes, sound: bytes, threshold: float = MATCH) -> list
     return hits
 
 
-def heard_cues(recording: bytes, bank: EarconBank | None = None) -> list[tuple[float, Cue]]:
+def heard_cues(recording: bytes, bank: EarconBank | None = None) -> list[tuple[float, Earcon]]:
     """Every earcon (at the default volume unless `bank` says otherwise), by time."""
     bank = bank or EarconBank()
-    found = [(t, cue) for cue in Cue for t in find_sound(recording, bank.pcm(cue))]
+    found = [(t, cue) for cue in Earcon for t in find_sound(recording, bank.pcm(cue))]
     return sorted(found)
 
 
@@ -50,7 +50,7 @@ def silence_cues(recording: bytes, bank: EarconBank | None = None) -> bytes:
     arrived while it played): each is found by its first 20 ms."""
     bank = bank or EarconBank()
     out = bytearray(recording)
-    for cue in Cue:
+    for cue in Earcon:
         pcm = bank.pcm(cue)
         for t in find_sound(recording, pcm[:960]):
             start = round(t * SPEAKER_RATE_HZ) * 2

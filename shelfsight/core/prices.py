@@ -7,7 +7,7 @@ image and video in $1.00 ($0.002/min); text out (thinking included) $4.50, audio
 ($0.018/min). Prices change: every one is a setting (`price_audio_in`, ...), and the README says
 when these were read.
 
-Kept apart from `cost` so `settings` can read the defaults without importing the SDK.
+At the bottom stage so `settings` can read the defaults without importing the session.
 """
 
 from __future__ import annotations

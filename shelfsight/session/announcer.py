@@ -1,7 +1,8 @@
 """Sound for a user who is not looking: earcons on what changes, spoken status for what lasts.
 
-`Cues` listens to what the screen is told (`CuedView` passes the view's calls on to it) and is
-told directly about the camera and a fatal error. Which event gives which cue:
+`Announcer` observes the session's events (shelfsight.session.events: the state, the mic,
+what was said or typed, the camera, words to speak) and, as the session fails, says its last
+words. Which event gives which sound:
 
     first connection                      READY
     push-to-talk key down / up            TALK_DOWN / TALK_UP
@@ -36,10 +37,21 @@ from typing import Any, Protocol
 
 from shelfsight.errors import UserError
 from shelfsight.media.camera import CameraStatus
-from shelfsight.media.earcons import Cue, EarconBank, peak_dbfs_for
+from shelfsight.media.earcons import Earcon, EarconBank, peak_dbfs_for
 from shelfsight.media.off_loop import in_daemon_thread
 from shelfsight.media.speaker import SpeakerSink
 from shelfsight.media.tts import INSTALL_HINT, StatusVoice, find_engine
+from shelfsight.session.events import (
+    MOMENT_STALE_S,
+    NEWS_STALE_S,
+    CameraChanged,
+    MicLevel,
+    SessionEvent,
+    Speak,
+    StateChanged,
+    UserSaid,
+    UserTyped,
+)
 from shelfsight.session.status import Spoken, State, spoken, stopped_sentence
 from shelfsight.settings import Settings
 
@@ -54,17 +66,20 @@ USER_PAUSE_S = 0.3  # hands-free: this long without speech before a cue may star
 THINK_EVERY_S = 1.5
 SILENT_DBFS = -80.0  # below any real mic's noise floor: muted, or no signal at all
 CUE_STALE_S = 1.0  # a cue about a moment (heard, thinking, a key) is soon no longer news
-NEWS_STALE_S = 15.0  # a cue or sentence about a lasting state waits longer for its turn
-GUIDE_WORDS_STALE_S = 2.0  # "a bit lower" said later than this would be wrong
-NEWS = frozenset({Cue.READY, Cue.RECONNECTING, Cue.BACK, Cue.CAMERA_LOST, Cue.CAMERA_BACK})
+GUIDE_WORDS_STALE_S = MOMENT_STALE_S
+NEWS = frozenset(
+    {Earcon.READY, Earcon.RECONNECTING, Earcon.BACK, Earcon.CAMERA_LOST, Earcon.CAMERA_BACK}
+)
 # What a newer sound makes pointless if it has not played yet.
 SUPERSEDES = {
-    Cue.BACK: Cue.RECONNECTING,
-    Cue.CAMERA_BACK: Cue.CAMERA_LOST,
+    Earcon.BACK: Earcon.RECONNECTING,
+    Earcon.CAMERA_BACK: Earcon.CAMERA_LOST,
     Spoken.CONNECTED_AGAIN: Spoken.NO_CONNECTION,
     Spoken.CAMERA_BACK: Spoken.CAMERA_LOST,
 }
-URGENT = frozenset({Cue.TALK_DOWN, Cue.TALK_UP, Cue.ERROR})  # follow a clear(), not a drain
+URGENT = frozenset(
+    {Earcon.TALK_DOWN, Earcon.TALK_UP, Earcon.ERROR}
+)  # follow a clear(), not a drain
 DOWN = (State.CONNECTING, State.RECONNECTING)
 
 
@@ -73,7 +88,7 @@ class Recorder(Protocol):
 
 
 @dataclass(frozen=True)
-class CueOptions:
+class AnnouncerOptions:
     cues: bool = True
     speak: bool = True
     peak_dbfs: float = -20.0
@@ -111,12 +126,12 @@ class _Watch:
     )
 
 
-class Cues:
+class Announcer:
     def __init__(
         self,
         speaker: SpeakerSink,
         recorder: Recorder,
-        options: CueOptions = CueOptions(),
+        options: AnnouncerOptions = AnnouncerOptions(),
         voice: StatusVoice | None = None,
         clock: Callable[[], float] = time.monotonic,
         notice: Callable[[str], None] | None = None,
@@ -139,7 +154,23 @@ class Cues:
         answer is queued, and an answer starting stops them)."""
         return self._ours_playing and self._speaker.pending_s > 0
 
-    # -- what the conversation tells it -------------------------------------------------------
+    # -- what the session tells it ------------------------------------------------------------
+
+    def on_event(self, event: SessionEvent) -> None:
+        """An observer of the session (see shelfsight.session.events)."""
+        match event:
+            case StateChanged(state=state):
+                self.state(state)
+            case MicLevel(dbfs=dbfs, speaking=speaking):
+                self.mic_level(dbfs, speaking)
+            case UserSaid(text=text):
+                self.user_said(text)
+            case UserTyped(text=text):
+                self.user_typed(text)
+            case CameraChanged(status=status):
+                self.camera(status)
+            case Speak(text=text, stale_s=stale_s):
+                self.say(text, stale_s=stale_s)
 
     def state(self, state: State) -> None:
         old, self._state = self._state, state
@@ -158,9 +189,9 @@ class Cues:
         elif state not in DOWN and old in DOWN:
             self._connected(first=not w.ever_connected)
         if state == State.USER_TALKING and self._options.push_to_talk:
-            self._cue(Cue.TALK_DOWN)
+            self._cue(Earcon.TALK_DOWN)
         elif state == State.THINKING and old == State.USER_TALKING and self._options.push_to_talk:
-            self._cue(Cue.TALK_UP)
+            self._cue(Earcon.TALK_UP)
             self._start_thinking(now)
         if state in (State.ANSWERING, State.LISTENING, *DOWN):
             w.heard_pending, w.thinking_since = False, None
@@ -168,9 +199,9 @@ class Cues:
     def _connected(self, *, first: bool) -> None:
         w = self._w
         if first:
-            self._cue(Cue.READY)
+            self._cue(Earcon.READY)
         elif w.cued_down:
-            self._cue(Cue.BACK)
+            self._cue(Earcon.BACK)
         if w.spoke_down and not first:
             self._say(Spoken.CONNECTED_AGAIN)
         w.ever_connected, w.down_since, w.cued_down, w.spoke_down = True, None, False, False
@@ -187,14 +218,14 @@ class Cues:
             self._w.heard_pending = True
 
     def user_typed(self, text: str) -> None:
-        self._cue(Cue.HEARD)
+        self._cue(Earcon.HEARD)
         self._start_thinking(self._clock())
 
     def camera(self, status: CameraStatus) -> None:
-        self._cue(Cue.CAMERA_LOST if status.stalled else Cue.CAMERA_BACK)
+        self._cue(Earcon.CAMERA_LOST if status.stalled else Earcon.CAMERA_BACK)
         self._say(Spoken.CAMERA_LOST if status.stalled else Spoken.CAMERA_BACK)
 
-    async def fatal(self, message: str, *, max_wait_s: float = 8.0) -> None:
+    async def last_words(self, message: str, *, max_wait_s: float = 8.0) -> None:
         """The run ends with `message`: the error cue and the reason, over anything playing,
         heard before the devices close (at most `max_wait_s`)."""
         with contextlib.suppress(UserError, TimeoutError):  # an unplugged speaker: nothing to do
@@ -202,7 +233,7 @@ class Cues:
                 self._speaker.clear()
                 self._pending.clear()
                 if self._bank is not None:
-                    self._play(_Sound(self._bank.pcm(Cue.ERROR), {"cue": Cue.ERROR}, 0.0))
+                    self._play(_Sound(self._bank.pcm(Earcon.ERROR), {"cue": Earcon.ERROR}, 0.0))
                 if self._voice is not None:
                     text = stopped_sentence(message)
                     if pcm := await in_daemon_thread(partial(self._voice.render, text), "speech"):
@@ -232,18 +263,18 @@ class Cues:
             down_s = now - w.down_since
             if w.ever_connected and not w.cued_down and down_s >= RECONNECT_CUE_AFTER_S:
                 w.cued_down = True
-                self._cue(Cue.RECONNECTING)
+                self._cue(Earcon.RECONNECTING)
             if not w.spoke_down and down_s >= SPEAK_DOWN_AFTER_S:
                 w.spoke_down = True
                 self._say(Spoken.NO_CONNECTION if w.ever_connected else Spoken.NOT_CONNECTED)
         if w.heard_pending and now - w.t_last_speech >= self._options.heard_silence_s:
             w.heard_pending = False
-            self._cue(Cue.HEARD)
+            self._cue(Earcon.HEARD)
             self._start_thinking(now)
         if w.thinking_since is not None and self._state != State.ANSWERING:
             if now >= w.next_think:
                 w.next_think += THINK_EVERY_S
-                self._cue(Cue.THINKING)
+                self._cue(Earcon.THINKING)
             if now - w.thinking_since >= self._options.answer_wait_s:
                 w.thinking_since = None
                 self._say(Spoken.NO_ANSWER, show=True)
@@ -258,7 +289,7 @@ class Cues:
 
     # -- playing ------------------------------------------------------------------------------
 
-    def _cue(self, cue: Cue) -> None:
+    def _cue(self, cue: Earcon) -> None:
         if self._bank is not None:
             stale_s = NEWS_STALE_S if cue in NEWS else CUE_STALE_S
             sound = _Sound(self._bank.pcm(cue), {"cue": cue}, self._clock() + stale_s)
@@ -326,35 +357,9 @@ class Cues:
         self._recorder.event("cue", **sound.label)
 
 
-class CuedView:
-    """A view that also tells `Cues` what it is told; everything else goes to the view."""
-
-    def __init__(self, view: Any, cues: Cues) -> None:
-        self._view, self._cues = view, cues
-
-    def state(self, state: State) -> None:
-        self._view.state(state)
-        self._cues.state(state)
-
-    def mic_level(self, dbfs: float, speaking: bool) -> None:
-        self._view.mic_level(dbfs, speaking)
-        self._cues.mic_level(dbfs, speaking)
-
-    def user_said(self, text: str) -> None:
-        self._view.user_said(text)
-        self._cues.user_said(text)
-
-    def user_typed(self, text: str) -> None:
-        self._view.user_typed(text)
-        self._cues.user_typed(text)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._view, name)
-
-
-def make_cues(
+def make_announcer(
     settings: Settings, speaker: SpeakerSink, recorder: Recorder, notice: Callable[[str], None]
-) -> Cues | None:
+) -> Announcer | None:
     """The cues these settings ask for (None when both cues and spoken status are off); says
     once, through `notice`, when spoken status is on but there is no speech engine."""
     if not settings.cues and not settings.speak_status:
@@ -366,7 +371,7 @@ def make_cues(
             notice(INSTALL_HINT + "; sound cues only")
         else:
             voice = StatusVoice(engine)
-    options = CueOptions(
+    options = AnnouncerOptions(
         cues=settings.cues,
         speak=settings.speak_status,
         peak_dbfs=peak_dbfs_for(settings.cue_volume),
@@ -375,4 +380,4 @@ def make_cues(
         silent_mic_s=settings.silent_mic_s,
         heard_silence_s=settings.silence_ms / 1000,
     )
-    return Cues(speaker, recorder, options, voice, notice=notice)
+    return Announcer(speaker, recorder, options, voice, notice=notice)

@@ -9,8 +9,7 @@ the centre, and `on_target` (a distinct sound) means centred and large enough to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from shelfsight.core.guidance import Guidance
 from shelfsight.guide.box import PixelBox
 
 BASE_PITCH_HZ = 660.0
@@ -21,26 +20,14 @@ CENTRE = 0.12  # |offset| under this (fraction of half the picture) counts as ce
 REACH_WIDTH = 0.25
 
 
-@dataclass(frozen=True)
-class Cue:
-    t_capture: float  # the frame this cue is about (time.monotonic())
-    pan: float  # -1 .. 1: item left .. right of centre
-    tilt: float  # -1 .. 1: item above .. below centre
-    width: float  # item width / picture width
-    pitch_hz: float
-    tick_hz: float
-    on_target: bool
-    hint: str
-
-
-def cue_for(box: PixelBox, width: int, height: int, t_capture: float) -> Cue:
+def guidance_for(box: PixelBox, width: int, height: int, t_capture: float) -> Guidance:
     pan = _clip((box.cx - width / 2) / (width / 2))
     tilt = _clip((box.cy - height / 2) / (height / 2))
     size = box.w / width
     distance = min(1.0, (pan * pan + tilt * tilt) ** 0.5 / 2**0.5)
     tick_hz = FAST_TICK_HZ - (FAST_TICK_HZ - SLOW_TICK_HZ) * distance
     centred = abs(pan) < CENTRE and abs(tilt) < CENTRE
-    return Cue(
+    return Guidance(
         t_capture=t_capture,
         pan=pan,
         tilt=tilt,

@@ -1,0 +1,17 @@
+"""A picture ready to send: the link, the guide and the recorder share it (no OpenCV here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    """One JPEG ready to send; times are time.monotonic() seconds."""
+
+    jpeg: bytes
+    width: int
+    height: int
+    t_capture: float  # when the source delivered the frame
+    t_encoded: float  # when the JPEG was ready
+    seq: int  # the source frame counter (Frame.seq)
