@@ -598,41 +598,35 @@ def sessions(
     """List recorded sessions with date, duration, questions and answers."""
 
     def go() -> None:
-        from rich.console import Console
-        from rich.table import Table
-
         from shelfsight.session.cost import format_usd
         from shelfsight.session.recording import load_session
         from shelfsight.session.replay import describe, find_sessions
         from shelfsight.settings import load_settings
+        from shelfsight.ui.listing import Listing, show
 
         root = folder or Path(load_settings({}).sessions_dir).expanduser()
         found = find_sessions(root)
         if not found:
             print(f"No recorded sessions in {root}. Record one with: shelfsight run --record DIR")
             return
-        table = Table(title=f"Sessions in {root}", title_justify="left")
         # The folder is never wrapped or cut, so it can be pasted into `shelfsight replay`.
-        widest = max(len(str(path)) for path in found)
-        table.add_column("folder", no_wrap=True, min_width=widest)
-        for column in ("started", "duration", "questions", "answers", "tokens", "cost", "status"):
-            table.add_column(column)
+        columns = ["folder", "started", "duration", "questions", "answers", "tokens", "cost"]
+        listing = Listing(f"Sessions in {root}", [*columns, "status"])
         for path in found:
             row = describe(load_session(path))
-            table.add_row(
-                str(path),
-                str(row["started"]),
-                f"{row['duration_s']:.0f} s",
-                str(row["questions"]),
-                str(row["answers"]),
-                f"{row['tokens_in'] + row['tokens_out']:,}",  # type: ignore[operator]
-                format_usd(float(row["cost_usd"])),  # type: ignore[arg-type]
-                "complete" if row["complete"] else "cut short",
+            listing.add(
+                [
+                    str(path),
+                    str(row["started"]),
+                    f"{row['duration_s']:.0f} s",
+                    str(row["questions"]),
+                    str(row["answers"]),
+                    f"{row['tokens_in'] + row['tokens_out']:,}",  # type: ignore[operator]
+                    format_usd(float(row["cost_usd"])),  # type: ignore[arg-type]
+                    "complete" if row["complete"] else "cut short",
+                ]
             )
-        console = Console()
-        if not console.is_terminal:  # a pipe or a file: no wrapping at all
-            console.width = max(console.width, widest + 80)
-        console.print(table)
+        show(listing)
 
     guarded(go)
 
@@ -678,9 +672,10 @@ def eval_suite(
         from rich.console import Console
 
         from shelfsight.eval.cases import bundled_suite, load_suite
-        from shelfsight.eval.report import as_json, table
+        from shelfsight.eval.report import as_json, listing
         from shelfsight.eval.runner import run_suite
         from shelfsight.settings import api_key_from_env, load_settings
+        from shelfsight.ui.listing import show
 
         folder = suite or bundled_suite()
         cases = load_suite(folder)
@@ -703,7 +698,7 @@ def eval_suite(
             json.dump(as_json(results, settings.model), sys.stdout, indent=2)
             print()
         else:
-            Console().print(table(results, f"{folder.name}: {settings.model}"))
+            show(listing(results, f"{folder.name}: {settings.model}"))
 
     guarded(go)
 

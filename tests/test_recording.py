@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
 import wave
 from pathlib import Path
 
+import pytest
+
 from shelfsight.media.wav import load_mic_pcm
 from shelfsight.session.recording import load_session
 from shelfsight.standin import StandInThread
 from tests.conftest import ASSETS, TEST_KEY, run_cli, standin_env, start_answered_run
+from tests.support.terminal import Terminal
 
 QUESTION = ASSETS / "question.wav"
 DEMO = ASSETS / "demo-session"
@@ -166,12 +170,13 @@ def test_demo_works_without_camera_mic_speaker_or_key(tmp_path: Path) -> None:
 
 
 def test_sessions_lists_date_duration_questions_and_answers(tmp_path: Path) -> None:
+    """Into a pipe: plain lines, the folder alone on its line, then its labelled values."""
     result = run_cli("sessions", str(ASSETS))
     assert result.code == 0, result.stderr
-    row = next(line for line in result.stdout.splitlines() if "demo-session" in line)
-    cells = [c.strip() for c in row.split("│") if c.strip()]
-    assert cells[3:5] == ["1", "1"], cells  # one question, one answer
-    assert cells[0] == str(ASSETS / "demo-session") and cells[-1] == "complete", cells
+    lines = result.stdout.splitlines()
+    details = lines[lines.index(str(ASSETS / "demo-session")) + 1]
+    assert "questions 1, answers 1" in details, details  # one question, one answer
+    assert details.startswith("  started ") and details.endswith("status complete"), details
 
 
 def test_sessions_given_one_recording_lists_it_with_a_path_that_replays_it(
@@ -179,8 +184,27 @@ def test_sessions_given_one_recording_lists_it_with_a_path_that_replays_it(
 ) -> None:
     result = run_cli("sessions", str(DEMO))
     assert result.code == 0, result.stderr
-    row = next(line for line in result.stdout.splitlines() if line.startswith("│"))
-    pasted = row.split("│")[1].strip()
+    pasted = result.stdout.splitlines()[1]
     assert Path(pasted) == DEMO
-    header = next(line for line in result.stdout.splitlines() if "folder" in line)
-    assert all(cell.strip() for cell in header.split("┃")[1:-1]), header
+
+
+@pytest.mark.parametrize(("cols", "table"), [(200, True), (80, False)])
+def test_sessions_is_a_table_on_a_wide_terminal_and_plain_lines_on_a_narrow_one(
+    cols: int, table: bool
+) -> None:
+    """80 columns would fold every cell into one-word lines: plain lines instead, wrapped
+    at word boundaries, the folder whole (it is pasted into `shelfsight replay`)."""
+    term = Terminal(["sessions", str(DEMO)], env={}, cols=cols)
+    screen = term.wait_for("complete", timeout_s=20)
+    assert term.close() == 0
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", screen.replace("\r", ""))  # colours off
+    lines = [line.rstrip() for line in shown.splitlines() if line.strip()]
+    assert all(len(line) <= cols for line in lines), lines
+    if table:
+        header = next(line for line in lines if "folder" in line)
+        assert all(cell.strip() for cell in header.split("┃")[1:-1]), header
+        row = next(line for line in lines if line.startswith("│"))
+        assert Path(row.split("│")[1].strip()) == DEMO
+    else:
+        assert not any("│" in line or "┃" in line for line in lines), lines
+        assert str(DEMO) in lines and any("questions 1, answers 1" in line for line in lines)

@@ -1,16 +1,16 @@
-"""The eval's table and totals, for people (rich table) and machines (`--json`)."""
+"""The eval's listing and totals, for people (a table or plain lines) and machines (`--json`)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
 
-from rich.table import Table
-
 from shelfsight.eval.runner import CaseResult
 from shelfsight.session.cost import Tokens, format_usd
+from shelfsight.ui.listing import Listing
 
-MARK = {True: "✓", False: "✗", None: "·"}
+# Words, not ✓/✗: a screen reader says them, and they read the same in plain lines.
+MARK = {True: "right", False: "wrong", None: "n/a"}
 
 
 def totals(results: list[CaseResult]) -> dict[str, Any]:
@@ -58,37 +58,41 @@ def as_json(results: list[CaseResult], model: str) -> dict[str, Any]:
     }
 
 
-def table(results: list[CaseResult], title: str) -> Table:
-    out = Table(title=title, title_justify="left", show_footer=True)
+def listing(results: list[CaseResult], title: str) -> Listing:
+    """A row per case (its marks, answer length, tokens, price; the answer as its note) and
+    the totals as the footer."""
     total = totals(results)
 
     def ratio(name: str) -> str:
         return f"{total[name]['right']}/{total[name]['scored']}"
 
-    columns = [
-        ("case", f"{total['correct']}/{total['cases']} right"),
-        ("found", ratio("found")),
-        ("shelf", ratio("shelf")),
-        ("position", ratio("position")),
-        ("colour", ratio("colour")),
-        ("answer s", f"{total['mean_answer_s']:.1f} mean"),
-        ("tokens in/out", f"{total['tokens_in']:,}/{total['tokens_out']:,}"),
-        ("cost", format_usd(total["cost_usd"])),
-        ("answer", ""),
-    ]
-    for header, footer in columns:
-        out.add_column(header, footer=footer, overflow="fold")
+    out = Listing(
+        title,
+        ["case", "found", "shelf", "position", "colour", "answer s", "tokens in/out", "cost"],
+        footer=[
+            f"{total['correct']}/{total['cases']} right",
+            ratio("found"),
+            ratio("shelf"),
+            ratio("position"),
+            ratio("colour"),
+            f"{total['mean_answer_s']:.1f} mean",
+            f"{total['tokens_in']:,}/{total['tokens_out']:,}",
+            format_usd(total["cost_usd"]),
+        ],
+    )
     for r in results:
         s = r.score
-        out.add_row(
-            r.case.id,
-            MARK[s.found],
-            MARK[s.shelf],
-            MARK[s.position],
-            MARK[s.colour],
-            f"{r.answer_s:.1f}",
-            f"{r.tokens.tokens_in:,}/{r.tokens.tokens_out:,}",
-            format_usd(r.usd),
-            r.answer,
+        out.add(
+            [
+                r.case.id,
+                MARK[s.found],
+                MARK[s.shelf],
+                MARK[s.position],
+                MARK[s.colour],
+                f"{r.answer_s:.1f}",
+                f"{r.tokens.tokens_in:,}/{r.tokens.tokens_out:,}",
+                format_usd(r.usd),
+            ],
+            note=r.answer,
         )
     return out
