@@ -21,10 +21,12 @@ from shelfsight import __version__
 from shelfsight.errors import UserError
 from shelfsight.guard import SECRETS, exit_process, guarded, run_async
 from shelfsight.settings import (
+    CHOICES,
     ENV_PREFIX,
-    MEDIA_RESOLUTIONS,
-    MODES,
-    SENSITIVITIES,
+    HELP,
+    METAVARS,
+    RANGES,
+    SHOWN_DEFAULTS,
     Settings,
     default_config_path,
     setting_names,
@@ -73,79 +75,56 @@ def env_help(text: str, name: str, default: object = None) -> str:
 
 
 _DEFAULTS: dict[str, object] = {
-    name: getattr(Settings(), name) for name in setting_names() if name != "prompt_file"
+    **{name: getattr(Settings(), name) for name in setting_names()},
+    **SHOWN_DEFAULTS,
+    "fps": 1,
 }
-_DEFAULTS["camera"] = "auto (an iPhone if there is one, else the first camera)"
-_DEFAULTS["fps"] = 1
-
-CameraOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--camera",
-        "-c",
-        metavar="SPEC",
-        help=env_help(
-            "iphone (macOS Continuity Camera), a camera name or index, an rtsp:// or "
-            "http(s):// stream, a video file, or none.",
-            "camera",
-        ),
-        show_default=False,
-    ),
-]
-MicOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--mic",
-        "-m",
-        metavar="SPEC",
-        help=env_help(
-            "default, an input device name or index, a WAV file streamed in real time, or none.",
-            "mic",
-        ),
-        show_default=False,
-    ),
-]
-SpeakerOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--speaker",
-        "-s",
-        metavar="SPEC",
-        help=env_help(
-            "default, an output device name or index, or a WAV file to write the answer "
-            "audio into on a real-time clock.",
-            "speaker",
-        ),
-        show_default=False,
-    ),
-]
 
 
-ModeOpt = Annotated[
-    str | None,
-    typer.Option(
-        metavar=choices(MODES),
-        help=env_help(
-            "handsfree: just talk, the server hears when you start and stop. ptt: press the "
-            "talk key to start and again to stop (or hold it, where key releases are "
-            "reported).",
-            "mode",
-        ),
-        show_default=False,
-    ),
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option(metavar="NAME", help=env_help("Live API model.", "model"), show_default=False),
-]
-VoiceOpt = Annotated[
-    str | None,
-    typer.Option(
-        metavar="NAME",
-        help=env_help("Answer voice, e.g. Kore, Puck, Aoede, Charon.", "voice"),
-        show_default=False,
-    ),
-]
+def setting_option(name: str, *decls: str, **extra: Any) -> Any:
+    """The option of setting `name`, all from the settings' table: its help (`HELP`, with
+    the range from `RANGES`, the env var and the default) and its metavar (the choices from
+    `CHOICES`, else `METAVARS`). Values are checked by `Settings.validate`, not by Click."""
+    text = HELP[name]
+    if name in RANGES:
+        low, high, unit = RANGES[name]
+        text = f"{text} {low:g} to {high:g}{unit}."
+    metavar = choices(CHOICES[name]) if name in CHOICES else METAVARS.get(name)
+    return typer.Option(
+        *decls, metavar=metavar, help=env_help(text, name), show_default=False, **extra
+    )
+
+
+def setting_flags(given: dict[str, Any], **fixed: Any) -> dict[str, Any]:
+    """The settings among a command's parameters (its `locals()`), as `load_settings` takes
+    them: choices lower-cased, a repeated --vocabulary joined; `fixed` ones added."""
+    flags: dict[str, Any] = {}
+    for name in setting_names():
+        if name not in given:
+            continue
+        value = given[name]
+        if name in CHOICES:
+            value = lower(value)
+        elif name == "vocabulary":
+            value = vocabulary_flag(value)
+        flags[name] = value
+    return {**flags, **fixed}
+
+
+def vocabulary_flag(values: list[str] | None) -> str | None:
+    """Repeated --vocabulary options as one comma-separated setting (None: not given)."""
+    return ",".join(values) if values else None
+
+
+CameraOpt = Annotated[str | None, setting_option("camera", "--camera", "-c")]
+MicOpt = Annotated[str | None, setting_option("mic", "--mic", "-m")]
+SpeakerOpt = Annotated[str | None, setting_option("speaker", "--speaker", "-s")]
+ModelOpt = Annotated[str | None, setting_option("model")]
+VoiceOpt = Annotated[str | None, setting_option("voice")]
+MediaResolutionOpt = Annotated[str | None, setting_option("media_resolution")]
+CuesOpt = Annotated[str | None, setting_option("cues")]
+SpeakStatusOpt = Annotated[str | None, setting_option("speak_status")]
+LanguageOpt = Annotated[str | None, setting_option("language")]
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
@@ -169,81 +148,6 @@ PlainOpt = Annotated[
         show_default=False,
     ),
 ]
-MediaResolutionOpt = Annotated[
-    str | None,
-    typer.Option(
-        metavar=choices(MEDIA_RESOLUTIONS),
-        help=env_help(
-            "Tokens the model spends on each frame. Low costs less and sees less detail.",
-            "media_resolution",
-        ),
-        show_default=False,
-    ),
-]
-VocabularyOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--vocabulary",
-        metavar="NAMES",
-        help=env_help(
-            "Brand or product names to recognise in what you say, comma-separated or the "
-            "option repeated (config: vocabulary = [...]).",
-            "vocabulary",
-            "none",
-        ),
-        show_default=False,
-    ),
-]
-
-
-def vocabulary_flag(values: list[str] | None) -> str | None:
-    """Repeated --vocabulary options as one comma-separated setting (None: not given)."""
-    return ",".join(values) if values else None
-
-
-CuesOpt = Annotated[
-    str | None,
-    typer.Option(
-        metavar="on|off",
-        help=env_help(
-            "Sound cues (ready, question heard, still thinking, reconnecting, camera lost, error).",
-            "cues",
-        ),
-        show_default=False,
-    ),
-]
-SpeakStatusOpt = Annotated[
-    str | None,
-    typer.Option(
-        metavar="on|off",
-        help=env_help(
-            "Say aloud what lasts or needs you (no connection, camera lost, no answer, silent "
-            "mic, stopping). Needs espeak-ng on Linux, say on macOS.",
-            "speak_status",
-        ),
-        show_default=False,
-    ),
-]
-CueVolumeOpt = Annotated[
-    float | None,
-    typer.Option(
-        metavar="0-1",
-        help=env_help("Loudness of the cues; 1 is as loud as speech.", "cue_volume"),
-        show_default=False,
-    ),
-]
-LanguageOpt = Annotated[
-    str | None,
-    typer.Option(
-        metavar="TAG",
-        help=env_help(
-            "The language to answer in, BCP-47 (e.g. en-US, nb-NO, de-DE).",
-            "language",
-            "the system locale, else en-US",
-        ),
-        show_default=False,
-    ),
-]
 
 
 @app.command(
@@ -262,121 +166,22 @@ def run(
     camera: CameraOpt = None,
     mic: MicOpt = None,
     speaker: SpeakerOpt = None,
-    mode: ModeOpt = None,
-    ptt_key: Annotated[
-        str | None,
-        typer.Option(
-            metavar="KEY",
-            help=env_help("The push-to-talk key: space or one character.", "ptt_key"),
-            show_default=False,
-        ),
-    ] = None,
-    aec: Annotated[
-        bool | None,
-        typer.Option(
-            "--aec/--no-aec",
-            help=env_help(
-                "Echo cancellation, so the answer from the speakers is not heard as you "
-                "talking. Turn it off with headphones.",
-                "aec",
-            ),
-            show_default=False,
-        ),
-    ] = None,
-    start_sensitivity: Annotated[
-        str | None,
-        typer.Option(
-            metavar=choices(SENSITIVITIES),
-            help=env_help(
-                "Hands-free: how easily speech starts a turn (low: shop noise does not).",
-                "start_sensitivity",
-            ),
-            show_default=False,
-        ),
-    ] = None,
-    end_sensitivity: Annotated[
-        str | None,
-        typer.Option(
-            metavar=choices(SENSITIVITIES),
-            help=env_help("Hands-free: how quickly a pause ends it.", "end_sensitivity"),
-            show_default=False,
-        ),
-    ] = None,
-    silence_ms: Annotated[
-        int | None,
-        typer.Option(
-            metavar="MS",
-            help=env_help(
-                "Hands-free: silence that ends your question, 100 to 5000 ms.", "silence_ms"
-            ),
-            show_default=False,
-        ),
-    ] = None,
+    mode: Annotated[str | None, setting_option("mode")] = None,
+    ptt_key: Annotated[str | None, setting_option("ptt_key")] = None,
+    aec: Annotated[bool | None, setting_option("aec", "--aec/--no-aec")] = None,
+    start_sensitivity: Annotated[str | None, setting_option("start_sensitivity")] = None,
+    end_sensitivity: Annotated[str | None, setting_option("end_sensitivity")] = None,
+    silence_ms: Annotated[int | None, setting_option("silence_ms")] = None,
     model: ModelOpt = None,
     voice: VoiceOpt = None,
-    fps: Annotated[
-        float | None,
-        typer.Option(
-            metavar="N",
-            help=env_help("Frames a second sent while someone talks, 0.05 to 10.", "fps"),
-            show_default=False,
-        ),
-    ] = None,
-    idle_fps: Annotated[
-        float | None,
-        typer.Option(
-            metavar="N",
-            help=env_help(
-                "Frames a second otherwise, to save cost, up to 10; 0: always --fps.", "idle_fps"
-            ),
-            show_default=False,
-        ),
-    ] = None,
-    max_side: Annotated[
-        int | None,
-        typer.Option(
-            metavar="PX",
-            help=env_help("Longest side of a sent frame, 64 to 4096 pixels.", "max_side"),
-            show_default=False,
-        ),
-    ] = None,
+    fps: Annotated[float | None, setting_option("fps")] = None,
+    idle_fps: Annotated[float | None, setting_option("idle_fps")] = None,
+    max_side: Annotated[int | None, setting_option("max_side")] = None,
     media_resolution: MediaResolutionOpt = None,
-    vocabulary: VocabularyOpt = None,
-    jpeg_quality: Annotated[
-        int | None,
-        typer.Option(
-            metavar="Q",
-            help=env_help("JPEG quality of sent frames, 10 to 100.", "jpeg_quality"),
-            show_default=False,
-        ),
-    ] = None,
-    prompt_file: Annotated[
-        Path | None,
-        typer.Option(
-            metavar="FILE",
-            help=env_help(
-                "Use this system instruction instead of the built-in one.",
-                "prompt_file",
-                "built-in",
-            ),
-            show_default=False,
-        ),
-    ] = None,
-    list_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--list",
-            metavar="FILE",
-            help=env_help(
-                "A shopping list file, one item a line (Markdown `- [ ] item` lines too): the "
-                "assistant knows it, and ticks items off in the file as you say you have them "
-                '("I\'ve got the milk", "skip the eggs", "what\'s left?").',
-                "list_file",
-                "none",
-            ),
-            show_default=False,
-        ),
-    ] = None,
+    vocabulary: Annotated[list[str] | None, setting_option("vocabulary", "--vocabulary")] = None,
+    jpeg_quality: Annotated[int | None, setting_option("jpeg_quality")] = None,
+    prompt_file: Annotated[Path | None, setting_option("prompt_file")] = None,
+    list_file: Annotated[Path | None, setting_option("list_file", "--list")] = None,
     config: ConfigOpt = None,
     record: Annotated[
         Path | None,
@@ -411,47 +216,14 @@ def run(
     plain: PlainOpt = False,
     cues: CuesOpt = None,
     speak_status: SpeakStatusOpt = None,
-    cue_volume: CueVolumeOpt = None,
+    cue_volume: Annotated[float | None, setting_option("cue_volume")] = None,
     language: LanguageOpt = None,
     screen_reader: Annotated[
-        bool | None,
-        typer.Option(
-            "--screen-reader/--no-screen-reader",
-            help=env_help(
-                "One plain line per event for VoiceOver or Orca: nothing redrawn, no meter.",
-                "screen_reader",
-            ),
-            show_default=False,
-        ),
+        bool | None, setting_option("screen_reader", "--screen-reader/--no-screen-reader")
     ] = None,
 ) -> None:
     """Talk with the assistant about what the camera sees, until q or Ctrl-C."""
-    flags = dict(
-        camera=camera,
-        mic=mic,
-        speaker=speaker,
-        mode=lower(mode),
-        ptt_key=ptt_key,
-        aec=aec,
-        start_sensitivity=lower(start_sensitivity),
-        end_sensitivity=lower(end_sensitivity),
-        silence_ms=silence_ms,
-        model=model,
-        voice=voice,
-        fps=fps,
-        idle_fps=idle_fps,
-        max_side=max_side,
-        jpeg_quality=jpeg_quality,
-        prompt_file=prompt_file,
-        media_resolution=lower(media_resolution),
-        vocabulary=vocabulary_flag(vocabulary),
-        list_file=list_file,
-        cues=cues,
-        speak_status=speak_status,
-        cue_volume=cue_volume,
-        language=language,
-        screen_reader=screen_reader,
-    )
+    flags = setting_flags(locals())
 
     def go() -> Coroutine[Any, Any, None]:
         from shelfsight.app import converse
@@ -494,17 +266,7 @@ def ask(
     language: LanguageOpt = None,
 ) -> None:
     """Ask one typed question about what the camera sees; print and speak the answer, exit 0."""
-    flags = dict(
-        camera=camera,
-        speaker=speaker,
-        model=model,
-        voice=voice,
-        mic="none",
-        media_resolution=lower(media_resolution),
-        cues=cues,
-        speak_status=speak_status,
-        language=language,
-    )
+    flags = setting_flags(locals(), mic="none")
 
     def go() -> Coroutine[Any, Any, None]:
         from shelfsight.app import converse
@@ -648,22 +410,13 @@ def eval_suite(
         bool, typer.Option("--json", help="One JSON document on stdout instead of the table.")
     ] = False,
     model: ModelOpt = None,
-    prompt_file: Annotated[
-        Path | None,
-        typer.Option(help="Use this system instruction instead of the built-in one."),
-    ] = None,
+    prompt_file: Annotated[Path | None, setting_option("prompt_file")] = None,
     media_resolution: MediaResolutionOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Ask every case of a suite, score the answers (found, shelf, position, colour), and print
     a table with totals."""
-    flags = dict(
-        model=model,
-        prompt_file=prompt_file,
-        media_resolution=lower(media_resolution),
-        camera="none",
-        mic="none",
-    )
+    flags = setting_flags(locals(), camera="none", mic="none")
 
     def go() -> None:
         import json
@@ -770,7 +523,7 @@ def doctor(
 ) -> None:
     """Check the key, the endpoint, the camera, the microphone and the speaker, one line each;
     with --live, what the Live API endpoint actually does."""
-    flags = dict(camera=camera, mic=mic, speaker=speaker, model=model)
+    flags = setting_flags(locals())
     code = 0
 
     def go() -> None:

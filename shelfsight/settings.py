@@ -53,6 +53,72 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "silent_mic_s": (1, 3600, " s"),
     **{f"price_{name}": (0, 1000, " USD per 1M tokens") for name in DEFAULT_PRICES},
 }
+# The command line's words for each setting it offers (`shelfsight.cli.setting_option` builds
+# the options from these, CHOICES and RANGES: a range or a choice is written once, there).
+HELP: dict[str, str] = {
+    "camera": "iphone (macOS Continuity Camera), a camera name or index, an rtsp:// or "
+    "http(s):// stream, a video file, or none.",
+    "mic": "default, an input device name or index, a WAV file streamed in real time, or none.",
+    "speaker": "default, an output device name or index, or a WAV file to write the answer "
+    "audio into on a real-time clock.",
+    "mode": "handsfree: just talk, the server hears when you start and stop. ptt: press the "
+    "talk key to start and again to stop (or hold it, where key releases are reported).",
+    "ptt_key": "The push-to-talk key: space or one character.",
+    "aec": "Echo cancellation, so the answer from the speakers is not heard as you talking. "
+    "Turn it off with headphones.",
+    "start_sensitivity": "Hands-free: how easily speech starts a turn (low: shop noise does not).",
+    "end_sensitivity": "Hands-free: how quickly a pause ends it.",
+    "silence_ms": "Hands-free: silence that ends your question,",
+    "model": "Live API model.",
+    "voice": "Answer voice, e.g. Kore, Puck, Aoede, Charon.",
+    "fps": "Frames a second sent while someone talks,",
+    "idle_fps": "Frames a second otherwise, to save cost (0: always --fps),",
+    "max_side": "Longest side of a sent frame,",
+    "media_resolution": "Tokens the model spends on each frame. Low costs less and sees less "
+    "detail.",
+    "vocabulary": "Brand or product names to recognise in what you say, comma-separated or the "
+    "option repeated (config: vocabulary = [...]).",
+    "jpeg_quality": "JPEG quality of sent frames,",
+    "prompt_file": "Use this system instruction instead of the built-in one.",
+    "list_file": "A shopping list file, one item a line (Markdown `- [ ] item` lines too): the "
+    "assistant knows it, and ticks items off in the file as you say you have them "
+    '("I\'ve got the milk", "skip the eggs", "what\'s left?").',
+    "cues": "Sound cues (ready, question heard, still thinking, reconnecting, camera lost, error).",
+    "speak_status": "Say aloud what lasts or needs you (no connection, camera lost, no answer, "
+    "silent mic, stopping). Needs espeak-ng on Linux, say on macOS.",
+    "cue_volume": "Loudness of the cues,",
+    "language": "The language to answer in, BCP-47 (e.g. en-US, nb-NO, de-DE).",
+    "screen_reader": "One plain line per event for VoiceOver or Orca: nothing redrawn, no meter.",
+}
+# What an option's value looks like, where neither CHOICES nor a flag's on/off says it.
+METAVARS: dict[str, str] = {
+    "camera": "SPEC",
+    "mic": "SPEC",
+    "speaker": "SPEC",
+    "ptt_key": "KEY",
+    "silence_ms": "MS",
+    "model": "NAME",
+    "voice": "NAME",
+    "fps": "N",
+    "idle_fps": "N",
+    "max_side": "PX",
+    "vocabulary": "NAMES",
+    "jpeg_quality": "Q",
+    "prompt_file": "FILE",
+    "list_file": "FILE",
+    "cues": "on|off",
+    "speak_status": "on|off",
+    "cue_volume": "0-1",
+    "language": "TAG",
+}
+# The default as the help shows it, where the value itself would say less.
+SHOWN_DEFAULTS: dict[str, str] = {
+    "camera": "auto (an iPhone if there is one, else the first camera)",
+    "vocabulary": "none",
+    "prompt_file": "built-in",
+    "list_file": "none",
+    "language": "the system locale, else en-US",
+}
 BCP47 = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?")
 DEFAULT_LANGUAGE = "en-US"
 
