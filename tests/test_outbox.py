@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shelfsight.live.outbox import (
+    PREROLL_CHUNKS,
     ActivityEnd,
     ActivityStart,
     Audio,
@@ -126,8 +127,8 @@ def test_a_turn_longer_than_the_buffer_loses_its_start_and_keeps_its_markers() -
 
 def test_on_a_slow_link_only_speech_goes_up_each_utterance_whole_then_a_stream_end() -> None:
     """Speech only: 2 s of pause, a 1 s question, 2 s of pause, a 1 s question, a pause.
-    What goes out is each question with its 0.3 s before and 0.7 s after, an AudioStreamEnd
-    after each, and none of the pauses beyond; the newest 0.3 s of pause waits (it may be
+    What goes out is each question with its 0.5 s before and 0.7 s after, an AudioStreamEnd
+    after each, and none of the pauses beyond; the newest 0.5 s of pause waits (it may be
     the start of the next question)."""
     outbox = Outbox(max_audio_s=15.0, replay_s=15.0)
     outbox.speech_only = True
@@ -144,7 +145,8 @@ def test_on_a_slow_link_only_speech_goes_up_each_utterance_whole_then_a_stream_e
         out += _sent(outbox)  # a fast link: everything that may go, goes at once
     # Each question whole with its pre-roll; the first one's 0.7 s after it and the second's
     # pre-roll meet in the output (the 1 s of pause between them stays home).
-    assert _stretches(out) == [(1, 15), (2, 50), (3, 35 + 15), (4, 50), (5, 30)]
+    pre = PREROLL_CHUNKS
+    assert _stretches(out) == [(1, pre), (2, 50), (3, 35 + pre), (4, 50), (5, 30)]
     ends = [k for k, item in enumerate(out) if isinstance(item, AudioStreamEnd)]
-    assert ends == [15 + 50 + 35], "a stream end after the first question's hang, once"
-    assert outbox.skipped_s == pytest.approx((85 + 50) * 0.02)
+    assert ends == [pre + 50 + 35], "a stream end after the first question's hang, once"
+    assert outbox.skipped_s == pytest.approx((100 - pre + 100 - 35 - pre) * 0.02)

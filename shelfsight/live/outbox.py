@@ -13,7 +13,7 @@ waits longest goes, a whole utterance at a time: the pause before the oldest utt
 then the utterance itself, never a part of one glued to a later one (the model would answer a
 splice of two questions). An utterance is a push-to-talk turn (its markers go with it, unless
 its start was already sent: then its end marker stays, so the server closes the turn), or, in
-hands-free, speech with the 0.3 s before it and until 0.7 s of quiet after it. What was dropped
+hands-free, speech with the 0.5 s before it and until 0.7 s of quiet after it. What was dropped
 is counted in `audio_dropped_s`, and each utterance lost is kept in `missed` with the wall-clock
 time it began (to tell the user which one to ask again). At most `replay_s` is kept for replay
 (past that the oldest is forgotten: the server has most likely heard it). Other control items
@@ -31,7 +31,8 @@ from typing import Any
 from shelfsight.core.pcm import MIC_BYTES_PER_S
 
 BYTES_PER_S = MIC_BYTES_PER_S  # 16 kHz mono PCM16
-PREROLL_CHUNKS = 15  # hands-free: 0.3 s before the first speech belongs to the utterance
+PREROLL_CHUNKS = 25  # hands-free: 0.5 s before the first speech belongs to the utterance (the
+# detector hears a soft first syllable up to ~0.3 s late in store noise: seen at 256 kbit/s)
 HANG_CHUNKS = 35  # ... and it ends after 0.7 s without speech (the server's silence to end)
 
 
