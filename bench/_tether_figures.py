@@ -157,15 +157,21 @@ def holes(segments: list[Segment]) -> list[tuple[int, int, int]]:
     ]
 
 
-def delivered(connections: list[list[Segment]], n8: int) -> tuple[float, int]:
-    """The share of the file up to the last sample received that was received, and how many
-    samples after that never were (still on their way when the run ended)."""
+def delivered(
+    connections: list[list[Segment]], n8: int, words: list[tuple[int, int]]
+) -> tuple[float, float]:
+    """The share of the questions' words (8 kHz file samples [start, end)) the stand-in
+    received on some connection, and the share of the whole file it received (speech only,
+    the pauses between questions stay home by design: that share is what was sent)."""
     covered = np.zeros(n8, bool)
     for segments in connections:
         for s in segments:
             covered[max(0, s.e) : min(n8, s.end)] = True
-    last = int(np.flatnonzero(covered)[-1]) + 1 if covered.any() else 0
-    return (float(covered[:last].mean()) if last else 0.0), n8 - last
+    spoken = np.zeros(n8, bool)
+    for start, end in words:
+        spoken[start:end] = True
+    share = float(covered[spoken].mean()) if spoken.any() else 0.0
+    return share, float(covered.mean())
 
 
 def spliced(connections: list[list[Segment]], question: tuple[int, int]) -> bool:

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from bench._tether_figures import (
-    SLOW_HZ,
     WIN,
     MicMap,
     Segment,
@@ -49,8 +48,8 @@ class Figures:
     reported_lost_s: float  # mic audio the link said it dropped
     cuts: int
     connections: int
-    delivered: float  # of the mic file up to the last audio received
-    unsent_s: float  # mic file after that: not received by the end of the run
+    delivered: float  # of the questions' words
+    sent: float  # of the whole mic file (speech only: the pauses stay home)
     spliced: int
     unheard: int  # questions the stand-in never answered
     pictures: int
@@ -89,7 +88,8 @@ def analyse(
     frames = [e for c in report["connections"] for e in c["received"] if e[1] == "video"]
     slow = [e for e in events if e["type"] == "slow_link"]
     ons = [t_recording + e["t"] - t_mic for e in slow if e["slow"]]
-    share, tail = delivered(list(placed.values()), media.micmap.n8)
+    words = [(a // 2, b // 2) for a, b in media.questions]
+    share, sent = delivered(list(placed.values()), media.micmap.n8, words)
     return Figures(
         exit_code=code,
         answered=len(heard),
@@ -102,7 +102,7 @@ def analyse(
         cuts=int(manifest.get("dead_links", 0)),
         connections=int(manifest.get("connections", 0)),
         delivered=share,
-        unsent_s=tail / SLOW_HZ,
+        sent=sent,
         spliced=sum(spliced(list(placed.values()), (a // 2, b // 2)) for a, b in media.questions),
         unheard=sum(t is None for t in asked),
         pictures=len(frames),

@@ -1,4 +1,4 @@
-"""Before figures: what a user on a slow or lossy phone tether meets, with the kernel's real TCP.
+"""What a user on a slow or lossy phone tether meets, with the kernel's real TCP.
 
 The real CLI (`shelfsight run`, defaults but for the files) runs in the client namespace of a
 tether (tests/support/tether.py: client -- router -- server namespaces, tbf and iptables on the
@@ -18,12 +18,10 @@ Per configuration (the median of --runs runs):
   holes         holes per answer where the speaker ran dry mid-answer, and their seconds
                 (found in the speaker WAV; the product's own underrun count in the next table)
   cuts          connections the link cut as dead (dead_links) although the link never stalled
-  delivered     share of the mic file the stand-in received (16 kHz chunks by their bytes,
-                8 kHz slow-mode audio placed against the file resampled the same way), up
-                to the last audio it received; in brackets, the seconds of the file after
-                that, which never arrived: the run ended (having said all of it was sent,
-                and the answers played) with them still on the way (the client socket's
-                send buffer, the router's queue)
+  delivered     share of the questions' words the stand-in received (16 kHz chunks by their
+                bytes, 8 kHz slow-mode audio placed against the file resampled the same way);
+                in brackets, the share of the whole mic file that went up (in slow mode only
+                speech goes, with 0.5 s before and 0.7 s after it: the pauses stay home)
   spliced       questions the stand-in received with a hole in them, on some connection;
   unheard       questions it never answered (their audio never reached it)
   pictures      pictures the stand-in received, and their mean size
@@ -187,7 +185,7 @@ def row(config: Config, runs: list[Figures]) -> list[str]:
         _s(m("lag_later_s")),
         "-" if holes is None else f"{holes:.1f} ({hole_s or 0:.2f} s)",
         f"{m('cuts'):.0f}",
-        f"{(m('delivered') or 0) * 100:.1f} % ({m('unsent_s') or 0:.1f} s)",
+        f"{(m('delivered') or 0) * 100:.1f} % ({(m('sent') or 0) * 100:.0f} % sent)",
         f"{m('spliced'):.0f} / {m('unheard'):.0f}",
         f"{pictures:.0f}" + ("" if kb is None else f" ({kb:.0f} KB)"),
         ("off" if m("slow_on_s") is None else f"{m('slow_on_s'):.1f} s")
