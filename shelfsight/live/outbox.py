@@ -13,7 +13,9 @@ waits longest goes, a whole utterance at a time: the pause before the oldest utt
 then the utterance itself, never a part of one glued to a later one (the model would answer a
 splice of two questions). An utterance is a push-to-talk turn (its markers go with it, unless
 its start was already sent: then its end marker stays, so the server closes the turn), or, in
-hands-free, speech with the 0.5 s before it and until 0.7 s of quiet after it. What was dropped
+hands-free, speech with the 0.5 s before it and until 0.7 s of quiet after it; one still being
+spoken that alone outgrows the buffer loses its start instead, its newest part kept in order
+(a monologue, or speech in babble whose end the detector never hears). What was dropped
 is counted in `audio_dropped_s`, and each utterance lost is kept in `missed` with the wall-clock
 time it began (to tell the user which one to ask again). At most `replay_s` is kept for replay
 (past that the oldest is forgotten: the server has most likely heard it). Other control items
@@ -240,14 +242,20 @@ class Outbox:
         if uid is None:
             self._drop([oldest])
             return True
-        # The markers of a turn already begun, or still being spoken, stay: the server must
-        # see the turn closed; its audio goes (a turn longer than the buffer loses its start).
-        keep_markers = uid in self._begun or uid == self._utterances.open
-        doomed = [
-            item
-            for item in queued
-            if _utterance_of(item) == uid and (isinstance(item, Audio) or not keep_markers)
-        ]
+        if uid == self._utterances.open:
+            # Still being spoken, and alone longer than the buffer (nothing older waits): its
+            # start goes, a chunk at a time, so its newest part stays whole and in order (a
+            # long monologue, or speech in babble the detector never heard end).
+            doomed: list[Item] = [oldest]
+        else:
+            # A finished one goes whole. The markers of a turn already begun stay: the server
+            # must see the turn closed.
+            keep_markers = uid in self._begun
+            doomed = [
+                item
+                for item in queued
+                if _utterance_of(item) == uid and (isinstance(item, Audio) or not keep_markers)
+            ]
         dropped_s = self._drop(doomed)
         before = self.missed.get(uid)
         total_s = dropped_s + (before.dropped_s if before else 0.0)
