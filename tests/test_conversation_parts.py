@@ -18,6 +18,7 @@ from shelfsight.live.events import (
     AnswerCut,
     Connected,
     Reconnecting,
+    SlowLink,
     TurnComplete,
     UserTranscript,
 )
@@ -288,6 +289,23 @@ async def test_guide_key_stop_words_and_a_re_ask_that_waits_for_the_answer() -> 
     await until(lambda: ("text", ask_again_text("bread")) in link.sent)
     assert link.sent[-2:] == [("frame", 42), ("text", ask_again_text("bread"))]
     await until(lambda: 42 in guide.sent)  # the re-ask's picture is what a new box is about
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+
+async def test_a_slow_upload_tells_the_speaker_to_expect_slow_answers_too() -> None:
+    link, speaker = ScriptedLink(), MemorySpeaker()
+    conversation = Conversation(
+        link=link, mic=None, speaker=speaker, frames=None, observers=[ViewObserver(Screen())],
+    )  # fmt: skip
+    run = asyncio.create_task(conversation.run())
+    link.queue.put_nowait(Connected(1, False, 0.0))
+    link.queue.put_nowait(SlowLink(slow=False, backlog_s=0.0))
+    await asyncio.sleep(0.02)
+    assert not speaker.expects_slow
+    link.queue.put_nowait(SlowLink(slow=True, backlog_s=1.2))
+    await until(lambda: speaker.expects_slow)
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run

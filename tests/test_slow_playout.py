@@ -150,3 +150,21 @@ def test_the_speaker_sink_tells_the_session_about_the_wait(tmp_path: Path) -> No
     assert speaker.slow_hold_s > 1.0 and speaker.slow_wait_s >= SLOW_NOTICE_S
     speaker.clear()
     assert speaker.slow_wait_s == 0.0 and speaker.pending_s == 0.0
+
+
+def test_with_the_upload_slow_the_first_answer_waits_to_play_whole_even_when_bunched() -> None:
+    """A 256 kbit/s tether both ways (seen in bench.tether): the answer's first two chunks came
+    within 11 ms, the rest at 0.64x real time. Unknown, the downlink is taken for fast and the
+    answer starts at once, runs dry, then waits; told that the upload is slow, it waits first
+    and plays through."""
+    bunched = [0.0, 0.011] + [0.011 + k * 0.04 / 0.64 for k in range(1, 75)]  # 3 s of answer
+    unknown = Session().answer(bunched)
+    assert unknown.gaps >= 1 and unknown.start_s < 0.2, unknown
+    told = Session()
+    told.buffer.expect_slow()
+    heard = told.answer(bunched)
+    assert heard.gaps == 0 and heard.start_s > 0.5, heard
+    fast = Session()
+    fast.buffer.expect_slow()  # a slow upload, a fast downlink: measured so within 0.3 s
+    quick = fast.answer([k * 0.04 / 2.0 for k in range(75)])
+    assert quick.gaps == 0 and quick.start_s <= MEASURE_S + 0.1, quick

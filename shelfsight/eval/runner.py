@@ -94,6 +94,9 @@ class CollectingSpeaker:
     def slow_wait_s(self) -> float:
         return 0.0
 
+    def expect_slow_link(self) -> None:
+        pass
+
     async def drained(self) -> None:
         pass
 

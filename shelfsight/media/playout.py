@@ -38,9 +38,11 @@ audio block while waiting, so a late chunk misread as slowness is undone by the 
 time. Before MEASURE_S the previous answer's r stands in if it was slow, so on a link that
 stays slow the next answer waits from its first chunk instead of starting and running dry
 within 300 ms (a fast answer after a slow one waits about MEASURE_S more, once: it is
-measured afresh, a clear() included). A burst already AHEAD_S (50 ms) ahead of real time
-plays at once: a spoken status, every earcon but the 30 ms thinking tick, a fast link's first
-chunks (a slow link's first 40 ms chunk is not).
+measured afresh, a clear() included). A burst already AHEAD_S (150 ms) ahead of real time
+plays at once: a fast link's first chunks (a slow link's are not, even bunched), as does a
+sound pushed whole of WHOLE_SOUND_S or more (a spoken status, every earcon but the 30 ms
+thinking tick). A slow upload (`expect_slow`) stands in
+for a downlink not yet measured.
 
 Bounds: the audio held back is at most `max_hold_s` (3 s), so the hold makes an answer end
 at most 3 s (plus the margin and the quiet time) after its last chunk arrived; without it the
@@ -64,7 +66,11 @@ LATE_GAP_S = 0.5  # audio arriving this soon after the buffer ran dry counts as 
 FAST_RATIO = 0.9  # arrival ratio from which the jitter margin alone plays an answer through
 CREDIT_S = 0.03  # lateness of an early hole's last chunk still taken for jitter
 MEASURE_S = 0.3  # wall time after an answer's first chunk before its own ratio is trusted
-AHEAD_S = 0.05  # an answer this far ahead of real time is fast, whatever came before it
+# An answer this far ahead of real time is fast, whatever came before it (50 ms was too
+# little: a slow tether delivered an answer's first two chunks, 80 ms, within 11 ms).
+AHEAD_S = 0.15
+WHOLE_SOUND_S = 0.06  # one push this long is a whole sound of ours (earcons: 70-280 ms)
+EXPECTED_SLOW_RATIO = 0.7  # assumed for a downlink not yet measured, when the uplink is slow
 TYPICAL_ANSWER_S = 6.0  # the length guessed for an answer before any has been heard
 LENGTHS_KEPT = 9  # answers whose lengths make the median
 MAX_HOLD_S = 3.0  # the most audio held back for a slow link (seconds of audio)
@@ -274,7 +280,8 @@ class JitterBuffer:
         span = now - a.t0
         if span < MEASURE_S and not a.holes:
             prior = self._link_ratio
-            if prior is None or prior >= FAST_RATIO or a.recv_s - span >= AHEAD_S:
+            whole_sound = a.pushes == 1 and a.first_s >= WHOLE_SOUND_S  # an earcon, a status
+            if prior is None or prior >= FAST_RATIO or whole_sound or a.recv_s - span >= AHEAD_S:
                 return None
             return prior
         if span < MEASURE_S and a.t_last > a.t0:  # a hole this early may be one late chunk
@@ -283,6 +290,15 @@ class JitterBuffer:
                 return None
         ratio = a.ratio(now)
         return ratio if ratio < FAST_RATIO else None
+
+    def expect_slow(self, ratio: float = EXPECTED_SLOW_RATIO) -> None:
+        """Loop thread: the upload was found slow (a weak tether is seldom fast one way only).
+        Until an answer has been measured here, its first moments are judged as if it came at
+        `ratio`, so the first answer waits to play whole instead of starting, running dry and
+        then waiting. A downlink that is fast is measured so within MEASURE_S, once."""
+        with self._lock:
+            if self._link_ratio is None:
+                self._link_ratio = ratio
 
     def clear(self) -> None:
         """Loop thread (barge-in): empty at once; the next chunk starts a new answer."""

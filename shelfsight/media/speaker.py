@@ -72,6 +72,7 @@ class SpeakerSink(Protocol):
     def pending_s(self) -> float: ...
     @property
     def slow_wait_s(self) -> float: ...  # held back now for a slow downlink (wall s)
+    def expect_slow_link(self) -> None: ...  # the upload is slow: judge answers so till measured
     async def drained(self) -> None: ...
     def keep(self) -> None: ...  # answer audio came: what is played is worth keeping
     def discard(self) -> None: ...  # the run failed: close, keeping only what keep() kept
@@ -119,6 +120,11 @@ class BufferedSink:
         conversation should say "slow connection: answers may lag", once: the silence is the
         link, not a hang. A wait lasts at most MAX_WAIT_S (10 s)."""
         return self._buffer.slow_wait_s
+
+    def expect_slow_link(self) -> None:
+        """Loop thread: the upload was found slow; until an answer is measured, expect the
+        downlink to be slow too (see `JitterBuffer.expect_slow`)."""
+        self._buffer.expect_slow()
 
     @property
     def slow_hold_s(self) -> float:

@@ -63,6 +63,7 @@ from shelfsight.live.events import (
     PictureSize,
     Reconnecting,
     ServerEvent,
+    SlowLink,
     ToolCall,
     ToolCallCancellation,
     TurnComplete,
@@ -484,6 +485,8 @@ class Conversation:
                 self._state(State.LISTENING)
             case PictureSize(light=light) if self._frame_rate is not None:
                 self._frame_rate.light = light  # the link's measure of the upload
+            case SlowLink(slow=True):
+                self._speaker.expect_slow_link()  # a weak tether is seldom slow one way only
             case Reconnecting():
                 connected_before = self._connected.is_set()
                 self._state(State.RECONNECTING if connected_before else State.CONNECTING)

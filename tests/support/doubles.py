@@ -70,6 +70,7 @@ class MemorySpeaker:
     def __init__(self) -> None:
         self.queued = bytearray()
         self.cleared = 0
+        self.expects_slow = False  # told the upload is slow (so answers may come slowly)
         self._drained = asyncio.Event()
 
     def start(self) -> None:
@@ -95,6 +96,9 @@ class MemorySpeaker:
     @property
     def slow_wait_s(self) -> float:
         return 0.0
+
+    def expect_slow_link(self) -> None:
+        self.expects_slow = True
 
     async def drained(self) -> None:
         if self.queued:
