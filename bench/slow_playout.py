@@ -70,11 +70,14 @@ def arrival_offsets(seconds: float, ratio: float, jitter_s: float, rng: random.R
 class Session:
     """One speaker: a JitterBuffer on a simulated clock, fed answers one after another."""
 
-    def __init__(self, *, slow_hold: bool = True) -> None:
+    def __init__(self, *, slow_hold: bool = True, told_ends: bool = False) -> None:
+        self.told_ends = told_ends  # the buffer is told where each answer ends, as a session does
         self.clock = SimClock()
         self.buffer = JitterBuffer(
             RATE_HZ, clock=self.clock, max_hold_s=MAX_HOLD_S if slow_hold else 0.0
         )
+        if told_ends:
+            self.buffer.answer_ended()  # connected: no answer under way
         self.tick = 0  # the next audio clock tick
         self.t_free = 1.0  # when the next answer may come
 
@@ -97,6 +100,8 @@ class Session:
                 self.clock.now = times[i]
                 self.buffer.push(chunk)
                 i += 1
+                if i == len(times) and self.told_ends:
+                    self.buffer.answer_ended()  # the turn is complete
                 continue
             if clear_after_s is not None and t_tick >= t0 + clear_after_s:
                 self.clock.now = t0 + clear_after_s

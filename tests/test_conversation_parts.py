@@ -129,9 +129,13 @@ async def test_ask_waits_for_the_connection_and_a_frame_then_ends_after_the_answ
     link.queue.put_nowait(Connected(1, False, 0.0))
     await until(lambda: "text" in link.kinds())
     assert link.sent[-1] == ("text", "where is the bread?")
+    assert speaker.answers_ended == 1, "connected: no answer under way"
     link.queue.put_nowait(AnswerAudio(bytes(4800), 0.0))
+    await asyncio.sleep(0.02)
+    assert speaker.answers_ended == 1, "an answer under way has not ended"
     link.queue.put_nowait(TurnComplete(0.0))
     await asyncio.sleep(0.05)
+    assert speaker.answers_ended == 2, "its turn is complete: the speaker is told"
     assert not run.done()  # the answer is still playing
     speaker.play_all()
     await asyncio.wait_for(run, 2.0)

@@ -195,8 +195,9 @@ def test_sessions_is_a_table_on_a_wide_terminal_and_plain_lines_on_a_narrow_one(
     """80 columns would fold every cell into one-word lines: plain lines instead, wrapped
     at word boundaries, the folder whole (it is pasted into `shelfsight replay`)."""
     term = Terminal(["sessions", str(DEMO)], env={}, cols=cols)
-    screen = term.wait_for("complete", timeout_s=20)
-    assert term.close() == 0
+    term.wait_for("complete", timeout_s=20)
+    assert term.close() == 0  # then all it printed has been read
+    screen = term.screen.decode(errors="replace")
     shown = re.sub(r"\x1b\[[0-9;]*m", "", screen.replace("\r", ""))  # colours off
     lines = [line.rstrip() for line in shown.splitlines() if line.strip()]
     assert all(len(line) <= cols for line in lines), lines

@@ -168,3 +168,29 @@ def test_with_the_upload_slow_the_first_answer_waits_to_play_whole_even_when_bun
     fast.buffer.expect_slow()  # a slow upload, a fast downlink: measured so within 0.3 s
     quick = fast.answer([k * 0.04 / 2.0 for k in range(75)])
     assert quick.gaps == 0 and quick.start_s <= MEASURE_S + 0.1, quick
+
+
+def lossy(seconds: float = 3.0) -> list[float]:
+    """A 256 kbit/s tether with 2 % loss (bench.tether): 40 ms chunks at 0.62x real time, and
+    twice a retransmission stall of about 1.8 s."""
+    out, t = [], 0.0
+    for k in range(round(seconds / 0.04)):
+        t += 0.064 + (1.8 if k in (11, 40) else 0.0)
+        out.append(t)
+    return [x - out[0] for x in out]
+
+
+def test_on_a_lossy_link_answers_told_where_they_end_play_whole_from_the_second() -> None:
+    """A stall of 1.8 s in an answer used to end it in the buffer's eyes: the chunks after it
+    made a new "answer", fast and short, and the next answers started at once and broke up.
+    Told where answers end (the turn completes), a stall is a hole in the answer: the link's
+    longest stall is held for, and from the second answer on each plays whole."""
+    told = Session(told_ends=True)
+    told.buffer.expect_slow()
+    heard = [told.answer(lossy()) for _ in range(5)]
+    assert all(h.gaps == 0 for h in heard[1:]), [h.gaps for h in heard]
+    assert all(h.end_s - h.last_chunk_s < MAX_HOLD_S for h in heard), "not held far too long"
+    untold = Session()
+    untold.buffer.expect_slow()
+    before = [untold.answer(lossy()) for _ in range(5)]
+    assert sum(h.gaps for h in before[1:]) > sum(h.gaps for h in heard[1:])

@@ -97,6 +97,9 @@ class CollectingSpeaker:
     def expect_slow_link(self) -> None:
         pass
 
+    def answer_ended(self) -> None:
+        pass
+
     async def drained(self) -> None:
         pass
 

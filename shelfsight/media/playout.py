@@ -73,6 +73,7 @@ WHOLE_SOUND_S = 0.06  # one push this long is a whole sound of ours (earcons: 70
 EXPECTED_SLOW_RATIO = 0.7  # assumed for a downlink not yet measured, when the uplink is slow
 TYPICAL_ANSWER_S = 6.0  # the length guessed for an answer before any has been heard
 LENGTHS_KEPT = 9  # answers whose lengths make the median
+STALL_S = 0.25  # a wait between an answer's chunks this long is a stall (loss), not jitter
 MAX_HOLD_S = 3.0  # the most audio held back for a slow link (seconds of audio)
 MAX_WAIT_S = 10.0  # the longest wall time a slow-link wait lasts
 SLOW_NOTICE_S = 1.0  # a slow-link wait at least this long is worth telling the user
@@ -89,10 +90,13 @@ class _Answer:
     pushes: int = 0
     played_s: float = 0.0  # audio played so far
     holes: int = 0  # times it ran dry and went on
+    longest_gap_s: float = 0.0  # the longest wait between two of its chunks
 
     def add(self, now: float, seconds: float) -> None:
         if not self.pushes:
             self.first_s = seconds
+        else:
+            self.longest_gap_s = max(self.longest_gap_s, now - self.t_last)
         self.recv_s += seconds
         self.t_last = now
         self.pushes += 1
@@ -166,9 +170,12 @@ class JitterBuffer:
         self._wait_t0 = 0.0  # clock time the current wait began (first chunk, or the hole)
         self._held = False  # the current wait held back audio for a slow link
         self._lengths: deque[float] = deque(maxlen=LENGTHS_KEPT)  # finished answers (s)
+        self._stalls: deque[float] = deque(maxlen=LENGTHS_KEPT)  # their longest stalls (s)
         self._typical_s = TYPICAL_ANSWER_S
         self._link_ratio: float | None = None  # the last measured answer's ratio
         self._link_interval_s = 0.0  # and its mean time between chunks
+        self._told_ends = False  # the session says where answers end (`answer_ended`)
+        self._ended = False  # ... and the current one has ended
 
     def push(self, pcm: bytes) -> None:
         """Loop thread: append an answer's chunk as it arrives."""
@@ -177,10 +184,15 @@ class JitterBuffer:
         now = self._clock()
         with self._lock:
             if pcm:
-                late = self._dry_at is not None and now - self._dry_at < LATE_GAP_S
+                # Told where answers end, a push before that end is the same answer however
+                # long the link stalled (a lost packet's retransmission takes seconds); else
+                # timing alone says.
+                same = self._answer is not None and self._told_ends and not self._ended
+                dry = self._dry_at is not None
+                late = dry and (same or now - self._dry_at < LATE_GAP_S)  # type: ignore[operator]
                 if late:
                     self.underruns += 1
-                    self._grow(gap_s=now - self._dry_at)  # type: ignore[operator]
+                    self._grow(gap_s=min(now - self._dry_at, LATE_GAP_S))  # type: ignore[operator]
                     if self._answer is not None:
                         self._answer.holes += 1
                 elif self._answer is None or not (self._playing or self._buf):
@@ -205,6 +217,15 @@ class JitterBuffer:
         self._end_answer(finished=True)
         self._answer = _Answer(t0=now)
         self._wait_t0 = now
+        self._ended = False
+
+    def answer_ended(self) -> None:
+        """Loop thread: the server has sent the whole answer (its turn is complete, or it was
+        interrupted or cut). From the first call on, only this ends an answer: a stall in
+        the middle of one, however long, is a hole in it, not a new answer (which would take
+        the stall's end for a fast link and the part before it for a typical length)."""
+        with self._lock:
+            self._told_ends = self._ended = True
 
     def _end_answer(self, *, finished: bool) -> None:
         """The answer's ratio becomes the link's (if measured); a finished (not cleared),
@@ -215,6 +236,7 @@ class JitterBuffer:
         inner = a.inner_ratio()
         if inner is not None and a.t_last - a.t0 >= MEASURE_S:
             self._link_ratio, self._link_interval_s = inner, a.interval_s() or 0.0
+            self._stalls.append(a.longest_gap_s if a.longest_gap_s >= STALL_S else 0.0)
         if finished and a.pushes >= 2:
             self._lengths.append(a.recv_s)
             self._typical_s = statistics.median(self._lengths)
@@ -258,9 +280,13 @@ class JitterBuffer:
         if ratio is None or a is None or now - self._wait_t0 >= MAX_WAIT_S:
             self.hold_s = 0.0
             return margin, margin
-        self.hold_s = min(self._max_hold_s, (1 - ratio) * self._rest_s(a))
+        rest = self._rest_s(a)
+        # A lossy link stalls for its retransmissions: hold enough to play through the
+        # longest stall lately seen too, and do not take one for the answer's end.
+        stall = max(self._stalls, default=0.0)
+        self.hold_s = min(self._max_hold_s, max((1 - ratio) * rest, min(stall, rest)))
         self._held = self._held or self.hold_s > 0
-        quiet = margin + 2 * (a.interval_s() or self._link_interval_s)
+        quiet = margin + max(2 * (a.interval_s() or self._link_interval_s), stall)
         return margin + self.hold_s, quiet
 
     def _rest_s(self, a: _Answer) -> float:

@@ -73,6 +73,7 @@ class SpeakerSink(Protocol):
     @property
     def slow_wait_s(self) -> float: ...  # held back now for a slow downlink (wall s)
     def expect_slow_link(self) -> None: ...  # the upload is slow: judge answers so till measured
+    def answer_ended(self) -> None: ...  # all of the sound played so far has come (turn complete)
     async def drained(self) -> None: ...
     def keep(self) -> None: ...  # answer audio came: what is played is worth keeping
     def discard(self) -> None: ...  # the run failed: close, keeping only what keep() kept
@@ -125,6 +126,11 @@ class BufferedSink:
         """Loop thread: the upload was found slow; until an answer is measured, expect the
         downlink to be slow too (see `JitterBuffer.expect_slow`)."""
         self._buffer.expect_slow()
+
+    def answer_ended(self) -> None:
+        """Loop thread: everything pushed so far is whole (an answer's turn is complete, or
+        a sound of ours was pushed): see `JitterBuffer.answer_ended`."""
+        self._buffer.answer_ended()
 
     @property
     def slow_hold_s(self) -> float:

@@ -352,6 +352,7 @@ class Announcer:
 
     def _play(self, sound: _Sound) -> None:
         self._speaker.play(sound.pcm)
+        self._speaker.answer_ended()  # a sound of ours comes whole, in one piece
         self._ours_playing = True
         self._quiet_since = self._clock()
         self._recorder.event("cue", **sound.label)

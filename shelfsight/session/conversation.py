@@ -452,8 +452,10 @@ class Conversation:
                     self._tell_slow_downlink()
             case Interrupted():
                 self._speaker.clear()
+                self._speaker.answer_ended()
                 self._end_turn(interrupted=True)
             case TurnComplete():
+                self._speaker.answer_ended()  # a stall before it is a hole, not a new answer
                 if self._turn.answering:
                     self._events.mark("turn_latency", latency_s=self._turn.latency_s)
                     self._end_turn(interrupted=False)
@@ -470,6 +472,7 @@ class Conversation:
                 # The answer comes again whole on the next connection: drop the partial one.
                 # Cut by the connection, not interrupted by the user: no latency, no "stopped".
                 self._speaker.clear()
+                self._speaker.answer_ended()
                 self._end_turn(interrupted=True, cut=True)
                 self._state(State.RECONNECTING)
             case FrameSent(frame=frame):
@@ -482,6 +485,7 @@ class Conversation:
                 bill = self.cost.add(event)
                 self._events.emit(AnswerBilled(bill, self.cost.usd))
             case Connected():
+                self._speaker.answer_ended()  # no answer under way: the first one's end is told
                 self._state(State.LISTENING)
             case PictureSize(light=light) if self._frame_rate is not None:
                 self._frame_rate.light = light  # the link's measure of the upload

@@ -71,6 +71,7 @@ class MemorySpeaker:
         self.queued = bytearray()
         self.cleared = 0
         self.expects_slow = False  # told the upload is slow (so answers may come slowly)
+        self.answers_ended = 0  # told that all audio so far has come
         self._drained = asyncio.Event()
 
     def start(self) -> None:
@@ -99,6 +100,9 @@ class MemorySpeaker:
 
     def expect_slow_link(self) -> None:
         self.expects_slow = True
+
+    def answer_ended(self) -> None:
+        self.answers_ended += 1
 
     async def drained(self) -> None:
         if self.queued:
