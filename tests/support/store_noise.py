@@ -7,6 +7,9 @@ All signals are 16 kHz mono float32 in [-1, 1].
     chime_announcement(seconds)          chime tones, then speech through a "PA" band-pass
     trolley(seconds)                     rattling wheels: filtered noise bursts + rumble
     store_ambience(seconds)              weighted mix of all of the above
+    tonal(kind, seconds, level)          PA chimes, checkout scanners, ringtones or door alarms
+                                         (TONE_EVENTS), one every 3-10 s, up to the user's level
+    sounds_over(kind, spans, n, level)   one of them under each of the user's utterances
     user_speech(seconds)                 close-talk user utterances with pauses (+ labels)
     mix_at_snr(speech, noise, snr_db)    speech over noise at a given SNR (+ frame labels)
 
@@ -556,12 +559,16 @@ CHIME_TIMBRES = [  # (ratio, amplitude): electronic, vibraphone, tubular bell
 ]
 
 
-def chime_event(rng: np.random.Generator) -> np.ndarray:
+def chime_event(
+    rng: np.random.Generator, tune_i: int | None = None, timbre_i: int | None = None
+) -> np.ndarray:
     """One PA chime (no announcement after it): a two-, three- or four-tone tune, each note
-    ringing 1.2-2 s from a 4 ms strike with an exponential decay; electronic, vibraphone (a
-    third of them with a 4-6 Hz tremolo) or bell timbre; through a ceiling horn into a hall."""
-    tune = CHIME_TUNES[rng.integers(len(CHIME_TUNES))]
-    timbre = CHIME_TIMBRES[rng.integers(len(CHIME_TIMBRES))]
+    ringing 1.2-2 s from a 4 ms strike with an exponential decay; electronic, vibraphone or
+    bell timbre (a third of them with a 4-6 Hz tremolo); through a ceiling horn into a hall.
+    `tune_i`, `timbre_i`: that CHIME_TUNES and CHIME_TIMBRES entry (else drawn)."""
+    tune_drawn, timbre_drawn = rng.integers(len(CHIME_TUNES)), rng.integers(len(CHIME_TIMBRES))
+    tune = CHIME_TUNES[tune_drawn if tune_i is None else tune_i]
+    timbre = CHIME_TIMBRES[timbre_drawn if timbre_i is None else timbre_i]
     step, ring = rng.uniform(0.45, 0.8), rng.uniform(1.2, 2.0)
     decay, tremolo = rng.uniform(1.5, 3.5), (rng.uniform(4.0, 6.0) if rng.random() < 0.3 else 0)
     seg = np.zeros(int((len(tune) * step + ring) * SR), np.float32)
@@ -694,46 +701,18 @@ def tonal_store(
     return out
 
 
-@dataclass
-class Answers:
-    audio: np.ndarray  # the mic: store, the user's questions, sounds during the answers
-    questions: list[tuple[int, int]]  # (start, end) samples: the user asking
-    answers: list[tuple[int, int]]  # (start, end) samples: an answer playing
-    sounds: list[int]  # where each sound starts
-
-
-def answers_with_sounds(
-    kind: str | None,
-    n: int,
-    level_dbfs: float = -20.0,
-    user_dbfs: float = -20.0,
-    ambience_dbfs: float = -35.0,
-    seed: int = 0,
-    answer_s: float = 7.0,
-) -> Answers:
-    """A session in a store (ambience at `ambience_dbfs`): `n` times the user asks (a phrase
-    at `user_dbfs`), an answer plays 0.8 s later for `answer_s`, and 0.5-5 s into it a sound
-    of `kind` (a TONE_EVENTS key; None: none) comes at `level_dbfs`. Levels as active_dbfs,
-    so the user and the sound compare as they sound. The first question comes after 5 s."""
+def sounds_over(
+    kind: str, spans: list[tuple[int, int]], n: int, level_dbfs: float, seed: int = 40
+) -> np.ndarray:
+    """`n` samples with a sound of `kind` (a TONE_EVENTS key) starting 0-1 s before each of
+    `spans` (the user's utterances, in samples), each at `level_dbfs` (as active_dbfs): the
+    user talking over a chime, a beep, a ringtone or an alarm."""
     rng = np.random.default_rng(seed)
-    parts: list[tuple[int, np.ndarray]] = []
-    questions, answers, sounds = [], [], []
-    pos = 5 * SR
-    for _ in range(n):
-        q = speak(str(rng.choice(PHRASES)), "en-us+m3", int(rng.integers(150, 180)), 45, rng)
-        parts.append((pos, set_active_level(q, user_dbfs)))
-        questions.append((pos, pos + len(q)))
-        start = pos + len(q) + int(0.8 * SR)
-        answers.append((start, start + int(answer_s * SR)))
-        if kind is not None:
-            at = start + int(rng.uniform(0.5, 5.0) * SR)
-            parts.append((at, TONE_EVENTS[kind](rng) * 10 ** (level_dbfs / 20)))
-            sounds.append(at)
-        pos = start + int((answer_s + rng.uniform(1.0, 2.0)) * SR)
-    out = store_ambience(pos / SR + 0.1, ambience_dbfs, seed=seed + 10)[:pos]
-    for at, x in parts:
-        _place(out, x, at)
-    return Answers(out, questions, answers, sounds)
+    out = np.zeros(n, np.float32)
+    for start, _end in spans:
+        x = TONE_EVENTS[kind](rng) * 10 ** (level_dbfs / 20)
+        _place(out, x, max(0, start - int(rng.uniform(0.0, 1.0) * SR)))
+    return out
 
 
 NOISES = {
