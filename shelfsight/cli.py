@@ -24,6 +24,8 @@ from shelfsight.settings import (
     ENV_PREFIX,
     MEDIA_RESOLUTIONS,
     MODES,
+    PICTURES,
+    SEND_AUDIO,
     SENSITIVITIES,
     Settings,
     default_config_path,
@@ -341,6 +343,55 @@ def run(
         ),
     ] = None,
     media_resolution: MediaResolutionOpt = None,
+    send_audio: Annotated[
+        str | None,
+        typer.Option(
+            metavar=choices(SEND_AUDIO),
+            help=env_help(
+                "Mic audio sent: only around your speech (and all of it while an answer "
+                "plays), or always (every second is billed).",
+                "send_audio",
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    pictures: Annotated[
+        str | None,
+        typer.Option(
+            metavar=choices(PICTURES),
+            help=env_help(
+                "Pictures sent: needed (one as each question begins, some while an answer "
+                "plays, on a big scene change), question (only as each question begins), "
+                "timer (--fps / --idle-fps).",
+                "pictures",
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    context_tokens: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help=env_help(
+                "Past this many tokens of conversation the oldest turns are forgotten (down "
+                "to half): what every answer re-reads, 2000 to 131072.",
+                "context_tokens",
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            metavar="USD",
+            help=env_help(
+                "What the session may cost (estimated): warned at 80 %, the cheapest "
+                "settings at 100 %; 0: none.",
+                "budget_usd",
+            ),
+            show_default=False,
+        ),
+    ] = None,
     vocabulary: VocabularyOpt = None,
     jpeg_quality: Annotated[
         int | None,
@@ -444,6 +495,10 @@ def run(
         jpeg_quality=jpeg_quality,
         prompt_file=prompt_file,
         media_resolution=lower(media_resolution),
+        send_audio=lower(send_audio),
+        pictures=lower(pictures),
+        context_tokens=context_tokens,
+        budget_usd=budget,
         vocabulary=vocabulary_flag(vocabulary),
         list_file=list_file,
         cues=cues,

@@ -148,3 +148,22 @@ def test_on_a_slow_link_only_speech_goes_up_each_utterance_whole_then_a_stream_e
     ends = [k for k, item in enumerate(out) if isinstance(item, AudioStreamEnd)]
     assert ends == [15 + 50 + 35], "a stream end after the first question's hang, once"
     assert outbox.skipped_s == pytest.approx((85 + 50) * 0.02)
+
+
+def test_speech_only_sends_all_the_mic_while_an_answer_plays_and_owes_no_pause() -> None:
+    """Speech only (the default): pause audio marked `keep` (an answer plays) goes up whole,
+    so the server hears a barge-in at once; once the answer is over the pause stays home
+    again, after one AudioStreamEnd. Pause audio held back as a possible pre-roll is not a
+    backlog (the end of a session, the slow-link judgement wait for none of it)."""
+    outbox = Outbox(max_audio_s=15.0, replay_s=15.0)
+    outbox.speech_only = True
+    out: list[Item] = []
+    answering = [Audio(c.pcm, keep=True) for c in _chunks(40, False, 2)]
+    for chunk in [*_chunks(50, False, 1), *answering, *_chunks(50, False, 3)]:
+        outbox.put(chunk)
+        out += _sent(outbox)
+        assert outbox.backlog_s == 0.0
+    assert _stretches(out) == [(2, 40)]
+    assert sum(isinstance(item, AudioStreamEnd) for item in out) == 1
+    outbox.put(_chunks(1, True, 4)[0])
+    assert outbox.backlog_s == pytest.approx(16 * 0.02), "speech claims its pre-roll: owed"

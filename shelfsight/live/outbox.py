@@ -40,6 +40,9 @@ class Audio:
     pcm: bytes  # 16 kHz mono PCM16
     speech: bool = False  # the caller's detector heard the user in it
     utterance: int | None = None  # set by the outbox; None: a pause between utterances
+    # Sent even in a pause when only speech goes up: an answer plays, and the server must hear
+    # the user talk over it at once, whatever the local detector makes of it.
+    keep: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,8 +126,18 @@ class Outbox:
 
     @property
     def backlog_s(self) -> float:
-        """Audio waiting to be sent (replayed audio included), in seconds."""
-        return (self._bytes["resend"] + self._bytes["waiting"]) / BYTES_PER_S
+        """Audio waiting to be sent (replayed audio included), in seconds; speech only, not
+        the pause held back as a possible pre-roll (it goes only if speech claims it)."""
+        return (self._bytes["resend"] + self._bytes["waiting"]) / BYTES_PER_S - self._held_s()
+
+    def _held_s(self) -> float:
+        """Speech only: pause audio that is not owed: skipped, or held as a possible pre-roll
+        (`_next_waiting`), while nothing else waits."""
+        if not self.speech_only or self._resend:
+            return 0.0
+        if not all(_is_pause(item) for item in self._waiting):
+            return 0.0
+        return self._bytes["waiting"] / BYTES_PER_S
 
     @property
     def replayable_s(self) -> float:
@@ -276,8 +289,8 @@ def _utterance_of(item: Item | None) -> int | None:
 
 
 def _is_pause(item: Item) -> bool:
-    """Mic audio between utterances."""
-    return isinstance(item, Audio) and item.utterance is None
+    """Mic audio between utterances that speech only may skip (not kept for an answer)."""
+    return isinstance(item, Audio) and item.utterance is None and not item.keep
 
 
 class _Utterances:
