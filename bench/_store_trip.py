@@ -7,12 +7,15 @@ fridge hum, all at `NOISE_DBFS`) with the user's question (espeak-ng speech) mix
 over it, late in the cycle (the detector's noise floor has settled, as it has on a real trip).
 From what the stand-in received:
 
-- the share of the cycle sent as audio, the pictures sent per question, the turns answered;
+- the share of the cycle sent as audio, the pictures sent per question (the session's first
+  picture, sent once a trip, not counted), the turns answered;
 - whether each question's first syllable (its first 200 ms of speech) reached the endpoint,
   and how much went before it: the received audio is found, byte for byte, in the mic file
   (a WAV mic has no echo canceller), so what was spoken is compared with what was received;
 - a 30-minute trip: 15 such cycles replayed on the stand-in's usage model with the setup the
-  client sent (its media resolution and sliding window), every turn billed the whole context.
+  client sent (its media resolution and sliding window), one answer a cycle billed the whole
+  context (turns the stand-in's energy detector started on store noise are counted, not
+  billed: the service's own detector is not known to start on them).
 
 "before" is shelfsight as it was (all the mic, pictures on the 1 / 0.2 fps timer, the sliding
 window at the service's default trigger); "after" its defaults. Runs of one config go in
@@ -58,7 +61,7 @@ class Cycle:
     snr_db: float
     seconds: float
     audio_s: float
-    frames: int
+    frames: int  # pictures a cycle, not counting the session's first (sent once a trip)
     turns: int
     first_syllable: bool
     preroll_ms: float  # audio sent before the question's first speech (negative: cut)
@@ -127,7 +130,7 @@ def run_cycle(
         snr_db,
         len(mic) / 2 / sn.SR,
         sum(len(c) for c in received) / 2 / sn.SR,
-        frames,
+        max(0, frames - 1),
         turns,
         bool(syllable.all()),
         (onset - 1 - before) / sn.SR * 1000 if got[onset] else -1.0,
@@ -157,16 +160,15 @@ def trip(cycle: Cycle, cycles: int = TRIP_CYCLES) -> tuple[Tokens, list[int]]:
         model.heard_audio(cycle.audio_s)
         for _ in range(cycle.frames):
             model.saw_frame()
-        for _ in range(max(1, cycle.turns)):
-            bill = model.bill(ANSWER_S)
-            prompt = {d["modality"].lower(): d["tokenCount"] for d in bill["promptTokensDetails"]}
-            total = total + Tokens(
-                audio_in=prompt.get("audio", 0),
-                video_in=prompt.get("video", 0) + prompt.get("image", 0),
-                text_in=prompt.get("text", 0),
-                audio_out=bill["responseTokenCount"],
-            )
-            contexts.append(bill["promptTokenCount"])
+        bill = model.bill(ANSWER_S)  # the cycle's question (a turn heard in noise: not billed)
+        prompt = {d["modality"].lower(): d["tokenCount"] for d in bill["promptTokensDetails"]}
+        total = total + Tokens(
+            audio_in=prompt.get("audio", 0),
+            video_in=prompt.get("video", 0) + prompt.get("image", 0),
+            text_in=prompt.get("text", 0),
+            audio_out=bill["responseTokenCount"],
+        )
+        contexts.append(bill["promptTokenCount"])
     return total, contexts
 
 

@@ -674,6 +674,9 @@ def sessions(
             table.add_column(column)
         for path in found:
             row = describe(load_session(path))
+            cost = format_usd(float(row["cost_usd"]))  # type: ignore[arg-type]
+            if row["budget_usd"]:
+                cost += f" of {format_usd(float(row['budget_usd']))}"  # type: ignore[arg-type]
             table.add_row(
                 str(path),
                 str(row["started"]),
@@ -681,7 +684,7 @@ def sessions(
                 str(row["questions"]),
                 str(row["answers"]),
                 f"{row['tokens_in'] + row['tokens_out']:,}",  # type: ignore[operator]
-                format_usd(float(row["cost_usd"])),  # type: ignore[arg-type]
+                cost,
                 "complete" if row["complete"] else "cut short",
             )
         console = Console()

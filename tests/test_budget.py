@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +16,10 @@ from shelfsight.session.conversation import Conversation, Options
 from shelfsight.session.cost import CostMeter
 from shelfsight.session.events import BudgetCrossed, SessionEvent
 from shelfsight.session.pictures import PicturePolicy
+from shelfsight.session.recording import Recorder
 from shelfsight.ui.controls import Control, TypedQuestion
 from shelfsight.ui.watch import ViewObserver
+from tests.conftest import run_cli
 from tests.support.doubles import MemorySpeaker, Screen, ScriptedLink, until
 
 pytestmark = pytest.mark.anyio
@@ -90,3 +93,14 @@ async def test_a_spent_budget_is_told_and_the_trip_goes_on_at_the_cheapest_setti
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
+
+
+def test_the_sessions_list_shows_each_trips_cost_against_its_budget(tmp_path: Path) -> None:
+    meter = CostMeter(budget_usd=0.5)
+    meter.add(_bill(400_000))  # $0.30
+    recorder = Recorder(tmp_path / "trip", {"model": "gemini-3.8-live"})
+    recorder.close(**meter.as_dict())
+    listed = run_cli("sessions", str(tmp_path), env={"COLUMNS": "200"})
+    assert listed.code == 0, listed.stderr
+    assert "$0.30 of $0.50" in listed.stdout
+    assert meter.line().endswith("≈ $0.30 (prices of 2026-09-15), 60 % of the $0.50 budget")

@@ -13,7 +13,7 @@ waits longest goes, a whole utterance at a time: the pause before the oldest utt
 then the utterance itself, never a part of one glued to a later one (the model would answer a
 splice of two questions). An utterance is a push-to-talk turn (its markers go with it, unless
 its start was already sent: then its end marker stays, so the server closes the turn), or, in
-hands-free, speech with the 0.3 s before it and until 0.7 s of quiet after it. What was dropped
+hands-free, speech with the 0.6 s before it and until 0.7 s of quiet after it. What was dropped
 is counted in `audio_dropped_s`, and each utterance lost is kept in `missed` with the wall-clock
 time it began (to tell the user which one to ask again). At most `replay_s` is kept for replay
 (past that the oldest is forgotten: the server has most likely heard it). Other control items
@@ -31,7 +31,10 @@ from typing import Any
 from shelfsight.core.pcm import MIC_BYTES_PER_S
 
 BYTES_PER_S = MIC_BYTES_PER_S  # 16 kHz mono PCM16
-PREROLL_CHUNKS = 15  # hands-free: 0.3 s before the first speech belongs to the utterance
+# Hands-free: 0.6 s before the first speech belongs to the utterance. The detector's level
+# rule decides late in loud noise: up to 0.36 s into a question at 5 dB SNR in store noise
+# (bench.tokens --store-trip), and speech only must still send the first syllable.
+PREROLL_CHUNKS = 30
 HANG_CHUNKS = 35  # ... and it ends after 0.7 s without speech (the server's silence to end)
 
 
