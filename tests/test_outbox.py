@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from shelfsight.live.outbox import (
+    PREROLL_CHUNKS,
     ActivityEnd,
     ActivityStart,
     Audio,
     AudioStreamEnd,
     Item,
-    PREROLL_CHUNKS,
     Outbox,
 )
 
