@@ -4,7 +4,7 @@ The tasks are fixed and few, all in one TaskGroup so that Ctrl-C, `q`, a fatal e
 end of the input stops them together:
 
     mic ──(echo canceller)──(speech detector)──(push-to-talk gate)──▶ link.send_audio
-    frames ─────────────────────────────────────────────────────────▶ link.send_frame
+    frames ──(picture gate: the ones the model needs)────────────────▶ link.send_frame
     keys / typed lines ─────────────────────────────────────────────▶ link.activity_* / send_text
     link.events ─▶ speaker / turn state / session events (view, announcer, recording)
     link.run (connect, reconnect)
@@ -12,8 +12,9 @@ end of the input stops them together:
 
 It owns no devices: the caller opens and closes them, so tests and replays pass WAV files and
 video files through exactly the code a live run uses. Turn state has one owner (`TurnTracker`);
-policies live in small modules: `speech` (is the user talking), `frame_rate`, `status` (what
-the user is told), `event_log` (what is recorded).
+policies live in small modules: `speech` (is the user talking), `frame_rate`, `pictures`
+(which pictures go), `status` (what the user is told), `event_log` (what is recorded); the
+budget is the cost meter's (`cost`), told through a `BudgetCrossed` event.
 """
 
 from __future__ import annotations
