@@ -13,6 +13,11 @@ recording) is what is reported:
   (with context compression) from the frames and audio measured in the two runs.
 
     python -m bench.tokens [--minutes 1] [--resolutions low,medium,high]
+    python -m bench.tokens --store-trip [--cycle-s 120]
+
+`--store-trip` runs a trip in store noise before and after issue 22 (what is sent, whether
+each question's first syllable arrives, $ per 30-minute trip, the context each answer reads):
+see bench/_store_trip.py.
 """
 
 from __future__ import annotations
@@ -112,11 +117,49 @@ def thirty_minutes(resolution: str, asking: Trip, idle: Trip) -> Tokens:
     return total
 
 
+def store_trip(cycle_s: float) -> None:
+    """Before/after in store noise: one real cycle per noise level and config, then the trip."""
+    from bench import _store_trip as st
+
+    work = Path(tempfile.mkdtemp(prefix="bench-store-trip-"))
+    camera = shelf_video(work / "shelf720.avi", seconds=10, size=(1280, 720))
+    print(f"work files in {work}; noise {st.NOISE_DBFS:g} dBFS, a question every {cycle_s:g} s")
+    rows = [("config", "SNR", "audio sent", "pictures/question", "answers", "first syllable",
+             "sent before it", "$ per 30-min trip", "context at answer 1/5/10/15")]  # fmt: skip
+    for config in st.CONFIGS:
+        print(f"running {config} ({cycle_s:g} s, three noise levels at once) ...", flush=True)
+        for cycle in st.run_config(config, camera, work, cycle_s):
+            tokens, contexts = st.trip(cycle)
+            per_question = cycle.frames  # one question a cycle
+            at = [contexts[i] for i in (0, 4, 9, 14) if i < len(contexts)]
+            rows.append(
+                (
+                    config,
+                    f"{cycle.snr_db:g} dB",
+                    f"{100 * cycle.audio_s / cycle.seconds:.0f} % ({cycle.audio_s:.1f} s)",
+                    f"{per_question:.1f}",
+                    str(cycle.turns),
+                    "reached" if cycle.first_syllable else "LOST",
+                    f"{cycle.preroll_ms:.0f} ms",
+                    format_usd(st.usd(tokens)),
+                    " / ".join(f"{c / 1000:.1f}k" for c in at),
+                )
+            )
+    table("A store trip: one question every cycle, 15 cycles = 30 minutes", rows)
+    print("audio sent: share of the cycle's time; answers: turns the stand-in answered in a")
+    print("cycle of one question (more: its energy detector took store noise for speech)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=1.0)
     parser.add_argument("--resolutions", default="low,medium,high")
+    parser.add_argument("--store-trip", action="store_true", help="before/after in store noise")
+    parser.add_argument("--cycle-s", type=float, default=120.0)
     args = parser.parse_args()
+    if args.store_trip:
+        store_trip(args.cycle_s)
+        return
     work = Path(tempfile.mkdtemp(prefix="bench-tokens-"))
     camera = shelf_video(work / "shelf720.avi", seconds=10, size=(1280, 720))
     turns = max(1, round(args.minutes * 3))

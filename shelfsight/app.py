@@ -33,6 +33,7 @@ from shelfsight.session.cost import CostMeter, Prices
 from shelfsight.session.event_log import EventLog
 from shelfsight.session.events import Observer
 from shelfsight.session.frame_rate import FrameRatePolicy
+from shelfsight.session.pictures import PicturePolicy
 from shelfsight.session.prompt import LANGUAGE_NAMES, load_system_prompt, with_language
 from shelfsight.session.recording import NullRecorder, Recorder
 from shelfsight.session.speech import make_detector
@@ -143,13 +144,18 @@ async def run_conversation(
     """
     tools = SessionTools(settings.list_file)  # a bad list file is reported before connecting
     live = link or make_link(settings, api_key, endpoint or Endpoint(), tools)
-    idle_fps = min(settings.idle_fps, settings.fps) if settings.idle_fps and not ask else None
+    timer = settings.pictures == "timer"
+    # Gated pictures (session.pictures): the sampler runs at --fps, the gate picks what goes.
+    idle_fps = min(settings.idle_fps, settings.fps) if settings.idle_fps and timer else None
+    if ask:
+        idle_fps = None
     options = Options(
         push_to_talk=settings.mode == "ptt",
         answer_wait_s=settings.answer_wait_s,
         ask=ask,
         frame_rate=FrameRatePolicy(fps=settings.fps, idle_fps=idle_fps),
         barge_in_s=settings.barge_in_ms / 1000,
+        pictures=None if timer or frames is not None else PicturePolicy(settings.pictures),
     )
     if notice := tools.opening_notice():
         view.notice(notice)
@@ -210,7 +216,7 @@ async def run_conversation(
             echo=echo if echo.enabled else None,
             camera=devices.camera,
             frame_rate=sampler,
-            cost=CostMeter(Prices.from_settings(settings)),
+            cost=CostMeter(Prices.from_settings(settings), settings.budget_usd),
             tools=tools.box,
             speech=make_detector("vad"),
             guide=guide,
@@ -265,6 +271,7 @@ def make_link(
         dead_after_s=settings.dead_link_s,
         audio_buffer_s=settings.audio_buffer_s,
         ack_probe=platform_probe if settings.link_probe == "auto" else lambda: None,
+        speech_only=settings.send_audio == "speech",
     )
 
 

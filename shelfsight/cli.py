@@ -182,6 +182,10 @@ def run(
     jpeg_quality: Annotated[int | None, setting_option("jpeg_quality")] = None,
     prompt_file: Annotated[Path | None, setting_option("prompt_file")] = None,
     list_file: Annotated[Path | None, setting_option("list_file", "--list")] = None,
+    send_audio: Annotated[str | None, setting_option("send_audio")] = None,
+    pictures: Annotated[str | None, setting_option("pictures")] = None,
+    context_tokens: Annotated[int | None, setting_option("context_tokens")] = None,
+    budget_usd: Annotated[float | None, setting_option("budget_usd", "--budget")] = None,
     config: ConfigOpt = None,
     record: Annotated[
         Path | None,
@@ -376,6 +380,9 @@ def sessions(
         listing = Listing(f"Sessions in {root}", [*columns, "status"])
         for path in found:
             row = describe(load_session(path))
+            cost = format_usd(float(row["cost_usd"]))  # type: ignore[arg-type]
+            if row["budget_usd"]:
+                cost += f" of {format_usd(float(row['budget_usd']))}"  # type: ignore[arg-type]
             listing.add(
                 [
                     str(path),
@@ -384,7 +391,7 @@ def sessions(
                     str(row["questions"]),
                     str(row["answers"]),
                     f"{row['tokens_in'] + row['tokens_out']:,}",  # type: ignore[operator]
-                    format_usd(float(row["cost_usd"])),  # type: ignore[arg-type]
+                    cost,
                     "complete" if row["complete"] else "cut short",
                 ]
             )

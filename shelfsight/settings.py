@@ -28,7 +28,11 @@ MODES: tuple[str, ...] = ("handsfree", "ptt")
 SENSITIVITIES: tuple[str, ...] = ("low", "high")
 MEDIA_RESOLUTIONS: tuple[str, ...] = ("low", "medium", "high")
 LINK_PROBES: tuple[str, ...] = ("auto", "none")
+SEND_AUDIO: tuple[str, ...] = ("speech", "always")
+PICTURES: tuple[str, ...] = ("needed", "question", "timer")
 CHOICES: dict[str, tuple[str, ...]] = {
+    "send_audio": SEND_AUDIO,
+    "pictures": PICTURES,
     "link_probe": LINK_PROBES,
     "mode": MODES,
     "start_sensitivity": SENSITIVITIES,
@@ -51,6 +55,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "audio_buffer_s": (1, 300, " s"),
     "cue_volume": (0, 1, " (1: as loud as speech peaks)"),
     "silent_mic_s": (1, 3600, " s"),
+    "budget_usd": (0, 10_000, " USD (0: no budget)"),
+    "context_tokens": (2_000, 131_072, " tokens"),
     **{f"price_{name}": (0, 1000, " USD per 1M tokens") for name in DEFAULT_PRICES},
 }
 # The command line's words for each setting it offers (`shelfsight.cli.setting_option` builds
@@ -89,6 +95,15 @@ HELP: dict[str, str] = {
     "cue_volume": "Loudness of the cues,",
     "language": "The language to answer in, BCP-47 (e.g. en-US, nb-NO, de-DE).",
     "screen_reader": "One plain line per event for VoiceOver or Orca: nothing redrawn, no meter.",
+    "send_audio": "Mic audio sent: only around your speech (and all of it while an answer "
+    "plays), or always (every second is billed).",
+    "pictures": "Pictures sent: needed (one as each question begins, some while an answer "
+    "plays, on a big scene change), question (only as each question begins), timer (--fps / "
+    "--idle-fps).",
+    "context_tokens": "Past this many tokens of conversation the oldest turns are forgotten "
+    "(down to half): what every answer re-reads,",
+    "budget_usd": "What the session may cost (estimated): warned at 80 %, the cheapest "
+    "settings at 100 %,",
 }
 # What an option's value looks like, where neither CHOICES nor a flag's on/off says it.
 METAVARS: dict[str, str] = {
@@ -110,6 +125,8 @@ METAVARS: dict[str, str] = {
     "speak_status": "on|off",
     "cue_volume": "0-1",
     "language": "TAG",
+    "context_tokens": "N",
+    "budget_usd": "USD",
 }
 # The default as the help shows it, where the value itself would say less.
 SHOWN_DEFAULTS: dict[str, str] = {
@@ -141,6 +158,19 @@ class Settings:
     # Tokens per frame the model spends (setup `mediaResolution`): low, medium or high.
     media_resolution: str = "medium"
     jpeg_quality: int = 80
+    # What goes up, and so what is billed (README, "What it costs"): "speech" sends the mic
+    # only around the user's speech (and whole while an answer plays), "always" all of it;
+    # "needed" sends a picture as each question begins, while an answer plays and when the
+    # scene changes a lot, "question" only as each question begins, "timer" at --fps /
+    # --idle-fps whatever happens.
+    send_audio: str = "speech"
+    pictures: str = "needed"
+    # The context each answer re-reads is kept under this many tokens: past it, the server's
+    # sliding window forgets the oldest turns down to half of it.
+    context_tokens: int = 16_000
+    # USD a session may cost (estimated from the server's usage figures): a warning at 80 %,
+    # the cheapest settings at 100 %; 0: no budget.
+    budget_usd: float = 0.0
     prompt_file: Path | None = None
     # A shopping list (plain lines or a Markdown task list), kept up to date as items are found.
     list_file: Path | None = None
@@ -193,7 +223,7 @@ class Settings:
     def validate(self, name_of: Callable[[str], str] | None = None) -> Settings:
         """Check every value; `name_of` says how the user gave a setting (`--idle-fps`,
         `SHELFSIGHT_IDLE_FPS`, `idle_fps in config.toml`), for the one-line error."""
-        label = name_of or (lambda field_name: "--" + field_name.replace("_", "-"))
+        label = name_of or flag_name
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 raise UserError(
@@ -251,6 +281,14 @@ ENV_PREFIX = "SHELFSIGHT_"
 OTHER_ENV_NAMES = frozenset({"CONFIG", "DEBUG", "RECORD", "PLAIN", "OFFLINE"})
 
 
+FLAG_NAMES = {"budget_usd": "--budget", "list_file": "--list"}  # flags not named as settings
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of a setting: `--idle-fps`, `--budget`."""
+    return FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+
+
 def setting_names() -> list[str]:
     return [f.name for f in fields(Settings) if f.name != "extra"]
 
@@ -289,10 +327,10 @@ def load_settings(
     sources.update({name: ENV_PREFIX + name.upper() for name in from_env})
     given = {k: v for k, v in flags.items() if v is not None}
     merged.update(given)
-    sources.update({name: "--" + name.replace("_", "-") for name in given})
+    sources.update({name: flag_name(name) for name in given})
 
     def name_of(name: str) -> str:
-        return sources.get(name, "--" + name.replace("_", "-"))
+        return sources.get(name, flag_name(name))
 
     settings = _build(merged, name_of)
     if not settings.language:

@@ -507,7 +507,10 @@ def cues_into_a_room(tmp_path: Path, *, aec: bool) -> tuple[bytes, bytes]:
             mic = RoomMic(room, quiet, duration_s=3.0)
             await mic.start()
             speaker.start()
-            settings = load_settings({"camera": "none", "speaker": str(out)}, environ={})
+            # All the mic goes up, so what the canceller leaves of the cue is measured (by
+            # default only speech goes, and a cue is none).
+            flags = {"camera": "none", "speaker": str(out), "send_audio": "always"}
+            settings = load_settings(flags, environ={})
             endpoint = Endpoint(server.base_url, server.server.client_ssl_context())
             try:
                 await run_conversation(

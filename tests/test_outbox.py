@@ -15,6 +15,8 @@ from shelfsight.live.outbox import (
     Outbox,
 )
 
+P = PREROLL_CHUNKS  # 0.6 s
+
 CHUNK = 640  # 20 ms
 
 
@@ -48,7 +50,7 @@ def _stretches(items: list[Item]) -> list[tuple[int, int]]:
 
 def test_an_outage_drops_the_oldest_question_whole_and_keeps_the_newest_whole() -> None:
     """Hands-free, 4 s of buffer: 1 s pause, a 2 s question, 1 s pause, a 1.5 s question,
-    1 s pause. The first question goes (with the 0.3 s before it and the 0.7 s after);
+    1 s pause. The first question goes (with the 0.6 s before it and the 0.7 s after);
     nothing of it is glued to the second, which arrives whole."""
     outbox = Outbox(max_audio_s=4.0, replay_s=15.0)
     parts = [
@@ -63,7 +65,8 @@ def test_an_outage_drops_the_oldest_question_whole_and_keeps_the_newest_whole() 
     out = _sent(outbox)
     assert 2 not in _tags(out), "the first question is gone whole"
     assert (4, 75) in _stretches(out), "the second is there whole"
-    assert _stretches(out)[:2] == [(3, 15), (4, 75)], "the pause between: only its pre-roll"
+    # The pause between: what of it is not the first question's hang is the pre-roll.
+    assert _stretches(out)[:2] == [(3, 50 - 35), (4, 75)], "the pause between: its pre-roll"
     assert 1 not in _tags(out), "the pause before the first question went before it did"
     (missed,) = outbox.missed.values()
     assert missed.dropped_s >= 2.0 + 0.7
@@ -138,8 +141,8 @@ def test_hands_free_speech_longer_than_the_buffer_keeps_its_newest_part_in_order
 
 def test_on_a_slow_link_only_speech_goes_up_each_utterance_whole_then_a_stream_end() -> None:
     """Speech only: 2 s of pause, a 1 s question, 2 s of pause, a 1 s question, a pause.
-    What goes out is each question with its 0.5 s before and 0.7 s after, an AudioStreamEnd
-    after each, and none of the pauses beyond; the newest 0.5 s of pause waits (it may be
+    What goes out is each question with its 0.6 s before and 0.7 s after, an AudioStreamEnd
+    after each, and none of the pauses beyond; the newest 0.6 s of pause waits (it may be
     the start of the next question)."""
     outbox = Outbox(max_audio_s=15.0, replay_s=15.0)
     outbox.speech_only = True
@@ -156,8 +159,26 @@ def test_on_a_slow_link_only_speech_goes_up_each_utterance_whole_then_a_stream_e
         out += _sent(outbox)  # a fast link: everything that may go, goes at once
     # Each question whole with its pre-roll; the first one's 0.7 s after it and the second's
     # pre-roll meet in the output (the 1 s of pause between them stays home).
-    pre = PREROLL_CHUNKS
-    assert _stretches(out) == [(1, pre), (2, 50), (3, 35 + pre), (4, 50), (5, 30)]
+    assert _stretches(out) == [(1, P), (2, 50), (3, 35 + P), (4, 50), (5, 30)]
     ends = [k for k, item in enumerate(out) if isinstance(item, AudioStreamEnd)]
-    assert ends == [pre + 50 + 35], "a stream end after the first question's hang, once"
-    assert outbox.skipped_s == pytest.approx((100 - pre + 100 - 35 - pre) * 0.02)
+    assert ends == [P + 50 + 35], "a stream end after the first question's hang, once"
+    assert outbox.skipped_s == pytest.approx((100 - P + 100 - 35 - P) * 0.02)
+
+
+def test_speech_only_sends_all_the_mic_while_an_answer_plays_and_owes_no_pause() -> None:
+    """Speech only (the default): pause audio marked `keep` (an answer plays) goes up whole,
+    so the server hears a barge-in at once; once the answer is over the pause stays home
+    again, after one AudioStreamEnd. Pause audio held back as a possible pre-roll is not a
+    backlog (the end of a session, the slow-link judgement wait for none of it)."""
+    outbox = Outbox(max_audio_s=15.0, replay_s=15.0)
+    outbox.speech_only = True
+    out: list[Item] = []
+    answering = [Audio(c.pcm, keep=True) for c in _chunks(40, False, 2)]
+    for chunk in [*_chunks(50, False, 1), *answering, *_chunks(50, False, 3)]:
+        outbox.put(chunk)
+        out += _sent(outbox)
+        assert outbox.backlog_s == 0.0
+    assert _stretches(out) == [(2, 40)]
+    assert sum(isinstance(item, AudioStreamEnd) for item in out) == 1
+    outbox.put(_chunks(1, True, 4)[0])
+    assert outbox.backlog_s == pytest.approx((P + 1) * 0.02), "speech claims its pre-roll: owed"

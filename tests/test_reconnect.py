@@ -70,6 +70,10 @@ def two_questions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes
     return path, pcm, [0.5, 0.5 + q_s, 0.5 + q_s + GAP_S, 0.5 + 2 * q_s + GAP_S]
 
 
+ALL_AUDIO = ("--send-audio", "always")
+TIMER = ("--pictures", "timer")
+
+
 def _standin_config(*faults: ConnectionFaults, **kwargs: Any) -> StandInConfig:
     models = frozenset({DEFAULT_MODEL})
     return StandInConfig(
@@ -119,7 +123,8 @@ def test_a_go_away_during_a_question_moves_the_session_after_the_answer_losing_n
     mic_path, mic, _ = two_questions
     go_away = ConnectionFaults(go_away_after_s=1.5, go_away_time_left_s=8.0)  # mid-question
     with StandIn.start_in_thread(_standin_config(go_away)) as standin:
-        _run(standin, str(shelf_video), mic_path, tmp_path / "out.wav")
+        # All the mic goes up, so every sample can be checked (by default only speech).
+        _run(standin, str(shelf_video), mic_path, tmp_path / "out.wav", *ALL_AUDIO)
         first, second = standin.server.connections
         issued_on_first = [h for h in standin.server.issued_handles if h.startswith("standin-0-")]
     # The client switched on its own, after the first answer and its handle, before the deadline.
@@ -141,7 +146,7 @@ def test_a_question_cut_by_a_server_error_is_heard_whole_and_answered(
     mic_path, mic, (_, q1_end, q2_start, q2_end) = two_questions
     fault = ConnectionFaults(close_after_s=6.2)  # 1011 "Internal error encountered."
     with StandIn.start_in_thread(_standin_config(fault)) as standin:
-        _run(standin, str(shelf_video), mic_path, tmp_path / "out.wav")
+        _run(standin, str(shelf_video), mic_path, tmp_path / "out.wav", *ALL_AUDIO)
         first, second = standin.server.connections
         handles = standin.server.issued_handles
     assert first.close_code == 1011
@@ -364,7 +369,8 @@ def test_a_camera_stream_that_drops_and_comes_back_does_not_end_the_session(
             return standin.server.connections
 
         outage = _outage(mjpeg, lambda: bool(conns()) and len(conns()[-1].frames()) >= 2, 3.0)
-        _run(standin, mjpeg.url, mic_path, tmp_path / "out.wav", "--fps", "2")
+        # Pictures on the sampler's timer, so the outage shows as a pause in them.
+        _run(standin, mjpeg.url, mic_path, tmp_path / "out.wav", "--fps", "2", *TIMER)
         outage.join()
         conn = standin.server.connections[-1]
         frames = conn.received("video")

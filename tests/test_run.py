@@ -41,11 +41,15 @@ def test_a_spoken_question_is_answered_into_the_speaker_file(
     assert TEST_KEY not in result.stdout + result.stderr
 
     conn = standin.server.connections[-1]
-    # Every sample of the question reached the endpoint, in order, followed only by silence.
+    # Every sample of the question reached the endpoint, in order, from before its first
+    # syllable (only speech goes up, with 0.3 s before it), followed only by silence.
     question = load_mic_pcm(QUESTION_WAV)
     sent = conn.audio_bytes()
-    assert sent[: len(question)] == question
-    assert not any(sent[len(question) :])
+    at = question.find(sent[:640])
+    first_loud = int(np.flatnonzero(np.abs(np.frombuffer(question, "<i2")) > 500)[0]) * 2
+    assert 0 <= at <= first_loud - 3200, "the first syllable and 0.1 s before it went up"
+    assert sent[: len(question) - at] == question[at:]
+    assert not any(sent[len(question) - at :])
     # The answer landed whole, byte for byte, in the speaker file, after some leading silence.
     played, rate = read_wav_pcm(out)
     assert rate == 24000
@@ -53,9 +57,9 @@ def test_a_spoken_question_is_answered_into_the_speaker_file(
     start = played.find(answer_pcm)
     assert start > 0, "answer audio missing or cut from the speaker file"
     assert silence_cues(played[:start]) == bytes(start), "only cues before the answer"
-    # Frames went out as JPEGs of the shelf, at about one a second.
+    # Pictures went out as JPEGs of the shelf (the first, and the question's).
     frames = conn.frames()
-    assert len(frames) >= 2
+    assert len(frames) >= 1
     image = cv2.imdecode(np.frombuffer(frames[0], np.uint8), cv2.IMREAD_COLOR)
     assert image is not None and max(image.shape[:2]) <= 1024
     # The transcript is on screen.
@@ -84,6 +88,7 @@ def test_frames_are_fresh_and_about_one_a_second(
         "out.wav",
         "--fps",
         "2",
+        *("--pictures", "timer"),  # the sampler's own pace (the default sends fewer)
         env=standin_env(standin),
     )
     assert result.code == 0, result.stderr
@@ -122,6 +127,7 @@ def test_frames_slow_down_while_nobody_talks_and_speed_up_for_a_question(
         "1",
         "--idle-fps",
         "0.2",
+        *("--pictures", "timer", "--send-audio", "always"),  # the timer, timed from the mic
         env=standin_env(standin),
     )
     assert result.code == 0, result.stderr

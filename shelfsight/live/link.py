@@ -138,6 +138,9 @@ WIRE_BYTES_PER_AUDIO_S = BYTES_PER_S * 4 / 3  # 16 kHz audio as base64 JSON, abo
 # What a healthy path holds in flight (a round trip of audio and a picture, segments counted
 # whole); past it, the kernel's unacknowledged bytes are a slow path's queue, still to arrive.
 IN_FLIGHT_SLACK_BYTES = 32 * 1024
+# Speech only: mic audio goes up whole while an answer plays and this long after (the
+# speaker's jitter buffer), so the server hears a barge-in at once.
+ANSWER_TAIL_S = 0.5
 
 
 ConfigFactory = Callable[[str | None], types.LiveConnectConfig]
@@ -233,6 +236,7 @@ class LiveLink:
         ping_every_s: float = PING_EVERY_S,
         pace: UploadPace | None = None,
         ack_probe: ProbeFactory = platform_probe,
+        speech_only: bool = False,
     ) -> None:
         self._connect_to = connect
         self._model = model
@@ -244,6 +248,10 @@ class LiveLink:
         self._ping_every_s = ping_every_s
         self._pace = pace or UploadPace()
         self._ack_probe = ack_probe
+        # Only the user's speech goes up (and all of it while an answer plays): pauses are
+        # billed by the second and carry nothing the model needs (README, "What it costs").
+        self.speech_only = speech_only
+        self._t_answer_ends = -math.inf  # when the answer received so far ends playing
         self._worked_s = min(WORKED_S, max_outage_s / 2)  # well inside the outage limit
         self._sending = False  # inside a send: the watchdog's fallback counts it as owed
         self._activity_spoken = False  # the open push-to-talk turn held speech
@@ -290,7 +298,8 @@ class LiveLink:
                 self._question_began = True  # hands-free (push-to-talk: at the key)
             self._t_input = self._t_speech = now
             self._activity_spoken = True
-        self._outbox.put(Audio(pcm, speech))
+        keep = self._answering or now < self._t_answer_ends + ANSWER_TAIL_S
+        self._outbox.put(Audio(pcm, speech, keep=keep))
         self._update_pace()
         self._wake.set()
 
@@ -641,8 +650,9 @@ class LiveLink:
             log.info("upload %s (%.1f s waiting)", "slow" if event.slow else "ok", event.backlog_s)
             self._emit(event)
         # Slow: only speech goes up (pauses are not sent), so a link that cannot carry even
-        # 8 kHz all along still carries each question, late but whole.
-        self._outbox.speech_only = self._pace.slow
+        # 8 kHz all along still carries each question, late but whole; speech only (the
+        # default): the same, to pay for no pause.
+        self._outbox.speech_only = self._pace.slow or self.speech_only
         light = self._pace.light_pictures(now)
         if light != self._light_pictures:
             self._light_pictures = light
@@ -714,6 +724,9 @@ class LiveLink:
         for event in events:
             if isinstance(event, AnswerAudio | AnswerTranscript):
                 self._answering = True
+                if isinstance(event, AnswerAudio):  # 24 kHz PCM16: it plays this long
+                    start = max(now, self._t_answer_ends)
+                    self._t_answer_ends = start + len(event.pcm) / (2 * SPEAKER_RATE_HZ)
             elif isinstance(event, Interrupted | TurnComplete):
                 self._answering, self._t_turn_end = False, now
             elif isinstance(event, GoAway) and not conn.go_away.done():

@@ -13,7 +13,7 @@ waits longest goes, a whole utterance at a time: the pause before the oldest utt
 then the utterance itself, never a part of one glued to a later one (the model would answer a
 splice of two questions). An utterance is a push-to-talk turn (its markers go with it, unless
 its start was already sent: then its end marker stays, so the server closes the turn), or, in
-hands-free, speech with the 0.5 s before it and until 0.7 s of quiet after it; one still being
+hands-free, speech with the 0.6 s before it and until 0.7 s of quiet after it; one still being
 spoken that alone outgrows the buffer loses its start instead, its newest part kept in order
 (a monologue, or speech in babble whose end the detector never hears). What was dropped
 is counted in `audio_dropped_s`, and each utterance lost is kept in `missed` with the wall-clock
@@ -33,8 +33,10 @@ from typing import Any
 from shelfsight.core.pcm import MIC_BYTES_PER_S
 
 BYTES_PER_S = MIC_BYTES_PER_S  # 16 kHz mono PCM16
-PREROLL_CHUNKS = 25  # hands-free: 0.5 s before the first speech belongs to the utterance (the
-# detector hears a soft first syllable up to ~0.3 s late in store noise: seen at 256 kbit/s)
+# Hands-free: 0.6 s before the first speech belongs to the utterance. The detector's level
+# rule decides late in loud noise: up to 0.36 s into a question at 5 dB SNR in store noise
+# (bench.tokens --store-trip), and speech only must still send the first syllable.
+PREROLL_CHUNKS = 30
 HANG_CHUNKS = 35  # ... and it ends after 0.7 s without speech (the server's silence to end)
 
 
@@ -43,6 +45,9 @@ class Audio:
     pcm: bytes  # 16 kHz mono PCM16
     speech: bool = False  # the caller's detector heard the user in it
     utterance: int | None = None  # set by the outbox; None: a pause between utterances
+    # Sent even in a pause when only speech goes up: an answer plays, and the server must hear
+    # the user talk over it at once, whatever the local detector makes of it.
+    keep: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,8 +131,18 @@ class Outbox:
 
     @property
     def backlog_s(self) -> float:
-        """Audio waiting to be sent (replayed audio included), in seconds."""
-        return (self._bytes["resend"] + self._bytes["waiting"]) / BYTES_PER_S
+        """Audio waiting to be sent (replayed audio included), in seconds; speech only, not
+        the pause held back as a possible pre-roll (it goes only if speech claims it)."""
+        return (self._bytes["resend"] + self._bytes["waiting"]) / BYTES_PER_S - self._held_s()
+
+    def _held_s(self) -> float:
+        """Speech only: pause audio that is not owed: skipped, or held as a possible pre-roll
+        (`_next_waiting`), while nothing else waits."""
+        if not self.speech_only or self._resend:
+            return 0.0
+        if not all(_is_pause(item) for item in self._waiting):
+            return 0.0
+        return self._bytes["waiting"] / BYTES_PER_S
 
     @property
     def replayable_s(self) -> float:
@@ -285,8 +300,8 @@ def _utterance_of(item: Item | None) -> int | None:
 
 
 def _is_pause(item: Item) -> bool:
-    """Mic audio between utterances."""
-    return isinstance(item, Audio) and item.utterance is None
+    """Mic audio between utterances that speech only may skip (not kept for an answer)."""
+    return isinstance(item, Audio) and item.utterance is None and not item.keep
 
 
 class _Utterances:

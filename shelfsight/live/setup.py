@@ -33,6 +33,8 @@ class SetupSettings(Protocol):
     def silence_ms(self) -> int: ...
     @property
     def vocabulary(self) -> tuple[str, ...]: ...
+    @property
+    def context_tokens(self) -> int: ...  # the sliding window's trigger (its target: half)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,23 @@ def combined_vocabulary(*sources: Iterable[str]) -> list[str] | None:
             if word.strip():
                 seen.setdefault(word.strip().casefold(), word.strip())
     return list(seen.values()) or None
+
+
+def context_window(trigger_tokens: int) -> types.ContextWindowCompressionConfig:
+    """Sliding-window compression that keeps what each turn re-reads (and is billed for)
+    under `trigger_tokens` plus the turn itself.
+
+    Before a turn runs with more than `trigger_tokens` in its context, the server drops the
+    oldest turns, cutting at the start of a user turn, until at most half remains (`SlidingWindow`
+    in the SDK: target_tokens defaults to trigger_tokens / 2; a cut costs latency, so it should
+    not come every turn). The system instruction (the prompt and the shopping list) is never
+    cut. What goes is the oldest questions, their pictures and answers: with the default
+    16,000 tokens and speech-only audio, about the last 8-15 questions stay (README, "What it
+    costs")."""
+    return types.ContextWindowCompressionConfig(
+        trigger_tokens=trigger_tokens,
+        sliding_window=types.SlidingWindow(target_tokens=trigger_tokens // 2),
+    )
 
 
 def live_config(
@@ -136,8 +155,6 @@ def live_config(
             activity_handling=types.ActivityHandling.START_OF_ACTIVITY_INTERRUPTS,
         ),
         session_resumption=types.SessionResumptionConfig(handle=handle),
-        context_window_compression=types.ContextWindowCompressionConfig(
-            sliding_window=types.SlidingWindow()
-        ),
+        context_window_compression=context_window(settings.context_tokens),
         tools=list(tools) or None,
     )

@@ -15,7 +15,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from shelfsight.core.frames import EncodedFrame
+from shelfsight.core.frames import THUMB_SIZE, EncodedFrame
 from shelfsight.media.camera import Frame
 
 
@@ -95,7 +95,9 @@ class FrameSampler:
         max_side, quality = self._max_side, self._jpeg_quality
         if self.light:
             max_side, quality = min(max_side, LIGHT_MAX_SIDE), min(quality, LIGHT_QUALITY)
-        jpeg, width, height = await asyncio.to_thread(encode_jpeg, frame.image, max_side, quality)
+        jpeg, width, height, thumb = await asyncio.to_thread(
+            _encode_with_thumb, frame.image, max_side, quality
+        )
         return EncodedFrame(
             jpeg=jpeg,
             width=width,
@@ -103,7 +105,23 @@ class FrameSampler:
             t_capture=frame.t_capture,
             t_encoded=time.monotonic(),
             seq=frame.seq,
+            thumb=thumb,
         )
+
+
+def _encode_with_thumb(
+    image: np.ndarray, max_side: int, quality: int
+) -> tuple[bytes, int, int, bytes]:
+    jpeg, width, height = encode_jpeg(image, max_side, quality)
+    return jpeg, width, height, thumbnail(image)
+
+
+def thumbnail(image: np.ndarray) -> bytes:
+    """The picture at THUMB_SIZE in grey (uint8 bytes): enough to tell a changed scene from
+    camera noise, ~0.1 ms. Worker thread."""
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    small: np.ndarray = cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA)
+    return small.astype(np.uint8).tobytes()
 
 
 def encode_jpeg(image: np.ndarray, max_side: int, quality: int) -> tuple[bytes, int, int]:

@@ -44,6 +44,7 @@ from shelfsight.media.tts import INSTALL_HINT, StatusVoice, find_engine
 from shelfsight.session.events import (
     MOMENT_STALE_S,
     NEWS_STALE_S,
+    BudgetCrossed,
     CameraChanged,
     MicLevel,
     SessionEvent,
@@ -171,6 +172,8 @@ class Announcer:
                 self.camera(status)
             case Speak(text=text, stale_s=stale_s):
                 self.say(text, stale_s=stale_s)
+            case BudgetCrossed():
+                self.say(event.sentence(), stale_s=NEWS_STALE_S)
 
     def state(self, state: State) -> None:
         old, self._state = self._state, state

@@ -4,7 +4,7 @@ The tasks are fixed and few, all in one TaskGroup so that Ctrl-C, `q`, a fatal e
 end of the input stops them together:
 
     mic ──(echo canceller)──(speech detector)──(push-to-talk gate)──▶ link.send_audio
-    frames ─────────────────────────────────────────────────────────▶ link.send_frame
+    frames ──(picture gate: the ones the model needs)────────────────▶ link.send_frame
     keys / typed lines ─────────────────────────────────────────────▶ link.activity_* / send_text
     link.events ─▶ speaker / turn state / session events (view, announcer, recording)
     link.run (connect, reconnect)
@@ -12,8 +12,9 @@ end of the input stops them together:
 
 It owns no devices: the caller opens and closes them, so tests and replays pass WAV files and
 video files through exactly the code a live run uses. Turn state has one owner (`TurnTracker`);
-policies live in small modules: `speech` (is the user talking), `frame_rate`, `status` (what
-the user is told), `event_log` (what is recorded).
+policies live in small modules: `speech` (is the user talking), `frame_rate`, `pictures`
+(which pictures go), `status` (what the user is told), `event_log` (what is recorded); the
+budget is the cost meter's (`cost`), told through a `BudgetCrossed` event.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ from shelfsight.live.events import (
     Usage,
     UserTranscript,
 )
-from shelfsight.live.link import LinkStats
+from shelfsight.live.link import QUESTION_GAP_S, LinkStats
 from shelfsight.media.camera import CameraStatus
 from shelfsight.media.mic import MicSource
 from shelfsight.media.pcm import rms_dbfs
@@ -83,6 +84,7 @@ from shelfsight.session.events import (
     AnswerEnded,
     AnswerSaid,
     AnswerStopped,
+    BudgetCrossed,
     CameraChanged,
     Heard,
     MicLevel,
@@ -97,6 +99,7 @@ from shelfsight.session.events import (
     UserTyped,
 )
 from shelfsight.session.frame_rate import FrameRatePolicy, RateControl
+from shelfsight.session.pictures import PictureGate, PicturePolicy
 from shelfsight.session.speech import LevelDetector, SpeechDetector
 from shelfsight.session.status import State, camera_notice, link_notice, missed_sentence
 from shelfsight.session.turns import BARGE_IN_S, PushToTalk, TurnTracker
@@ -108,6 +111,8 @@ FIRST_PICTURE_WAIT_S = 3.0  # a question typed at start waits this long for the 
 
 class Link(Protocol):
     """What the conversation needs of `shelfsight.live.link.LiveLink` (loop thread only)."""
+
+    speech_only: bool  # only the user's speech goes up (and all of it while an answer plays)
 
     def send_audio(self, pcm: bytes, *, speech: bool = False) -> None: ...
     def send_frame(self, frame: EncodedFrame) -> None: ...
@@ -154,6 +159,7 @@ class Options:
     ask: str | None = None  # one typed question, then exit once it is answered (`ask`)
     frame_rate: FrameRatePolicy = FrameRatePolicy()
     barge_in_s: float = BARGE_IN_S  # speech over a queued answer that stops it; 0: never
+    pictures: PicturePolicy | None = None  # which sampled pictures go; None: every one
 
 
 class Conversation:
@@ -198,6 +204,7 @@ class Conversation:
         self._guide = guide
         self._pending_ask: AskAgain | None = None  # a re-ask waiting for the answer to end
         self._told_slow_downlink = False
+        self._pictures = PictureGate(options.pictures) if options.pictures else None
 
     async def run(self) -> None:
         try:
@@ -286,6 +293,8 @@ class Conversation:
         self._events.emit(MicLevel(level, speaking))
         send, end_turn = (True, False) if self._ptt is None else self._ptt.mic(pcm, t_capture)
         if send:
+            if speaking and self._ptt is None and self._pause_before(t_capture):
+                self._question_began()
             self._turn.on_mic(speaking, t_capture)
             if speaking:
                 self._update_frame_rate()
@@ -299,6 +308,16 @@ class Conversation:
         if end_turn:
             self._link.activity_end()
             self._events.mark("activity_end")
+
+    def _pause_before(self, t: float) -> bool:
+        """Speech at `t` begins a new question (as the link counts them)."""
+        last = self._turn.t_last_speech
+        return last is None or t - last >= QUESTION_GAP_S
+
+    def _question_began(self) -> None:
+        """The newest picture goes with a question as it begins (session.pictures)."""
+        if self._pictures is not None and (frame := self._pictures.question_began()):
+            self._link.send_frame(frame)
 
     def _send_audio(self, pcm: bytes, speaking: bool) -> None:
         self._link.send_audio(pcm, speech=speaking)
@@ -332,7 +351,15 @@ class Conversation:
 
     async def _pump_frames(self, feed: FrameFeed) -> None:
         async for frame in feed.frames():
-            self._link.send_frame(frame)
+            gate = self._pictures
+            if gate is None or gate.offer(frame, time.monotonic(), answering=self._playing()):
+                self._link.send_frame(frame)
+            elif gate is not None:
+                self._first_frame_out.set()  # a question now takes this picture with it
+
+    def _playing(self) -> bool:
+        """An answer is coming or still playing."""
+        return self._turn.answering or self._speaker.pending_s > 0
 
     async def _watch_camera(self, camera: CameraWatch) -> None:
         """A dropped stream does not end the session: say so, and say when it is back."""
@@ -389,6 +416,7 @@ class Conversation:
         self._events.mark("key", key="talk", action=action)
         if action == "start":
             self._stop_answer("talk key")
+            self._question_began()
             self._link.activity_start()
             self._events.mark("activity_start")
             for pcm in preroll:
@@ -411,6 +439,7 @@ class Conversation:
 
     def _typed(self, text: str) -> None:
         self._stop_answer("new question")
+        self._question_began()  # the link sends it in the question's own turn
         self._link.send_text(text)
         self._turn.on_question_sent(time.monotonic())
         self._events.emit(UserTyped(text))
@@ -475,7 +504,9 @@ class Conversation:
                 self._speaker.answer_ended()
                 self._end_turn(interrupted=True, cut=True)
                 self._state(State.RECONNECTING)
-            case FrameSent(frame=frame):
+            case FrameSent(frame=frame, t_sent=t_sent):
+                if self._pictures is not None:
+                    self._pictures.sent(frame, t_sent)
                 self._events.emit(PictureSent(len(frame.jpeg)))
                 if self._guide is not None:
                     self._guide.frame_sent(frame)
@@ -484,6 +515,10 @@ class Conversation:
             case Usage():
                 bill = self.cost.add(event)
                 self._events.emit(AnswerBilled(bill, self.cost.usd))
+                if (percent := self.cost.budget_crossed()) is not None:
+                    cheapest = self._go_cheapest() if percent >= 100 else ""
+                    spent, budget = self.cost.usd, self.cost.budget_usd
+                    self._events.emit(BudgetCrossed(percent, spent, budget, cheapest))
             case Connected():
                 self._speaker.answer_ended()  # no answer under way: the first one's end is told
                 self._state(State.LISTENING)
@@ -499,6 +534,17 @@ class Conversation:
             case ToolCallCancellation(call_ids=ids):
                 for note in self._tools.cancel(ids):
                     self._events.notice(note)
+
+    def _go_cheapest(self) -> str:
+        """The budget is spent: the cheapest settings that still answer every question (only
+        the user's speech goes up, one picture with each question); says what they are."""
+        self._link.speech_only = True
+        if self._frame_rate is None:  # pictures replayed as recorded, or none
+            return "only your voice goes up"
+        if self._pictures is None:
+            self._pictures = PictureGate()
+        self._pictures.policy = PicturePolicy("question")
+        return "only your voice goes up, with one picture for each question"
 
     def _tell_slow_downlink(self) -> None:
         """Once a session: answers arrive slower than they play, so they wait to play whole

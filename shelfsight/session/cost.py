@@ -108,11 +108,17 @@ class AnswerCost:
         return f"{self.tokens.describe()} ≈ {format_usd(self.usd)}"
 
 
-class CostMeter:
-    """Adds up the bills of a session's answers."""
+BUDGET_WARN_PERCENT = 80
 
-    def __init__(self, prices: Prices | None = None) -> None:
+
+class CostMeter:
+    """Adds up the bills of a session's answers; `budget_usd` (0: none) is what the session
+    may cost."""
+
+    def __init__(self, prices: Prices | None = None, budget_usd: float = 0.0) -> None:
         self.prices = prices or Prices()
+        self.budget_usd = budget_usd
+        self._told_percent = 0  # the highest budget mark already crossed
         self.answers = 0
         self.tokens = Tokens()
         self.usd = 0.0
@@ -125,6 +131,18 @@ class CostMeter:
         self.usd += cost.usd
         return cost
 
+    def budget_crossed(self) -> int | None:
+        """80 or 100 when the spending has just passed that share of the budget (each once;
+        100 alone when one answer passed both), else None."""
+        if self.budget_usd <= 0:
+            return None
+        percent = 100 * self.usd / self.budget_usd
+        mark = 100 if percent >= 100 else BUDGET_WARN_PERCENT if percent >= 80 else 0
+        if mark <= self._told_percent:
+            return None
+        self._told_percent = mark
+        return mark
+
     def as_dict(self) -> dict[str, object]:
         """For the recording's manifest and `shelfsight sessions`."""
         return {
@@ -135,13 +153,18 @@ class CostMeter:
                 "out": self.tokens.tokens_out,
             },
             "cost_usd": round(self.usd, 6),
+            "budget_usd": self.budget_usd or None,
             "prices_usd_per_mtok": asdict(self.prices),
         }
 
     def line(self) -> str:
         if not self.answers:
             return "no usage reported"
-        return f"{self.tokens.describe()} ≈ {format_usd(self.usd)} (prices of {self.prices.as_of})"
+        line = f"{self.tokens.describe()} ≈ {format_usd(self.usd)} (prices of {self.prices.as_of})"
+        if self.budget_usd > 0:
+            percent = 100 * self.usd / self.budget_usd
+            line += f", {percent:.0f} % of the {format_usd(self.budget_usd)} budget"
+        return line
 
 
 def format_usd(usd: float) -> str:

@@ -7,6 +7,7 @@ from shelfsight.live.events import AnswerAudio, FrameSent, ServerEvent
 from shelfsight.session.events import (
     AnswerBilled,
     AnswerStopped,
+    BudgetCrossed,
     CameraChanged,
     Heard,
     Marked,
@@ -40,6 +41,10 @@ class EventLog:
                 recorder.event("answer_cost", usd=round(bill.usd, 6), **vars(bill.tokens))
             case CameraChanged(status=status):
                 recorder.event("camera", stalled=status.stalled, outage_s=status.outage_s)
+            case BudgetCrossed(percent=percent, spent_usd=spent, budget_usd=budget):
+                recorder.event(
+                    "budget", percent=percent, spent_usd=round(spent, 6), budget_usd=budget
+                )
 
 
 def record_event(recorder: Recorder | NullRecorder, event: ServerEvent) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from shelfsight.live.events import ServerEvent
 from shelfsight.media.camera import CameraStatus
-from shelfsight.session.cost import AnswerCost
+from shelfsight.session.cost import AnswerCost, format_usd
 from shelfsight.session.status import State
 
 MOMENT_STALE_S = 2.0  # words about a moment ("a bit lower") mean nothing later than this
@@ -41,7 +41,8 @@ class MicLevel:
 
 @dataclass(frozen=True)
 class MicSent:
-    """Mic audio handed to the link (16 kHz PCM16), as the model will hear it."""
+    """Mic audio handed to the link (16 kHz PCM16), after echo cancelling: the recording's
+    mic.wav. The model hears all of it with `send_audio = "always"`, else its speech parts."""
 
     pcm: bytes
 
@@ -101,6 +102,30 @@ class AnswerBilled:
 
 
 @dataclass(frozen=True)
+class BudgetCrossed:
+    """The session's estimated cost passed `percent` (80 or 100) of the budget; at 100 the
+    conversation has dropped to its cheapest settings (`cheapest`: what they are, in words)."""
+
+    percent: int
+    spent_usd: float
+    budget_usd: float
+    cheapest: str = ""
+
+    def sentence(self) -> str:
+        """What the user is told, aloud and on screen."""
+        budget = format_usd(self.budget_usd)
+        if self.percent < 100:
+            return (
+                f"{self.percent} percent of this trip's {budget} budget is spent "
+                f"({format_usd(self.spent_usd)} so far)."
+            )
+        return (
+            f"This trip's {budget} budget is spent ({format_usd(self.spent_usd)}). "
+            f"I'll keep answering, more cheaply: {self.cheapest}."
+        )
+
+
+@dataclass(frozen=True)
 class PictureSent:
     nbytes: int
 
@@ -151,6 +176,7 @@ SessionEvent = (
     | AnswerEnded
     | AnswerStopped
     | AnswerBilled
+    | BudgetCrossed
     | PictureSent
     | CameraChanged
     | Notice

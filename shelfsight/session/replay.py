@@ -86,6 +86,7 @@ def describe(session: RecordedSession) -> dict[str, object]:
         "questions": len(_turns_asked(session)),
         "answers": len(session.of_type("turn_latency")),
         "complete": "ended_at" in session.manifest,
+        "budget_usd": session.manifest.get("budget_usd"),  # None: the session had none
         **_billed(session),
     }
 

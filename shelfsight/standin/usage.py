@@ -12,9 +12,15 @@ Rates (`UsageRates`): audio 32 tokens a second ("Gemini represents each second o
 tokens", Gemini token docs); frames by `mediaResolution` as the SDK's `MediaResolution` enum
 documents them (LOW 64, MEDIUM 256, HIGH 256 "zoomed reframing"); text about 4 characters a
 token (Gemini token docs). No 3.8-specific figures are published; these are the documented
-generic ones. Sliding-window compression drops the oldest context past `triggerTokens`
-(default 80 % of the 131,072-token input limit, per the proto) down to `targetTokens` (the
-stand-in assumes half the trigger when unset). Loop thread only.
+generic ones.
+
+Sliding-window compression as the SDK's `ContextWindowCompressionConfig` / `SlidingWindow`
+document it: `triggerTokens` is counted "before running turn" (default 80 % of the
+131,072-token input limit, per the proto), and then the window "will always be cut at start of
+USER role turn", keeping the newest turns within `targetTokens` ("If not set,
+trigger_tokens/2 is assumed"); the system instruction is never cut. So the stand-in keeps
+whole turns (a user turn: everything heard and seen since the last answer, then that answer)
+and cuts only when a turn runs, never between turns. Loop thread only.
 """
 
 from __future__ import annotations
@@ -62,8 +68,15 @@ class UsageModel:
         window = pick(compression, "slidingWindow") if compression is not None else None
         self._target = int(pick(window, "targetTokens") or (self._trigger or 0) // 2)
         self._system_tokens = self.text_tokens(_system_text(setup))
-        # Oldest first: [modality, tokens]; neighbours of one modality are merged.
-        self._context: collections.deque[list[Any]] = collections.deque()
+        # Oldest first: turns, each [modality, tokens] oldest first (neighbours of one modality
+        # merged); the last turn is open until its answer has joined it.
+        self._turns: collections.deque[list[list[Any]]] = collections.deque([[]])
+        self._answered = False  # the newest turn holds its answer: new input opens a turn
+
+    @property
+    def context_tokens(self) -> float:
+        """What the next turn would read now (before any cut), system instruction included."""
+        return self._system_tokens + sum(t for turn in self._turns for _, t in turn)
 
     def text_tokens(self, text: str) -> int:
         return math.ceil(len(text) / self._rates.chars_per_token) if text else 0
@@ -81,16 +94,18 @@ class UsageModel:
         self._add("TEXT", self.text_tokens(text))
 
     def bill(self, answer_audio_s: float) -> dict[str, Any]:
-        """The usageMetadata of a turn that read the context now and answered with
-        `answer_audio_s` of speech; the answer then joins the context."""
+        """The usageMetadata of a turn that read the context now (cut first if it is over the
+        trigger) and answered with `answer_audio_s` of speech; the answer joins the turn."""
+        self._compress()
         by_modality: dict[str, float] = {"TEXT": float(self._system_tokens)}
-        for modality, tokens in self._context:
-            by_modality[modality] = by_modality.get(modality, 0.0) + tokens
+        for turn in self._turns:
+            for modality, tokens in turn:
+                by_modality[modality] = by_modality.get(modality, 0.0) + tokens
         counts = {m: round(t) for m, t in by_modality.items() if round(t)}
         prompt_details = [{"modality": m, "tokenCount": n} for m, n in counts.items()]
         prompt = sum(counts.values())
         response = round(answer_audio_s * self._rates.audio_out_per_s)
-        self._add("AUDIO", response)
+        self._add("AUDIO", response, answer=True)
         return {
             "promptTokenCount": prompt,
             "responseTokenCount": response,
@@ -99,30 +114,28 @@ class UsageModel:
             "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": response}],
         }
 
-    def _add(self, modality: str, tokens: float) -> None:
+    def _add(self, modality: str, tokens: float, answer: bool = False) -> None:
+        if answer:
+            self._answered = True
+        elif self._answered:
+            self._turns.append([])  # the user's next turn begins
+            self._answered = False
         if tokens <= 0:
             return
-        if self._context and self._context[-1][0] == modality:
-            self._context[-1][1] += tokens
+        turn = self._turns[-1]
+        if turn and turn[-1][0] == modality:
+            turn[-1][1] += tokens
         else:
-            self._context.append([modality, tokens])
-        self._compress()
+            turn.append([modality, tokens])
 
     def _compress(self) -> None:
-        if self._trigger is None:
+        """Before a turn runs: over the trigger, drop the oldest whole turns (never the one
+        running) until the context is within the target."""
+        if self._trigger is None or self.context_tokens <= self._trigger:
             return
-        total = self._system_tokens + sum(t for _, t in self._context)
-        if total <= self._trigger:
-            return
-        while self._context and total > self._target:
-            excess = total - self._target
-            oldest = self._context[0]
-            if oldest[1] <= excess:
-                total -= oldest[1]
-                self._context.popleft()
-            else:
-                oldest[1] -= excess
-                total -= excess
+        total = self.context_tokens
+        while len(self._turns) > 1 and total > self._target:
+            total -= sum(t for _, t in self._turns.popleft())
 
 
 def _system_text(setup: Mapping[str, Any]) -> str:

@@ -15,6 +15,7 @@ from shelfsight.session.events import (
     AnswerEnded,
     AnswerSaid,
     AnswerStopped,
+    BudgetCrossed,
     MicLevel,
     Notice,
     PictureSent,
@@ -72,5 +73,7 @@ class ViewObserver:
                 view.notice("answer stopped")  # the user's own key: say that it took
             case AnswerBilled(bill=bill, session_usd=usd):
                 view.answer_cost(f"cost: {bill.line()}; session so far {format_usd(usd)}")
+            case BudgetCrossed():
+                self.view.notice(event.sentence())
             case Notice(text=text):
                 view.notice(text)

@@ -26,6 +26,7 @@ class ScriptedLink:
 
     sent: list[tuple[str, object]] = field(default_factory=list)
     queue: asyncio.Queue[ServerEvent] = field(default_factory=asyncio.Queue)
+    speech_only: bool = False
 
     def send_audio(self, pcm: bytes, *, speech: bool = False) -> None:
         self.sent.append(("audio", speech))
