@@ -8,15 +8,18 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from shelfsight.core.frames import EncodedFrame
 from shelfsight.live.events import Connected, Usage
+from shelfsight.session.announcer import Announcer, AnnouncerOptions
 from shelfsight.session.conversation import Conversation, Options
 from shelfsight.session.cost import CostMeter
 from shelfsight.session.events import BudgetCrossed, SessionEvent
 from shelfsight.session.pictures import PicturePolicy
 from shelfsight.session.recording import Recorder
+from shelfsight.session.status import State
 from shelfsight.ui.controls import Control, TypedQuestion
 from shelfsight.ui.watch import ViewObserver
 from tests.conftest import run_cli
@@ -104,3 +107,32 @@ def test_the_sessions_list_shows_each_trips_cost_against_its_budget(tmp_path: Pa
     assert listed.code == 0, listed.stderr
     assert "$0.30 of $0.50" in listed.stdout
     assert meter.line().endswith("≈ $0.30 (prices of 2026-09-15), 60 % of the $0.50 budget")
+
+
+class _Voice:
+    """A speech engine that renders every sentence as 0.3 s of a quiet tone."""
+
+    def render(self, text: str) -> bytes:
+        return (np.sin(np.arange(7200) / 5) * 3000).astype("<i2").tobytes()
+
+
+class _Record:
+    def __init__(self) -> None:
+        self.cues: list[dict[str, object]] = []
+
+    def event(self, kind: str, **fields: object) -> None:
+        if kind == "cue":
+            self.cues.append(fields)
+
+
+async def test_the_budget_is_heard_too_once_the_speaker_is_free() -> None:
+    speaker, record = MemorySpeaker(), _Record()
+    announcer = Announcer(speaker, record, AnnouncerOptions(), _Voice())  # type: ignore[arg-type]
+    ticking = asyncio.create_task(announcer.run())
+    announcer.state(State.LISTENING)
+    announcer.on_event(BudgetCrossed(80, 0.41, 0.5))
+    await until(lambda: any(str(c.get("text", "")).startswith("80 percent") for c in record.cues))
+    assert speaker.pending_s > 0, "the sentence went to the speaker"
+    ticking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await ticking
