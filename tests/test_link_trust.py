@@ -98,12 +98,17 @@ async def test_push_to_talk_finds_a_link_that_died_while_idle_when_the_key_is_pr
         # The relay's own socket buffers take what a dead radio link would not: keep them tiny.
         with RelayThread(server.port, sock_buf=1024) as relay:
             run = LinkRun(
-                server, port=relay.port, settings=Settings(mode="ptt"), ack_probe=PROBES[platform]
+                server,
+                port=relay.port,
+                settings=Settings(mode="ptt"),
+                ack_probe=PROBES[platform],
+                ping_every_s=1.0,  # 5 s in the product: sooner, so the idle wait can be short
             )
             tasks += [asyncio.create_task(run.link.run()), asyncio.create_task(run.collect())]
             await run.until(lambda: bool(run.of(Connected)))
             relay.stall()
-            await asyncio.sleep(6.0)  # idle, past one of the link's own pings
+            # Idle, past three of the link's own pings and the stall bound (2.5 s) after the first.
+            await asyncio.sleep(4.0)
             assert not run.of(Reconnecting), "an idle link is not judged on silence"
             t_press = time.monotonic()
             asking = asyncio.create_task(run.ask(QUESTION))

@@ -74,10 +74,10 @@ async def test_on_a_slow_link_each_spoken_question_takes_one_fresh_picture(
 def test_an_answer_arriving_slower_than_it_plays_waits_and_plays_whole_and_says_so_once(
     tmp_path: Path,
 ) -> None:
-    """A slow downlink: the 4 s answer arrives at 0.6x real time (twice, to two questions).
+    """A slow downlink: the 3 s answer arrives at 0.6x real time (twice, to two questions).
     It is held back until it can play through (at most one gap an answer: the first on a link
     not yet known slow can have an early one), and the user is told once why it lags."""
-    answer = ScriptedAnswer("q", "a long answer", synth_speech_pcm16(4.0, 24_000))
+    answer = ScriptedAnswer("q", "a long answer", synth_speech_pcm16(3.0, 24_000))
     config = StandInConfig(
         api_keys=frozenset({TEST_KEY}),
         models=frozenset({DEFAULT_MODEL}),
@@ -87,7 +87,8 @@ def test_an_answer_arriving_slower_than_it_plays_waits_and_plays_whole_and_says_
     spoken = question()
     mic = write_wav(
         tmp_path / "mic.wav",
-        noise(0.5, seed=1) + spoken + noise(9.0, seed=2) + spoken + noise(3.0, seed=3),
+        # The second question once the first answer (5 s in coming) has played.
+        noise(0.5, seed=1) + spoken + noise(7.5, seed=2) + spoken + noise(3.0, seed=3),
     )
     out = tmp_path / "out.wav"
     with StandIn.start_in_thread(config) as server:

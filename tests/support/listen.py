@@ -8,6 +8,8 @@ order; `silence_cues` removes them, whole or cut short.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from shelfsight.media.earcons import Earcon, EarconBank
@@ -20,15 +22,23 @@ def _samples(pcm: bytes) -> np.ndarray:
     return np.frombuffer(pcm, "<i2").astype(np.float64)
 
 
+@functools.lru_cache(maxsize=1)
+def _spectrum(recording: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The recording's FFT (`n` points) and running energy: the same for every sound looked
+    for in it, so computed once per recording (a whole session's takes a second or two)."""
+    x = _samples(recording)
+    return np.fft.rfft(x, n), np.concatenate([[0.0], np.cumsum(x * x)])
+
+
 def find_sound(recording: bytes, sound: bytes, threshold: float = MATCH) -> list[float]:
     """Start times (s) where `sound` is heard in `recording` (both 24 kHz mono PCM16)."""
-    x, s = _samples(recording), _samples(sound)
-    if len(x) < len(s) or not np.any(s):
+    n_x, s = len(recording) // 2, _samples(sound)
+    if n_x < len(s) or not np.any(s):
         return []
-    n = 1 << int(np.ceil(np.log2(len(x) + len(s))))
-    corr = np.fft.irfft(np.fft.rfft(x, n) * np.conj(np.fft.rfft(s, n)), n)[: len(x) - len(s) + 1]
-    window = np.concatenate([[0.0], np.cumsum(x * x)])
-    energy = window[len(s) :] - window[: len(x) - len(s) + 1]
+    n = 1 << int(np.ceil(np.log2(n_x + len(s))))
+    spectrum, window = _spectrum(recording, n)
+    corr = np.fft.irfft(spectrum * np.conj(np.fft.rfft(s, n)), n)[: n_x - len(s) + 1]
+    energy = window[len(s) :] - window[: n_x - len(s) + 1]
     score = corr / (np.sqrt(np.maximum(energy, 1e-9)) * np.sqrt(np.sum(s * s)))
     hits: list[float] = []
     for i in np.flatnonzero(score >= threshold):
