@@ -71,7 +71,8 @@ def analyse(
     # read, found from the stand-in's receive times (the link is idle at the start).
     t_recording = datetime.fromisoformat(manifest["started_at"]).timestamp()
     t_recording -= time.time() - time.monotonic()
-    t_mic = mic_origin(report.get("audio", []), raw, media.micmap)
+    mic_start = next((e["t"] for e in events if e["type"] == "mic_start"), 0.0)
+    t_mic = mic_origin(report.get("audio", []), raw, media.micmap, t_recording + mic_start)
     by_conn: dict[int, list[tuple[float, int, bytes]]] = {}
     for conn, t, rate, offset, length in report.get("audio", []):
         by_conn.setdefault(conn, []).append((t, rate, raw[offset : offset + length]))
@@ -114,15 +115,17 @@ def analyse(
     )
 
 
-def mic_origin(index: list[list[Any]], raw: bytes, micmap: MicMap) -> float:
+def mic_origin(index: list[list[Any]], raw: bytes, micmap: MicMap, recorded: float) -> float:
     """When the mic file began (monotonic s): 16 kHz chunk c is read 20 ms after it began to
-    be spoken, at origin + (c + 1) * 20 ms, and reaches the stand-in no sooner."""
+    be spoken, at origin + (c + 1) * 20 ms, and reaches the stand-in no sooner. With no 16 kHz
+    chunk received (speech only, slow from before the first question), the recording's
+    `mic_start` (`recorded`, its wall clock brought to this one)."""
     arrivals = [
         t - (c + 1) * 0.02
         for _conn, t, rate, offset, length in index
         if rate == 16000 and (c := micmap.chunks.get(raw[offset : offset + length])) is not None
     ]
-    return min(arrivals)
+    return min(arrivals) if arrivals else recorded
 
 
 def questions_answered(
