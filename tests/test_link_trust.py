@@ -301,3 +301,30 @@ async def test_a_connection_that_worked_quietly_ends_the_outage_so_a_later_one_i
             relay.forget()
             await _until_answered(run, 20.0)
     assert len(run.of(Connected)) == 2
+
+
+@pytest.mark.parametrize("slow", [False, True], ids=["normal", "slow"])
+async def test_the_mic_goes_up_while_an_answer_plays_except_on_a_slow_link(
+    tasks: list[asyncio.Task[Any]], slow: bool
+) -> None:
+    """Speech only, all of the mic still goes while an answer plays, so the server hears a
+    barge-in at once. A slow uplink needs that room for the next question (at 128 kbit/s it
+    made later questions wait 7 s): there only speech goes, and the local barge-in stops
+    the answer."""
+    async with StandIn(_config(speed=1.0)) as server:
+        pace = UploadPace()
+        pace.slow = slow
+        run = LinkRun(server, pace=pace)
+        run.link.speech_only = True
+        tasks += [asyncio.create_task(run.link.run()), asyncio.create_task(run.collect())]
+        await run.until(lambda: bool(run.of(Connected)))
+        await run.stream(QUESTION + noise(1.0, seed=5))
+        await run.until(lambda: bool(run.of(AnswerAudio)), 10.0)
+        t_answer = time.monotonic()
+        await run.stream(noise(1.5, seed=6))  # the room, while the answer plays
+        await run.until(lambda: bool(run.of(TurnComplete)), 10.0)
+    during = [e for e in server.connections[0].received("audio") if e.t_monotonic > t_answer]
+    if slow:
+        assert not during, f"{len(during)} chunks of room noise went up during the answer"
+    else:
+        assert len(during) >= 50, "the room went up while the answer played"

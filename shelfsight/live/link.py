@@ -298,7 +298,12 @@ class LiveLink:
                 self._question_began = True  # hands-free (push-to-talk: at the key)
             self._t_input = self._t_speech = now
             self._activity_spoken = True
-        keep = self._answering or now < self._t_answer_ends + ANSWER_TAIL_S
+        # While an answer plays all of the mic goes, so the server hears a barge-in at once;
+        # not on a slow link, whose uplink the next question needs (the local barge-in still
+        # stops the answer here; measured at 128 kbit/s, the mic during slow answers made
+        # later questions wait 7 s).
+        answering = self._answering or now < self._t_answer_ends + ANSWER_TAIL_S
+        keep = answering and not self._pace.slow
         self._outbox.put(Audio(pcm, speech, keep=keep))
         self._update_pace()
         self._wake.set()
