@@ -41,8 +41,13 @@ within 300 ms (a fast answer after a slow one waits about MEASURE_S more, once: 
 measured afresh, a clear() included). A burst already AHEAD_S (150 ms) ahead of real time
 plays at once: a fast link's first chunks (a slow link's are not, even bunched), as does a
 sound pushed whole of WHOLE_SOUND_S or more (a spoken status, every earcon but the 30 ms
-thinking tick). A slow upload (`expect_slow`) stands in
-for a downlink not yet measured.
+thinking tick). A slow upload (`expect_slow`) stands in for a downlink not yet measured.
+
+A lossy link stalls for seconds while TCP retransmits. Told where answers end
+(`answer_ended`: the session says so at each turn's end, and after each sound of its own),
+a stall is a hole in the answer, not the start of a new one; the longest stall of recent
+answers (over STALL_S) is held for as well, and a stall that long is not taken for the
+answer's end.
 
 Bounds: the audio held back is at most `max_hold_s` (3 s), so the hold makes an answer end
 at most 3 s (plus the margin and the quiet time) after its last chunk arrived; without it the
