@@ -246,7 +246,7 @@ class FakeGuide:
         self.sent: list[int] = []
         self.queue: asyncio.Queue[GuideNews] = asyncio.Queue()
 
-    def frame_sent(self, frame: EncodedFrame) -> None:
+    def frame_sent(self, frame: EncodedFrame, with_turn: bool = False) -> None:
         self.sent.append(frame.seq)
 
     def stop(self, why: str) -> bool:

@@ -44,7 +44,8 @@ def test_guided_to_the_bag_by_ear_through_a_real_sound_server(tmp_path: Path) ->
         run = GuidedRun(standin, tmp_path / "shelf.avi", "default", tmp_path, pa.env)
         run.ask_once_connected()
         run.wait_for("guiding start", lambda ev: any(e["type"] == "guide" for e in ev))
-        run.wait_for("the end of the pan", lambda ev: cue_seen_at(ev, len(frames) - 20))
+        # 6.3 s: 0.8 s after the pan ends, 2.7 s before the video loops back to its start
+        run.wait_for("the end of the pan", lambda ev: cue_seen_at(ev, 190))
         out, events = run.finish()
         played = heard.stop()
     responses = [r for c in standin.server.connections for r in c.tool_responses()]
@@ -70,13 +71,13 @@ def test_guided_to_the_bag_by_ear_through_a_real_sound_server(tmp_path: Path) ->
 def test_a_lost_bag_is_told_asked_for_again_with_a_new_picture_and_stop_ends_guiding(
     tmp_path: Path,
 ) -> None:
-    frames = write_video("ask_then_away", tmp_path / "shelf.avi")
+    frames = write_video("ask_then_hidden", tmp_path / "shelf.avi")
     where = ScriptedAnswer("(re-ask)", "Turn back to the right.", ANSWER_PCM)
     config = guide_config(frames[0], (ask_again_text(ITEM), where))
     with StandIn.start_in_thread(config) as standin:
         run = GuidedRun(standin, tmp_path / "shelf.avi", str(tmp_path / "out.wav"), tmp_path, {})
         run.ask_once_connected()
-        back = next(n for n, f in enumerate(frames) if n > 100 and f.visible) + 30
+        back = next(n for n, f in enumerate(frames) if n > 110 and f.visible) + 30
         run.wait_for("the camera back on the bag", lambda ev: cue_seen_at(ev, back))
         run.type("stop")
         run.wait_for("guiding stopped", lambda ev: any(e.get("action") == "stop" for e in ev))
@@ -84,7 +85,7 @@ def test_a_lost_bag_is_told_asked_for_again_with_a_new_picture_and_stop_ends_gui
     guide = [e for e in events if e["type"] == "guide"]
     assert [(e["action"], e.get("why")) for e in guide] == [
         ("start", None),
-        ("ask_again", None),
+        ("ask_again", "lost"),
         ("stop", "you typed stop"),
     ]
     assert "I've lost the gluten-free bread; hold still" in out

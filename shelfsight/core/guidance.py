@@ -16,3 +16,17 @@ class Guidance:
     tick_hz: float
     on_target: bool
     hint: str
+
+
+# The ways the model can point the camera to an item out of view (`point_camera`), as the
+# (pan, tilt) a cue from that side has: -1 left / above, +1 right / below.
+DIRECTIONS: dict[str, tuple[float, float]] = {
+    "left": (-1.0, 0.0),
+    "right": (1.0, 0.0),
+    "up": (0.0, -1.0),
+    "down": (0.0, 1.0),
+    "up-left": (-0.7, -0.7),
+    "up-right": (0.7, -0.7),
+    "down-left": (-0.7, 0.7),
+    "down-right": (0.7, 0.7),
+}

@@ -4,7 +4,10 @@ The sound comes from where the item is, so turning towards the sound centres it:
 item's horizontal offset from the picture's centre (-1 left edge, +1 right edge), pitch rises
 when the item is above the centre and falls below it, the tick rate rises as the item nears
 the centre, and `on_target` (a distinct sound) means centred and large enough to reach for
-(its width at least `REACH_WIDTH` of the picture). `hint` is the few words said now and then.
+(its width at least `REACH_WIDTH` of the picture) and confirmed by the model (see guide.guide:
+until then a centred, near item plays the fastest ticks). `hint` is the few words said now
+and then. An item outside the picture (remembered, or pointed at) has its offsets clipped to
+the edge: the ticks come from that side, slowest.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ CENTRE = 0.12  # |offset| under this (fraction of half the picture) counts as ce
 REACH_WIDTH = 0.25
 
 
-def guidance_for(box: PixelBox, width: int, height: int, t_capture: float) -> Guidance:
+def guidance_for(
+    box: PixelBox, width: int, height: int, t_capture: float, *, confirmed: bool = True
+) -> Guidance:
     pan = _clip((box.cx - width / 2) / (width / 2))
     tilt = _clip((box.cy - height / 2) / (height / 2))
     size = box.w / width
@@ -34,14 +39,16 @@ def guidance_for(box: PixelBox, width: int, height: int, t_capture: float) -> Gu
         width=size,
         pitch_hz=BASE_PITCH_HZ * 2 ** (-tilt * PITCH_OCTAVES),
         tick_hz=tick_hz,
-        on_target=centred and size >= REACH_WIDTH,
-        hint=_hint(pan, tilt, centred, size),
+        on_target=centred and size >= REACH_WIDTH and confirmed,
+        hint=_hint(pan, tilt, centred, size, confirmed),
     )
 
 
-def _hint(pan: float, tilt: float, centred: bool, size: float) -> str:
+def _hint(pan: float, tilt: float, centred: bool, size: float, confirmed: bool) -> str:
+    if centred and size >= REACH_WIDTH:
+        return "right there, reach straight ahead" if confirmed else "hold it there"
     if centred:
-        return "right there, reach straight ahead" if size >= REACH_WIDTH else "closer"
+        return "closer"
     if abs(pan) >= abs(tilt):
         side = "right" if pan > 0 else "left"
         return f"a bit to the {side}" if abs(pan) < 0.4 else f"to the {side}"

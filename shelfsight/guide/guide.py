@@ -1,54 +1,103 @@
-"""The guide: a marked item followed frame by frame, turned into cues and a few words.
+"""The guide: from wherever the camera points to the item in reach, as cues and a few words.
 
-`Guide.mark` starts (or restarts) guiding from a box the model gave for a frame; `step` takes
-each following camera frame and says what to play and say. When the tracker has lost the item
-for `LOST_S` the guide says so and asks for a fresh box (`ask_again`), never more than once
-every `ASK_EVERY_S`; `stop` ends guiding. Words come at most every `WORDS_EVERY_S`, when the
-advice changes. One thread: a live run calls it from the guide's worker thread (tracking is
-CPU work that must not run on the event loop); `mark` and `stop` are handed to that thread.
+Three ways the guide knows where the item is, each frame (`step`):
+- **tracked**: the model marked it (`mark`, a box in the picture it saw) and the tracker
+  follows it;
+- **remembered**: the tracker lost it (a hand passed, the camera turned away), and its place
+  is kept with the camera's own motion (`guide.motion`): the ticks keep leading there, with no
+  question to the model while that place is out of the picture (the item is where we think);
+  hidden inside the picture for `LOST_S`, or remembered for `MEMORY_S`, it is told and the
+  model is asked where it is;
+- **pointed at**: the model could not see it and gave a direction (`lead`, its
+  `point_camera` function): the ticks come from that side, and the model is sent a fresh
+  picture as the camera turns (`LOOK_*`), until it marks the item or points again.
+
+The chime ("reach now") is never played on the tracker's word alone: a colour tracker can slide
+onto a look-alike next door. When the item is centred and near (`CONFIRM_WIDTH`), the model
+is asked once, with the newest picture and the box being followed, to mark the item in it
+(`Ask("confirm")`); a box that overlaps confirms, another box re-marks. A first mark that is
+already that near counts as confirmed (the model has just looked that close).
+
+One thread: a live run calls it from the guide's worker thread; `mark`, `lead` and `stop` are
+handed to that thread. `now` is the caller's clock (seconds), so tests can step it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from shelfsight.core.guidance import Guidance
-from shelfsight.guide.box import PixelBox, to_pixels
+from shelfsight.core.guidance import DIRECTIONS, Guidance
+from shelfsight.guide.box import PixelBox, to_box_2d, to_pixels
 from shelfsight.guide.guidance import guidance_for
+from shelfsight.guide.motion import CameraMotion
 from shelfsight.guide.tracker import TemplateTracker, Track
 
-LOST_S = 1.0
-ASK_EVERY_S = 5.0
+LOST_S = 1.0  # hidden inside the picture this long: told, and the model asked
+MEMORY_S = 8.0  # a remembered place leads this long at most (its error grows), then asked
+REFIND_ANYWHERE_S = 2.0  # lost this long: the tracker searches the whole picture, not near
+ASK_EVERY_S = 5.0  # "where is it now?" at most this often
 WORDS_EVERY_S = 3.0
+LOOK_EVERY_S = 1.0  # pointed at: the model sees a new picture at most this often...
+LOOK_TURN = 0.25  # ...once the camera has turned this much of the picture's width...
+LOOK_IDLE_S = 3.0  # ...or this long has passed
+ANSWER_WAIT_S = 3.0  # a question to the model not answered in this long may be asked again
+CONFIRM_WIDTH = 0.15  # item width / picture width: confirmed before the chime from here on
+CONFIRM_IOU = 0.3  # the model's box overlaps the followed one this much: it is the item
+LEAD_OFFSET = 1.6  # a pointed-at item sounds this many half-pictures from the centre
+
+Why = Literal["lost", "look", "confirm"]
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Ask the model about the newest picture: where the item is now ("lost"), whether it is
+    in view yet ("look"), or whether the followed box is it ("confirm", `box_2d` the box in
+    that picture on the 0-1000 grid)."""
+
+    why: Why
+    box_2d: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
 class Step:
-    cue: Guidance | None  # None: nothing to play (not guiding, or the item is lost)
+    cue: Guidance | None  # None: nothing to play (not guiding, or nowhere to lead)
     track: Track | None
     say: str | None = None
-    ask_again: bool = False  # send the model a fresh frame and ask where the item is
+    ask: Ask | None = None
 
 
 @dataclass
 class GuideStats:
     marks: int = 0
+    leads: int = 0  # directions the model gave for an item out of view
     dropouts: int = 0  # times the tracker lost the item, however briefly
     recovered: int = 0  # times the tracker found it again by itself after a dropout
-    lost: int = 0  # dropouts that lasted LOST_S or more (the user is told)
-    asks: int = 0  # fresh boxes asked of the model
+    lost: int = 0  # dropouts told to the user (hidden too long, or remembered too long)
+    asks: int = 0  # questions to the model, all kinds
+    confirms: int = 0  # confirmations asked
+    rejected: int = 0  # confirmations answered with another box (a look-alike caught)
 
 
 class Guide:
     def __init__(self) -> None:
         self._tracker = TemplateTracker()
+        self._motion = CameraMotion()
         self.name: str | None = None  # None: not guiding
         self.stats = GuideStats()
+        self._mode: Literal["track", "lead"] = "track"
+        self._lead: tuple[float, float] = (0.0, 0.0)
+        self._confirmed = False
+        self._confirm_seq: int | None = None  # the picture a pending confirmation is about
+        self._confirm_box: tuple[int, int, int, int] | None = None
         self._lost_since: float | None = None
+        self._hidden_since: float | None = None  # lost, and its place is in the picture
         self._lost_told = False
-        self._t_asked = -1e9
+        self._t_asked = -1e9  # last question of any kind
+        self._t_answered = 0.0  # last mark or lead (an answer); > _t_asked: none pending
+        self._turned = 0.0  # camera turn (px) since the last look
         self._t_words = -1e9
         self._last_words: str | None = None
 
@@ -56,43 +105,139 @@ class Guide:
     def active(self) -> bool:
         return self.name is not None
 
-    def mark(self, box_2d: tuple[float, float, float, float], name: str, image: np.ndarray) -> None:
-        """Follow the item at `box_2d` (checked, see guide.box) in `image`."""
+    @property
+    def confirmed(self) -> bool:
+        return self.name is not None and self._mode == "track" and self._confirmed
+
+    def mark(
+        self,
+        box_2d: tuple[float, float, float, float],
+        name: str,
+        image: np.ndarray,
+        seq: int | None = None,
+    ) -> bool:
+        """Follow the item at `box_2d` (checked, see guide.box) in `image`, camera frame `seq`.
+        Returns True when this mark confirmed the box being followed (no restart)."""
+        self._t_answered = max(self._t_answered, self._t_asked) + 1e-9
+        if self._confirms(box_2d, seq):
+            self._confirmed, self._confirm_seq = True, None
+            return True
+        if self._confirm_seq is not None and seq == self._confirm_seq:
+            self.stats.rejected += 1
         height, width = image.shape[:2]
-        self._tracker.start(image, to_pixels(box_2d, width, height))
-        self.name = name
+        box = to_pixels(box_2d, width, height)
+        self._tracker.start(image, box)
+        self._motion.reset()
+        self.name, self._mode = name, "track"
         self.stats.marks += 1
-        self._lost_since, self._lost_told, self._last_words = None, False, None
+        self._confirmed = box.w / width >= CONFIRM_WIDTH
+        self._confirm_seq = None
+        self._lost_since, self._hidden_since = None, None
+        self._lost_told, self._last_words = False, None
+        return False
+
+    def lead(self, direction: str, name: str) -> None:
+        """The model cannot see the item: lead the camera `direction` (a key of DIRECTIONS)."""
+        self._t_answered = max(self._t_answered, self._t_asked) + 1e-9
+        self.name, self._mode, self._lead = name, "lead", DIRECTIONS[direction]
+        self.stats.leads += 1
+        self._confirmed, self._confirm_seq = False, None
+        self._turned, self._last_words = 0.0, None
+        self._motion.reset()
 
     def stop(self) -> None:
         self.name = None
+        self._confirm_seq = None
 
-    def step(self, image: np.ndarray, t_capture: float, now: float) -> Step:
+    def step(self, image: np.ndarray, t_capture: float, now: float, seq: int = 0) -> Step:
         if self.name is None:
             return Step(None, None)
-        track = self._tracker.update(image)
+        moved = self._motion.shift(image)
+        height, width = image.shape[:2]
+        if self._mode == "lead":
+            return self._leading(moved, width, height, t_capture, now)
+        anywhere = self._lost_since is not None and now - self._lost_since >= REFIND_ANYWHERE_S
+        track = self._tracker.update(image, moved, anywhere=anywhere)
         if track.lost:
-            return self._while_lost(track, now)
+            return self._while_lost(track, width, height, t_capture, now)
         if self._lost_since is not None:
             self.stats.recovered += 1
-            self._lost_since, self._lost_told = None, False
-        height, width = image.shape[:2]
-        cue = guidance_for(track.box, width, height, t_capture)
-        return Step(cue, track, say=self._words(cue.hint, now))
+            self._lost_since, self._hidden_since, self._lost_told = None, None, False
+        cue = guidance_for(track.box, width, height, t_capture, confirmed=self._confirmed)
+        ask = None
+        if self._wants_confirmation(cue, now):
+            self._confirm_seq = seq
+            y0, x0, y1, x1 = to_box_2d(track.box, width, height)
+            self._confirm_box = (y0, x0, y1, x1)
+            self.stats.confirms += 1
+            ask = self._ask("confirm", now, self._confirm_box)
+        return Step(cue, track, say=self._words(cue.hint, now), ask=ask)
 
-    def _while_lost(self, track: Track, now: float) -> Step:
+    # -- the three ways ---------------------------------------------------------------------
+
+    def _leading(
+        self, moved: tuple[float, float], width: int, height: int, t_capture: float, now: float
+    ) -> Step:
+        self._turned += abs(moved[0]) + abs(moved[1])
+        px, py = self._lead
+        cx = width / 2 * (1 + px * LEAD_OFFSET)
+        cy = height / 2 * (1 + py * LEAD_OFFSET)
+        side = 0.1 * width
+        place = PixelBox(cx - side / 2, cy - side / 2, side, side)
+        cue = guidance_for(place, width, height, t_capture, confirmed=False)
+        ask = None
+        waited = now - self._t_asked
+        turned_enough = self._turned >= LOOK_TURN * width or waited >= LOOK_IDLE_S
+        if self._may_ask(now) and waited >= LOOK_EVERY_S and turned_enough:
+            self._turned = 0.0
+            ask = self._ask("look", now)
+        return Step(cue, None, say=self._words(cue.hint, now), ask=ask)
+
+    def _while_lost(
+        self, track: Track, width: int, height: int, t_capture: float, now: float
+    ) -> Step:
         if self._lost_since is None:
             self._lost_since = now
             self.stats.dropouts += 1
-        if self._lost_told or now - self._lost_since < LOST_S:
+        place = track.box  # kept in place with the camera's motion
+        in_picture = 0 <= place.cx < width and 0 <= place.cy < height
+        if not in_picture:
+            self._hidden_since = None
+        elif self._hidden_since is None:
+            self._hidden_since = now
+        hidden_long = self._hidden_since is not None and now - self._hidden_since >= LOST_S
+        too_long = hidden_long or now - self._lost_since >= MEMORY_S
+        if not too_long:  # lead to where it must be
+            cue = guidance_for(place, width, height, t_capture, confirmed=False)
+            return Step(cue, track, say=None if in_picture else self._words(cue.hint, now))
+        if self._lost_told:
             return Step(None, track)
         self._lost_told = True
         self.stats.lost += 1
-        ask = now - self._t_asked >= ASK_EVERY_S
-        if ask:
-            self._t_asked = now
-            self.stats.asks += 1
-        return Step(None, track, say=f"I've lost the {self.name}; hold still", ask_again=ask)
+        ask = self._ask("lost", now) if now - self._t_asked >= ASK_EVERY_S else None
+        return Step(None, track, say=f"I've lost the {self.name}; hold still", ask=ask)
+
+    # -- questions to the model -------------------------------------------------------------
+
+    def _wants_confirmation(self, cue: Guidance, now: float) -> bool:
+        near = abs(cue.pan) < 0.25 and abs(cue.tilt) < 0.25 and cue.width >= CONFIRM_WIDTH
+        return near and not self._confirmed and self._may_ask(now)
+
+    def _confirms(self, box_2d: tuple[float, float, float, float], seq: int | None) -> bool:
+        if self._confirm_seq is None or seq != self._confirm_seq or self._confirm_box is None:
+            return False
+        a = to_pixels(box_2d, 1000, 1000)
+        b = to_pixels(self._confirm_box, 1000, 1000)
+        return a.iou(b) >= CONFIRM_IOU
+
+    def _may_ask(self, now: float) -> bool:
+        """One question at a time: the last one was answered, or it is too old to wait for."""
+        return self._t_answered > self._t_asked or now - self._t_asked >= ANSWER_WAIT_S
+
+    def _ask(self, why: Why, now: float, box_2d: tuple[int, int, int, int] | None = None) -> Ask:
+        self._t_asked = now
+        self.stats.asks += 1
+        return Ask(why, box_2d)
 
     def _words(self, hint: str, now: float) -> str | None:
         if hint == self._last_words or now - self._t_words < WORDS_EVERY_S:

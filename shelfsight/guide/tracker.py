@@ -58,21 +58,40 @@ class TemplateTracker:
         self._template, self._size = _cut(gray, b), 1.0
         self._lost = False
 
-    def update(self, image: np.ndarray) -> Track:
+    def update(
+        self, image: np.ndarray, moved: tuple[float, float] = (0.0, 0.0), *, anywhere: bool = True
+    ) -> Track:
+        """Find the item in BGR `image`. `moved`: how far the scene shifted since the last frame
+        (frame px, `guide.motion`), so the search starts where the item must now be, and a lost
+        item's box (returned with `lost=True`) stays in place with the scene, even out of the
+        picture. A lost item is looked for near that place, and with `anywhere` in the whole
+        picture too (where a look-alike may win: the guide asks for it only when that place is
+        no longer trusted)."""
         gray = self._gray(image)
+        b = self._box
+        self._box = PixelBox(b.x + moved[0] * self._scale, b.y + moved[1] * self._scale, b.w, b.h)
         if not self._lost:
             found = self._search(gray, self._around(gray.shape), TRACK_SCALES)
             if found is not None and found[1] >= TRACK_SCORE:
                 self._accept(gray, *found)
                 return self._track(found[1], lost=False)
             self._lost = True
-        whole = PixelBox(0, 0, gray.shape[1], gray.shape[0])
-        found = self._search(gray, whole, FIND_SCALES)
-        if found is not None and found[1] >= FIND_SCORE:
-            self._lost = False
-            self._accept(gray, *found)
-            return self._track(found[1], lost=False)
-        return self._track(found[1] if found is not None else 0.0, lost=True)
+        regions = [self._around(gray.shape)] if self._overlaps(gray.shape) else []
+        if anywhere:
+            regions.append(PixelBox(0, 0, gray.shape[1], gray.shape[0]))
+        best = 0.0
+        for region in regions:
+            found = self._search(gray, region, FIND_SCALES)
+            if found is not None and found[1] >= FIND_SCORE:
+                self._lost = False
+                self._accept(gray, *found)
+                return self._track(found[1], lost=False)
+            best = max(best, found[1] if found is not None else 0.0)
+        return self._track(best, lost=True)
+
+    def _overlaps(self, shape: tuple[int, ...]) -> bool:
+        b = self._box
+        return b.x + b.w > 0 and b.y + b.h > 0 and b.x < shape[1] and b.y < shape[0]
 
     def _track(self, score: float, lost: bool) -> Track:
         inner = _grow(self._box, -CONTEXT / (1 + 2 * CONTEXT))

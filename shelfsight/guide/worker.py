@@ -32,7 +32,7 @@ import numpy as np
 
 from shelfsight.core.guidance import Guidance
 from shelfsight.errors import BadArgs
-from shelfsight.guide.guide import Guide, GuideStats
+from shelfsight.guide.guide import Guide, GuideStats, Why
 from shelfsight.media.camera import Frame
 from shelfsight.media.frames import EncodedFrame, encode_jpeg
 from shelfsight.media.off_loop import start_daemon
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 FRAME_WAIT_S = 0.5  # no camera frame this long: the cue falls silent until frames come back
 SAMPLE_EVERY_S = 0.25  # how often a cue is handed to the loop for the recording
+TURN_PICTURE_S = 4.0  # a box comes within this long of the question it answers (see mark)
 STOP_WORDS = re.compile(r"\b(stop|stop guiding|enough|got it|i have it|i've got it)\b", re.I)
 
 
@@ -66,6 +67,21 @@ class Guiding:
 
 
 @dataclass(frozen=True)
+class Leading:
+    """The model cannot see the item and pointed `direction`: the ticks lead that way."""
+
+    name: str
+    direction: str
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """The model confirmed the followed item: the chime may play."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class Say:
     """A few words for the user ("a bit lower", "I've lost the ...")."""
 
@@ -74,10 +90,13 @@ class Say:
 
 @dataclass(frozen=True)
 class AskAgain:
-    """The item is lost: ask the model where it is, with this newest picture."""
+    """Ask the model about this newest picture, silently (guide.guide.Ask): where the item is
+    ("lost"), whether it is in view yet ("look"), whether `box_2d` is it ("confirm")."""
 
     name: str
     frame: EncodedFrame
+    why: Why = "lost"
+    box_2d: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +114,7 @@ class Stopped:
     failed: bool = False  # the worker stopped itself on a fault (the loop did not ask)
 
 
-GuideNews = Guiding | Say | AskAgain | CueSample | Stopped
+GuideNews = Guiding | Leading | Confirmed | Say | AskAgain | CueSample | Stopped
 
 
 # -- commands from the loop ---------------------------------------------------------------------
@@ -106,6 +125,12 @@ class _Mark:
     box_2d: tuple[float, float, float, float]
     name: str
     frame: EncodedFrame  # the picture the model saw when it gave the box
+
+
+@dataclass(frozen=True)
+class _Lead:
+    direction: str  # a key of guide.guide.DIRECTIONS (checked by the function)
+    name: str
 
 
 @dataclass(frozen=True)
@@ -129,8 +154,33 @@ def ask_again_text(name: str) -> str:
     """The re-ask, sent with the newest picture as one turn (the stand-in's tests match it)."""
     return (
         f"The guide has lost the {name}. If you can see it in this picture, call mark_item "
-        "with its box; if not, tell me in a few words how to move the camera."
+        "with its box; if not, call point_camera with the way to move the camera. Do not speak."
     )
+
+
+def look_text(name: str) -> str:
+    """Sent with a fresh picture while the camera turns the way the model pointed."""
+    return (
+        f"Guide: is the {name} in this picture now? If so, call mark_item with its box; if "
+        "not, call point_camera with the way to move the camera. Do not speak."
+    )
+
+
+def confirm_text(name: str, box_2d: tuple[int, int, int, int]) -> str:
+    """Sent with the newest picture before the chime: is the followed box really the item?"""
+    return (
+        f"Guide check: the box {list(box_2d)} in this picture is being followed as the {name}. "
+        f"Call mark_item with the {name}'s box in this picture (the same box if that is it; "
+        "read the label: a look-alike next to it is not it), or point_camera if it is not in "
+        "view. Do not speak."
+    )
+
+
+def guide_text(ask: AskAgain) -> str:
+    """What the model is asked with `ask.frame`."""
+    if ask.why == "confirm" and ask.box_2d is not None:
+        return confirm_text(ask.name, ask.box_2d)
+    return look_text(ask.name) if ask.why == "look" else ask_again_text(ask.name)
 
 
 class GuideWorker:
@@ -147,11 +197,12 @@ class GuideWorker:
         self._camera, self._sound = camera, sound
         self._max_side, self._jpeg_quality = max_side, jpeg_quality
         self._guide = Guide()
-        self._commands: queue.Queue[_Mark | _Stop | _Close] = queue.Queue(maxsize=8)
+        self._commands: queue.Queue[_Mark | _Lead | _Stop | _Close] = queue.Queue(maxsize=8)
         self._news: asyncio.Queue[GuideNews] = asyncio.Queue(maxsize=32)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._last_sent: EncodedFrame | None = None
+        self._turn_picture: tuple[EncodedFrame, float] | None = None  # (sent with a turn, when)
         self._following = False  # worker thread: the camera was told to follow
         self.name: str | None = None  # loop thread's view: what is being guided to, if anything
         self.cpu_s = 0.0  # worker thread CPU time while guiding (for the summary)
@@ -179,15 +230,32 @@ class GuideWorker:
 
     # -- loop thread ------------------------------------------------------------------------
 
-    def frame_sent(self, frame: EncodedFrame) -> None:
-        """The newest picture the model has: a box it gives is about this one."""
+    def frame_sent(self, frame: EncodedFrame, with_turn: bool = False) -> None:
+        """The newest picture the model has. `with_turn`: it went with a question (typed, or
+        the guide's own), which the model answers looking at that picture."""
         self._last_sent = frame
+        if with_turn:
+            self._turn_picture = (frame, time.monotonic())
 
     def mark(self, box_2d: tuple[float, float, float, float], name: str) -> None:
-        """Guide to `box_2d` (checked) in the last picture sent; BadArgs if none was."""
-        if self._last_sent is None:
+        """Guide to `box_2d` (checked) in the picture the model saw; BadArgs if none was sent.
+
+        That picture is the one sent with the last question if that was in the last
+        TURN_PICTURE_S (realtime frames sent while the model answers came after it looked),
+        else the last one sent (a spoken question: the frames stream with the speech)."""
+        picture = self._last_sent
+        if self._turn_picture is not None:
+            frame, t_sent = self._turn_picture
+            if time.monotonic() - t_sent <= TURN_PICTURE_S:
+                picture = frame
+        if picture is None:
             raise BadArgs("No camera picture has been sent yet; ask again once one has.")
-        self._command(_Mark(box_2d, name, self._last_sent))
+        self._command(_Mark(box_2d, name, picture))
+        self.name = name
+
+    def lead(self, direction: str, name: str) -> None:
+        """The item is out of view: lead the camera `direction` until the model can mark it."""
+        self._command(_Lead(direction, name))
         self.name = name
 
     def stop(self, why: str) -> bool:
@@ -202,7 +270,7 @@ class GuideWorker:
         while True:
             yield await self._news.get()
 
-    def _command(self, command: _Mark | _Stop) -> None:
+    def _command(self, command: _Mark | _Lead | _Stop) -> None:
         try:
             self._commands.put_nowait(command)
         except queue.Full:
@@ -230,12 +298,14 @@ class GuideWorker:
                     self._sound.set(None)  # the camera has stalled: its own cue says so
                     continue
                 seq = frame.seq
-                step = self._guide.step(frame.image, frame.t_capture, time.monotonic())
+                now = time.monotonic()
+                step = self._guide.step(frame.image, frame.t_capture, now, frame.seq)
                 self._sound.set(step.cue)
                 if step.say:
                     self._post(Say(step.say))
-                if step.ask_again and self._guide.name is not None:
-                    self._post(AskAgain(self._guide.name, self._encode(frame)))
+                if step.ask is not None and self._guide.name is not None:
+                    picture = self._encode(frame)
+                    self._post(AskAgain(self._guide.name, picture, step.ask.why, step.ask.box_2d))
                 if time.monotonic() - t_sample >= SAMPLE_EVERY_S:
                     t_sample = time.monotonic()
                     self._post(CueSample(step.cue, seq))
@@ -246,13 +316,13 @@ class GuideWorker:
         self._follow(False)
         self._sound.set(None)
 
-    def _next_command(self, *, wait: bool) -> _Mark | _Stop | _Close | None:
+    def _next_command(self, *, wait: bool) -> _Mark | _Lead | _Stop | _Close | None:
         try:
             return self._commands.get(block=wait)
         except queue.Empty:
             return None
 
-    def _apply(self, command: _Mark | _Stop) -> None:
+    def _apply(self, command: _Mark | _Lead | _Stop) -> None:
         was_active = self._guide.active
         match command:
             case _Mark(box_2d=box_2d, name=name, frame=frame):
@@ -260,10 +330,16 @@ class GuideWorker:
                 if image is None:  # our own JPEG: cannot happen unless memory is short
                     log.error("guide: the marked picture could not be decoded")
                     return
-                self._guide.mark(box_2d, name, image)
+                if self._guide.mark(box_2d, name, image, frame.seq):
+                    self._post(Confirmed(name))
+                    return
                 self._sound.set(None)
                 self._follow(True)
                 self._post(Guiding(name))
+            case _Lead(direction=direction, name=name):
+                self._guide.lead(direction, name)
+                self._follow(True)
+                self._post(Leading(name, direction))
             case _Stop(why=why):
                 stopped = self._guide.name or "item"
                 self._guide.stop()

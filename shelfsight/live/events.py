@@ -104,6 +104,7 @@ class FrameSent:
 
     frame: EncodedFrame
     t_sent: float
+    with_turn: bool = False  # sent inside a question's turn (the picture it is about)
 
 
 @dataclass(frozen=True)

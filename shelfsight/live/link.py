@@ -710,7 +710,7 @@ class LiveLink:
         if frame is not None:
             self._last_frame = frame
             self.frames_sent += 1
-            self._emit(FrameSent(frame, time.monotonic()))
+            self._emit(FrameSent(frame, time.monotonic(), with_turn=True))
 
     async def _receive_loop(self, conn: _Connection) -> None:
         try:

@@ -44,12 +44,14 @@ from shelfsight.errors import UserError
 from shelfsight.guide.worker import (
     GUIDE_ME,
     AskAgain,
+    Confirmed,
     CueSample,
     GuideNews,
     Guiding,
+    Leading,
     Say,
     Stopped,
-    ask_again_text,
+    guide_text,
     says_stop,
 )
 from shelfsight.live.events import (
@@ -143,7 +145,7 @@ class GuideControl(Protocol):
 
     @property
     def active(self) -> bool: ...
-    def frame_sent(self, frame: EncodedFrame) -> None: ...
+    def frame_sent(self, frame: EncodedFrame, with_turn: bool = False) -> None: ...
     def stop(self, why: str) -> bool: ...
     def news(self) -> AsyncIterator[GuideNews]: ...
 
@@ -504,12 +506,12 @@ class Conversation:
                 self._speaker.answer_ended()
                 self._end_turn(interrupted=True, cut=True)
                 self._state(State.RECONNECTING)
-            case FrameSent(frame=frame, t_sent=t_sent):
+            case FrameSent(frame=frame, t_sent=t_sent, with_turn=with_turn):
                 if self._pictures is not None:
                     self._pictures.sent(frame, t_sent)
                 self._events.emit(PictureSent(len(frame.jpeg)))
                 if self._guide is not None:
-                    self._guide.frame_sent(frame)
+                    self._guide.frame_sent(frame, with_turn)
                 self._first_frame_out.set()
                 self._update_frame_rate()
             case Usage():
@@ -588,6 +590,10 @@ class Conversation:
             match news:
                 case Guiding(name=name):
                     self._events.mark("guide", action="start", item=name)
+                case Leading(name=name, direction=direction):
+                    self._events.mark("guide", action="lead", item=name, direction=direction)
+                case Confirmed(name=name):
+                    self._events.mark("guide", action="confirmed", item=name)
                 case Say(text=text):
                     self._events.notice(f"guide: {text}")
                     self._events.emit(Speak(text, MOMENT_STALE_S))
@@ -625,9 +631,9 @@ class Conversation:
             self._pending_ask = ask
             return
         self._link.send_frame(ask.frame)
-        self._link.send_text(ask_again_text(ask.name))
+        self._link.send_text(guide_text(ask))
         self._turn.on_question_sent(time.monotonic())
-        self._events.mark("guide", action="ask_again", item=ask.name)
+        self._events.mark("guide", action="ask_again", item=ask.name, why=ask.why)
 
 
 def _first_leaf(group: BaseExceptionGroup[UserError]) -> BaseException:

@@ -62,11 +62,17 @@ PATHS: dict[str, tuple[float, CameraPath]] = {
     "away": (5.0, lambda t: (1600 - 1100 * _hump(t, 1.0, 1.6, 3.0, 3.6), 630, 960)),
     # a run as a user makes it (tests/test_guide_run.py): held with the item to the right
     # while asking, a pan that brings it across to the left, held again
-    "ask_and_pan": (7.0, lambda t: (_lerp(1400, 1850, (t - 2.5) / 3.0), 640, 960)),
+    "ask_and_pan": (9.0, lambda t: (_lerp(1400, 1850, (t - 2.5) / 3.0), 640, 960)),
     # held while asking, then turned away for ~1.5 s (the guide tells, asks again), and back
     "ask_then_away": (7.0, lambda t: (1600 - 1100 * _hump(t, 2.5, 3.0, 4.5, 5.0), 630, 960)),
+    # walking up to the item from far (an eighth of the view wide) to within reach
+    "approach": (4.0, lambda t: (1600, 626, _lerp(3600, 1400, t / 3.0))),
+    # held while asking, then a hand covers the item for 2 s (the guide tells, asks again)
+    "ask_then_hidden": (7.0, lambda t: (1600, 630, 960)),
+    # held on the item while a hand covers it for 2 s (longer than the guide waits)
+    "hidden": (4.0, lambda t: (_lerp(1600, 1640, t / 4.0), 630, 960)),
 }
-OCCLUDED_S = {"occlusion": (1.5, 2.0)}
+OCCLUDED_S = {"occlusion": (1.5, 2.0), "hidden": (1.0, 3.0), "ask_then_hidden": (3.5, 5.5)}
 
 
 def _hump(t: float, up0: float, up1: float, down0: float, down1: float) -> float:

@@ -1,0 +1,107 @@
+"""Guide mode from anywhere: an item out of view is led to by the model's direction, a lost
+item's place is kept with the camera's motion, and the chime waits for the model to confirm
+the followed item (a look-alike next door is caught)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shelfsight.guide.box import to_box_2d
+from shelfsight.guide.guide import ANSWER_WAIT_S, CONFIRM_WIDTH, Guide, Step
+from shelfsight.guide.motion import CameraMotion
+from tests.support.guide_scene import FPS, OUT, SceneFrame, render
+
+ITEM = "gluten-free bread"
+
+
+def steps(guide: Guide, frames: list[SceneFrame], first: int = 0) -> list[Step]:
+    return [
+        guide.step(f.image, n / FPS, n / FPS, seq=n)
+        for n, f in enumerate(frames[first:], start=first)
+    ]
+
+
+def box_2d(frame: SceneFrame) -> tuple[float, float, float, float]:
+    y0, x0, y1, x1 = to_box_2d(frame.truth, *OUT)
+    return float(y0), float(x0), float(y1), float(x1)
+
+
+def test_the_camera_motion_is_measured_from_the_whole_picture() -> None:
+    frames = list(render("pan"))  # the view pans right: the scene moves left in the picture
+    motion = CameraMotion()
+    shifts = [motion.shift(f.image)[0] for f in frames]
+    moved = sum(shifts)
+    true_moved = frames[-1].truth.cx - frames[0].truth.cx
+    assert shifts[0] == 0.0 and true_moved < -200
+    assert abs(moved - true_moved) < 0.1 * abs(true_moved)
+    blank = np.full((OUT[1], OUT[0], 3), 128, np.uint8)  # a hand fills the picture: no jump
+    noise = np.random.default_rng(1).integers(0, 255, blank.shape, np.uint8)
+    for covered in (blank, noise):
+        motion.reset()
+        motion.shift(frames[0].image)
+        assert np.abs(motion.shift(covered)).max() < 2.0
+
+
+def test_a_far_item_chimes_only_once_the_model_confirms_the_followed_box() -> None:
+    frames = list(render("approach"))
+    guide = Guide()
+    guide.mark(box_2d(frames[0]), ITEM, frames[0].image, seq=0)
+    assert frames[0].truth.w / OUT[0] < CONFIRM_WIDTH and not guide.confirmed
+    before = steps(guide, frames[:60], first=1)
+    asks = [(n, s.ask) for n, s in enumerate(before, start=1) if s.ask is not None]
+    assert len(asks) == 1, "one confirmation at a time"
+    n, ask = asks[0]
+    assert ask is not None and ask.why == "confirm" and ask.box_2d is not None
+    assert frames[n].truth.w / OUT[0] >= CONFIRM_WIDTH
+    followed = np.array(ask.box_2d, float)
+    assert np.abs(followed - np.array(box_2d(frames[n]))).max() < 25  # it asks about its box
+    assert not any(s.cue is not None and s.cue.on_target for s in before)
+    # The model marks the same item in that picture: confirmed, the tracker goes on.
+    assert guide.mark(box_2d(frames[n]), ITEM, frames[n].image, seq=n)
+    assert guide.confirmed and guide.stats.marks == 1 and guide.stats.confirms == 1
+    after = steps(guide, frames, first=60)
+    assert after[-1].cue is not None and after[-1].cue.on_target
+    assert all(s.ask is None for s in after)
+
+
+def test_a_confirmation_that_marks_another_item_leads_to_that_one() -> None:
+    frames = list(render("approach"))
+    guide = Guide()
+    guide.mark(box_2d(frames[0]), ITEM, frames[0].image, seq=0)
+    before = steps(guide, frames[:60], first=1)
+    n = next(i for i, s in enumerate(before, start=1) if s.ask is not None)
+    # The followed box is the look-alike; the item is the box to its left, in that picture.
+    y0, x0, y1, x1 = box_2d(frames[n])
+    other = (y0, max(0.0, x0 - (x1 - x0) - 10), y1, max(10.0, x0 - 10))
+    assert not guide.mark(other, ITEM, frames[n].image, seq=n)
+    assert guide.stats.rejected == 1 and guide.stats.marks == 2
+    assert guide.confirmed, "the model's own near look needs no second confirmation"
+    step = guide.step(frames[n + 1].image, 9.0, 9.0, seq=n + 1)
+    assert step.cue is not None and step.cue.pan < -0.3, "now led to the other box"
+    assert not step.cue.on_target
+
+
+def test_out_of_view_the_model_points_and_is_shown_pictures_as_the_camera_turns() -> None:
+    frames = list(render("away"))  # held on the item, turned away (item off to the right)...
+    away = next(n for n, f in enumerate(frames) if not f.visible)
+    guide = Guide()
+    guide.lead("right", ITEM)  # ...when the question came: the model points right
+    led = steps(guide, frames[away:], first=0)
+    assert all(s.cue is not None and s.cue.pan > 0.9 and not s.cue.on_target for s in led)
+    assert led[0].say == "to the right"
+    looks = [n for n, s in enumerate(led) if s.ask is not None]
+    assert looks and all(led[n].ask.why == "look" for n in looks)  # type: ignore[union-attr]
+    assert all(b - a >= FPS * 1.0 - 1 for a, b in zip(looks, looks[1:], strict=False))
+    # A still camera and an unanswered look: the next comes only once the wait is over.
+    n, t_last = looks[-1] + away, looks[-1] / FPS
+    held = np.arange(t_last + 0.1, t_last + ANSWER_WAIT_S - 0.05, 0.1)
+    assert all(guide.step(frames[n].image, t, t, seq=n).ask is None for t in held)
+    t = t_last + ANSWER_WAIT_S + 0.01
+    assert guide.step(frames[n].image, t, t, seq=n).ask is not None
+    whole = (f.visible and 0 < f.truth.x and f.truth.x + f.truth.w < OUT[0] for f in frames)
+    visible = next(i for i, inside in enumerate(whole) if inside and i > away)
+    guide.mark(box_2d(frames[visible]), ITEM, frames[visible].image, seq=visible)
+    tracked = steps(guide, frames, first=visible + 1)
+    assert all(s.track is not None and not s.track.lost for s in tracked[5:])
+    assert tracked[-1].cue is not None and tracked[-1].cue.on_target
+    assert guide.stats.leads == 1 and guide.stats.marks == 1
