@@ -35,14 +35,15 @@ from shelfsight.standin import ScriptedAnswer, StandIn, StandInConfig, StandInTh
 from tests.conftest import TEST_KEY, standin_env
 from tests.support.ear import Listener, Percept
 from tests.support.guide_cli import events_of
-from tests.support.loop_model import LoopModel, ModelTurn
+from tests.support.loop_model import LoopModel, ModelTurn, covered
 from tests.support.pulse import PulseServer, pulse_server
-from tests.support.shelf_camera import Lighting, Passer, Pose, ShelfCamera
+from tests.support.shelf_camera import FPS, Lighting, Passer, Pose, ShelfCamera
 from tests.support.shelf_world import Shelf, build_shelf
 from tests.support.shopper import Hand, Shopper, oracle_time
 
 KINDS = ("in view", "out of view", "look-alike", "passer-by", "tiny far", "lighting")
 TIMEOUT_S = 30.0  # from the question
+ASK_AFTER_READY_S = 0.6  # the user asks once the "ready" sound has played
 ON_WIDTH = 0.2  # the item at least this wide in the picture counts as "within reach" at the chime
 
 
@@ -73,7 +74,10 @@ def make_scene(kind: str, seed: int) -> Scene:
     if kind == "out of view":
         angle = rng.choice(range(8)) * 45 + rng.uniform(-15, 15)
         reach = rng.uniform(1.4, 2.4)
-        pan, tilt = 1.6 * reach * math.cos(math.radians(angle)), reach * math.sin(math.radians(angle))
+        pan, tilt = (
+            1.6 * reach * math.cos(math.radians(angle)),
+            reach * math.sin(math.radians(angle)),
+        )
         width = rng.uniform(1500, 2600)
     elif kind == "look-alike":
         row = rng.choice(("boxes", "bags", "bottles"))
@@ -121,6 +125,7 @@ class SceneResult:
     asks: int = 0  # turns the model answered after the question (re-asks, confirms, ...)
     lookalike_boxes: int = 0  # the model boxed the look-alike
     ticks_heard: int = 0
+    covered_s: float = 0.0  # how long something passing in front hid the item, once asked
     wall_s: float = 0.0
     turns: list[ModelTurn] = field(default_factory=list)
     t_question: float = 0.0  # time.monotonic()
@@ -196,6 +201,7 @@ def run_scene(scene: Scene, rig: Rig, folder: Path) -> SceneResult:
     child = _Child(rig, camera.url, folder)
     try:
         child.wait_connected()
+        time.sleep(ASK_AFTER_READY_S)
         child.type(f"guide me to the {shelf.name}")
         t_q = time.monotonic()
         camera.t_question = result.t_question = t_q
@@ -216,6 +222,8 @@ def run_scene(scene: Scene, rig: Rig, folder: Path) -> SceneResult:
     result.asks = max(0, sum(len(c.turns()) for c in connections) - 1)
     result.turns = list(model.turns)
     result.lookalike_boxes = sum(t.marked == "lookalike" for t in model.turns)
+    frames = [f for f in camera.log.all if f.t >= result.t_question]
+    result.covered_s = sum(covered(f, nearest.box) for f in frames) / FPS
     result.wall_s = time.monotonic() - t_wall
     result.hand, result.shelf = hand, shelf
     result.percepts = listener.percepts(result.t_question)

@@ -6,8 +6,8 @@ mix) with `parec` at 24 kHz stereo in 20 ms pieces, on its own thread, and hands
 item's side (left/right loudness), higher in pitch when the item is above the centre (660 Hz
 at the centre, an octave per half picture), and a steady two-tone chime (660 and 990 Hz
 sounding together) means within reach. It tells a tick from speech or an earcon by what a
-person hears: a short, isolated, pure tone, loud enough (the "thinking" earcon is 19 dB
-softer); the chime by both of its notes, together and steady for 50 ms.
+person hears: a short, isolated, pure tone, loud enough (earcons are 9 dB softer); the chime by
+both of its notes, together and steady for 50 ms.
 
 Each `Percept` carries when its sound arrived (time.monotonic() of the piece that ended it).
 """
@@ -59,7 +59,7 @@ class ToneAnalyser:
         note = np.sin(2 * np.pi * 660 * t) * TICK_LEVEL * 0.5 * math.sqrt(0.5)
         self._tick_power = self._narrow(self._power(np.stack([tick, tick], axis=1))[0], 55)
         self._note_power = self._narrow(self._power(np.stack([note, note], axis=1))[0], 55)
-        self._history: deque[tuple[float, float, float, float, float]] = deque(maxlen=16)
+        self._history: deque[tuple[float, float, float, float, float]] = deque(maxlen=17)
         self._chime_run = 0
 
     def feed(self, pcm: np.ndarray, t_arrived: float) -> list[Percept]:
@@ -98,18 +98,19 @@ class ToneAnalyser:
 
     def _tick(self) -> list[Percept]:
         """A tick ends at the middle of the history: it must top its neighbours (±15 ms),
-        stand alone (25 ms either side: a fifth of its power at most; speech and the chime
-        last longer), be a pure tone and loud enough."""
+        stand alone (25 and 40 ms either side: a fifth of its power at most; speech, earcon
+        notes and the chime last longer), be a pure tone and loud enough (the earcons are
+        9 dB softer; a tick cut short by the mixer's block still counts)."""
         h = self._history
-        if len(h) < 11:
+        if len(h) < 17:
             return []
-        i = len(h) - 6
+        i = len(h) - 9
         t, narrow, tonal, pitch, pan = h[i]
-        if narrow < 0.06 * self._tick_power or tonal < 0.6:
+        if narrow < 0.25 * self._tick_power or tonal < 0.6:
             return []
         if any(h[j][1] > narrow for j in range(i - 3, i + 4) if j != i):
             return []
-        if h[i - 5][1] > 0.2 * narrow or h[i + 5][1] > 0.2 * narrow:
+        if any(h[j][1] > 0.2 * narrow for j in (i - 8, i - 5, i + 5, i + 8)):
             return []
         tilt = -math.log2(pitch / 660.0)
         return [Percept(t, "tick", max(-1.0, min(1.0, pan)), max(-1.0, min(1.0, tilt)), pitch)]

@@ -5,11 +5,13 @@ matter) is answered from the last picture the stand-in got. The picture's corner
 the camera frame, so the camera's log says where the camera pointed and what passed in front;
 from that the item's box in THAT picture follows. Then, as a model would:
 
-- the item at least half in the picture (or filling a quarter of it), at least 5 px wide in it (the picture the model got,
-  768 px wide) and not half covered: `mark_item` with its box, off by a few percent of the
-  box's size and a pixel or two at each edge; below 12 px wide, with a look-alike beside it,
-  it boxes the look-alike instead one time in three (both are a few pixels of the same colour);
-- in the picture but covered: no call ("I can't see it right now");
+- the item at least half in the picture (or filling a quarter of it), at least 5 px wide in
+  it (the picture the model got, 768 px wide) and not half covered: `mark_item` with its box,
+  off by a few percent of the box's size and a pixel or two at each edge; below 12 px wide,
+  with a look-alike beside it, it boxes the look-alike instead one time in three (both are a
+  few pixels of the same colour);
+- in the picture but covered, or a speck under 5 px: no call, and nothing said (the guide's
+  instruction: answer its messages only with a function call, never aloud);
 - out of the picture: `point_camera` with the direction towards it (left, up-right, ...).
 
 The answer comes `latency_s` after the turn (0.5 s: a function call from a Live model on a
@@ -31,7 +33,7 @@ import numpy as np
 from shelfsight.guide.box import PixelBox
 from shelfsight.standin import SILENT_PCM, ScriptedAnswer, ScriptedCall
 from tests.support.shelf_camera import FrameInfo, FrameLog, read_code
-from tests.support.shelf_world import Shelf
+from tests.support.shelf_world import Pack, Shelf
 
 MIN_PX, CONFUSE_PX, CONFUSE_P = 5.0, 12.0, 1 / 3
 BOX_ERROR, EDGE_PX = 0.03, 1.5
@@ -62,10 +64,12 @@ class LoopModel:
         info = None if code is None else self.log.get(code)
         with self._lock:  # one rng, and turns may overlap
             call, marked = self._answer(info, image.shape[1] if image is not None else 768)
-            self.turns.append(ModelTurn(t0, info.seq if info else None, call.name if call else "none", marked))
+            self.turns.append(
+                ModelTurn(t0, info.seq if info else None, call.name if call else "none", marked)
+            )
         time.sleep(max(0.0, t0 + self.latency_s - time.monotonic()))
-        if call is None:
-            return ScriptedAnswer(text or "", "I can't see it right now.", SILENT_PCM)
+        if call is None:  # nothing to call: silent, as the guide's instruction asks
+            return ScriptedAnswer(text or "", "", SILENT_PCM)
         return ScriptedAnswer(text or "", "", SILENT_PCM, tool_calls=(call,))
 
     def _answer(self, info: FrameInfo | None, width_px: int) -> tuple[ScriptedCall | None, str]:
@@ -93,18 +97,35 @@ class LoopModel:
     def _box_2d(self, box: PixelBox, width_px: int) -> list[int]:
         """[ymin, xmin, ymax, xmax] on 0-1000 with a model's error."""
         height_px = width_px * 9 / 16
+
         def edge(v: float, size: float, px: float) -> int:
             err = self._rng.gauss(0, BOX_ERROR) * size + self._rng.gauss(0, EDGE_PX) / px
             return round(min(1.0, max(0.0, v + err)) * 1000)
+
         ymin, xmin = edge(box.y, box.h, height_px), edge(box.x, box.w, width_px)
         ymax, xmax = edge(box.y + box.h, box.h, height_px), edge(box.x + box.w, box.w, width_px)
         return [ymin, xmin, max(ymax, ymin + 5), max(xmax, xmin + 5)]
 
 
-def _nearest(info: FrameInfo, packs: list) -> PixelBox:
+def _nearest(info: FrameInfo, packs: list[Pack]) -> PixelBox:
     """The facing nearest the picture's centre."""
-    views = [info.pose.view_of(p.box) for p in packs]
-    return min(zip(views, packs), key=lambda vp: math.hypot(vp[0].cx - 0.5, vp[0].cy - 0.5))[1].box
+
+    def off_centre(pack: Pack) -> float:
+        view = info.pose.view_of(pack.box)
+        return math.hypot(view.cx - 0.5, view.cy - 0.5)
+
+    return min(packs, key=off_centre).box
+
+
+def covered(info: FrameInfo, box: PixelBox) -> bool:
+    """Something passing in front hides at least half of `box` (shelf px) in this frame."""
+    view = info.pose.view_of(box)
+    if info.passer is None or view.w <= 0 or view.h <= 0:
+        return False
+    px0, py0, px1, py1 = info.passer
+    ix = max(0.0, min(view.x + view.w, px1) - max(view.x, px0))
+    iy = max(0.0, min(view.y + view.h, py1) - max(view.y, py0))
+    return ix * iy >= 0.5 * view.w * view.h
 
 
 def _seen(info: FrameInfo, box: PixelBox) -> PixelBox | None:

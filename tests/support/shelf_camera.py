@@ -53,7 +53,9 @@ class Pose:
     def view_of(self, box: PixelBox) -> PixelBox:
         """`box` (shelf px) as a fraction of this view (0-1 across and down; may leave it)."""
         x0, y0 = self.x - self.w / 2, self.y - self.h / 2
-        return PixelBox((box.x - x0) / self.w, (box.y - y0) / self.h, box.w / self.w, box.h / self.h)
+        return PixelBox(
+            (box.x - x0) / self.w, (box.y - y0) / self.h, box.w / self.w, box.h / self.h
+        )
 
 
 @dataclass(frozen=True)
@@ -124,10 +126,12 @@ class FrameLog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._frames: dict[int, FrameInfo] = {}
+        self.all: list[FrameInfo] = []  # every frame, in order (appended on one thread)
 
     def add(self, info: FrameInfo) -> None:
         with self._lock:
             self._frames[info.seq % (1 << CODE_BITS)] = info
+        self.all.append(info)
 
     def get(self, code: int) -> FrameInfo | None:
         with self._lock:
@@ -248,7 +252,9 @@ def _noise_fields(rng: random.Random) -> list[tuple[np.ndarray, np.ndarray]]:
     fields = []
     for _ in range(6):
         noise = gen.normal(0.0, NOISE_SD, (FRAME[1], FRAME[0], 3))
-        fields.append((np.clip(noise, 0, 255).astype(np.uint8), np.clip(-noise, 0, 255).astype(np.uint8)))
+        fields.append(
+            (np.clip(noise, 0, 255).astype(np.uint8), np.clip(-noise, 0, 255).astype(np.uint8))
+        )
     return fields
 
 
@@ -260,15 +266,35 @@ def _draw_passer(image: np.ndarray, passer: Passer, box: tuple[float, float, flo
     x0, y0, x1, y1 = (box[0] * w / q, box[1] * h / q, box[2] * w / q, box[3] * h / q)
     cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
     if passer.kind == "hand":  # a palm and four fingers pointing up
-        cv2.ellipse(mask, (round(cx), round(cy + ry * 0.35)), (round(rx * 0.8), round(ry * 0.6)), 0, 0, 360, 255, -1)
+        cv2.ellipse(
+            mask,
+            (round(cx), round(cy + ry * 0.35)),
+            (round(rx * 0.8), round(ry * 0.6)),
+            0,
+            0,
+            360,
+            255,
+            -1,
+        )
         for k in range(4):
             fx = cx - rx * 0.6 + k * rx * 0.4
-            cv2.ellipse(mask, (round(fx), round(cy - ry * 0.3)), (round(rx * 0.16), round(ry * 0.55)), 0, 0, 360, 255, -1)
+            cv2.ellipse(
+                mask,
+                (round(fx), round(cy - ry * 0.3)),
+                (round(rx * 0.16), round(ry * 0.55)),
+                0,
+                0,
+                360,
+                255,
+                -1,
+            )
     else:  # shoulders and a head
-        cv2.ellipse(mask, (round(cx), round(y1)), (round(rx), round(ry * 0.75)), 0, 180, 360, 255, -1)
+        cv2.ellipse(
+            mask, (round(cx), round(y1)), (round(rx), round(ry * 0.75)), 0, 180, 360, 255, -1
+        )
         cv2.circle(mask, (round(cx), round(cy - ry * 0.45)), round(rx * 0.38), 255, -1)
-    mask = cv2.GaussianBlur(mask, (0, 0), 2.0)
-    alpha = cv2.resize(mask, FRAME, interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
+    soft = cv2.GaussianBlur(mask, (0, 0), 2.0)
+    alpha = cv2.resize(soft, FRAME, interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
     ys, xs = np.nonzero(alpha > 0.004)
     if not len(xs):
         return

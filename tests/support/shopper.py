@@ -54,10 +54,11 @@ APPROACH_RATE = 0.69  # 1/s: the distance halves at most once a second
 MIN_W = 0.08 * PX_PER_M
 FINAL_GAIN = 6.0  # 1/s: the last centimetres are closed in proportion to what is left
 STEP_S = 0.01
+HOLD_S = 0.5  # held still after the chime (its reaction, then stopped), then done
 HEARD_PAN_SD, HEARD_TILT_SD = 0.07, 0.15
 SOUND_LAG_S = 0.15  # what the shopper has learnt: a tick is about the camera this long before
 CENTRED = 0.25  # |pan| and |tilt| under this: "from straight ahead", walk closer
-TICKS_USED, TICK_MEMORY_S = 3, 0.6
+TICKS_USED, TICK_MEMORY_S = 3, 1.0  # a tick train has stopped after two slow beats missed
 REACH_WIDTH, CENTRE = 0.25, 0.12  # README: centred (within 12 % of the half picture) and wide
 
 
@@ -191,7 +192,7 @@ class Shopper:
         t_next = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
-            if now >= self.deadline or (self.t_chime is not None and now > self.t_chime + 1.0):
+            if now >= self.deadline or (self.t_chime is not None and now > self.t_chime + HOLD_S):
                 return
             self.hand.move(now, STEP_S, self._want(now))
             t_next += STEP_S
