@@ -17,9 +17,9 @@ from shelfsight.app import OFFLINE_GUIDE
 from shelfsight.guide.box import to_box_2d
 from shelfsight.guide.guide import ANSWER_WAIT_S, CONFIRM_WIDTH, Guide, Step
 from shelfsight.guide.motion import CameraMotion
-from shelfsight.guide.worker import GuideNews
+from shelfsight.guide.worker import GuideNews, GuideWorker
 from shelfsight.live.events import Connected
-from shelfsight.media.frames import EncodedFrame
+from shelfsight.media.frames import EncodedFrame, encode_jpeg
 from shelfsight.session.conversation import Conversation, Options
 from shelfsight.ui.controls import Control, GuideKey, TypedQuestion
 from shelfsight.ui.watch import ViewObserver
@@ -208,3 +208,29 @@ def test_the_guide_demo_video_leads_right_then_left_then_chimes(tmp_path: Path) 
     first_left = next(n for n, c in enumerate(cues) if c is not None and c.pan < -0.3)
     assert all(c is None or not c.on_target for c in cues[:first_left])
     assert all(c is not None and c.on_target for c in cues[-int(demo.FPS) :]), "the chime"
+
+
+def test_in_reach_the_worker_cuts_a_close_up_from_the_full_frame() -> None:
+    from tests.test_guide import CueLog, SceneCamera
+
+    frames = list(render("ask_then_hidden"))[:40]  # held on the item, centred and near
+    camera = SceneCamera(frames)
+
+    async def scenario() -> EncodedFrame | None:
+        worker = GuideWorker(camera, CueLog())
+        worker.start()
+        assert worker.close_up() is None
+        jpeg, width, height = encode_jpeg(frames[0].image, 768, 90)
+        worker.frame_sent(EncodedFrame(jpeg, width, height, 0.0, 0.0, 0), with_turn=True)
+        worker.mark(box_2d(frames[0]), ITEM)
+        await until(lambda: worker.close_up() is not None, timeout_s=10)
+        close_up = worker.close_up()
+        worker.close()
+        return close_up
+
+    close_up = asyncio.run(scenario())
+    assert close_up is not None
+    truth = frames[0].truth  # the item plus a margin, at the camera's own resolution
+    assert truth.w < close_up.width <= 1.4 * truth.w and truth.h < close_up.height
+    image = cv2.imdecode(np.frombuffer(close_up.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape[:2] == (close_up.height, close_up.width)
