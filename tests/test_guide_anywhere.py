@@ -24,7 +24,7 @@ from shelfsight.session.conversation import Conversation, Options
 from shelfsight.ui.controls import Control, GuideKey, TypedQuestion
 from shelfsight.ui.watch import ViewObserver
 from tests.support.doubles import MemorySpeaker, Screen, ScriptedLink, until
-from tests.support.guide_scene import FPS, OUT, SceneFrame, render
+from tests.support.guide_scene import FPS, OUT, PATHS, SceneFrame, render
 
 ITEM = "gluten-free bread"
 
@@ -234,3 +234,27 @@ def test_in_reach_the_worker_cuts_a_close_up_from_the_full_frame() -> None:
     assert truth.w < close_up.width <= 1.4 * truth.w and truth.h < close_up.height
     image = cv2.imdecode(np.frombuffer(close_up.jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape[:2] == (close_up.height, close_up.width)
+
+
+def test_a_mark_about_an_older_picture_is_moved_on_by_the_camera_motion_since(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Searched only near where the item must be (a whole-picture search could take a
+    # look-alike): the motion since the marked picture puts it there.
+    monkeypatch.setattr("shelfsight.guide.guide.FRESH_MARK_S", 0.0)
+    frames = list(render("away"))  # a fast turn: the item crosses 700 px in 0.6 s
+    guide = Guide()
+    guide.lead("right", ITEM)  # guiding (by direction) while the camera turns
+    steps(guide, frames[:106])
+    back = 98  # the model answered about this picture; the newest is 105
+    moved = guide._moved_since(back)
+    assert moved is not None
+    _, path = PATHS["away"]  # the camera's centre on the shelf; the picture shows 960 px
+    true_move = -(path(105 / FPS)[0] - path(back / FPS)[0]) * OUT[0] / 960
+    assert true_move < -150 and abs(moved[0] - true_move) < 0.15 * abs(true_move)
+    guide.mark(box_2d(frames[back]), ITEM, frames[back].image, seq=back)
+    step = guide.step(frames[106].image, 0.0, 106 / FPS, seq=106)
+    assert step.track is not None and not step.track.lost
+    # The model boxed the part in view then (the item's left end): followed on, in place.
+    assert abs(step.track.box.x - frames[106].truth.x) < 10
+    assert abs(step.track.box.cy - frames[106].truth.cy) < 10
