@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from google.genai import types
@@ -120,6 +120,13 @@ def make_echo_canceller(settings: Settings) -> EchoCanceller:
     return EchoCanceller(enabled=settings.aec and acoustic and settings.mic != "none")
 
 
+OFFLINE_GUIDE = (
+    "Guiding needs the model to find the item in the camera picture, so it works only online, "
+    "with a key and a camera. To hear how it sounds: shelfsight demo --guide."
+)
+NO_CAMERA_GUIDE = "Guiding needs a camera: start shelfsight with --camera."
+
+
 async def run_conversation(
     settings: Settings,
     api_key: str,
@@ -134,6 +141,7 @@ async def run_conversation(
     echo: EchoCanceller | None = None,
     link: Link | None = None,
     summaries: list[SessionSummary] | None = None,
+    canned: bool = False,
 ) -> SessionSummary:
     """One conversation with the given settings; returns its summary (also shown and recorded).
 
@@ -156,6 +164,7 @@ async def run_conversation(
         frame_rate=FrameRatePolicy(fps=settings.fps, idle_fps=idle_fps),
         barge_in_s=settings.barge_in_ms / 1000,
         pictures=None if timer or frames is not None else PicturePolicy(settings.pictures),
+        guide_unavailable=OFFLINE_GUIDE if canned else None,
     )
     if notice := tools.opening_notice():
         view.notice(notice)
@@ -169,7 +178,7 @@ async def run_conversation(
                 open_devices(settings, echo.on_played, guide_sound)
             )
         guide: GuideWorker | None = None
-        if frames is None and devices.camera is not None:
+        if frames is None and devices.camera is not None and not canned:
             guide = GuideWorker(
                 devices.camera,
                 guide_sound,
@@ -179,6 +188,8 @@ async def run_conversation(
             tools.add_guide(guide)  # declared from the first connect on
             guide.start()
             stack.callback(guide.close)  # before the camera closes (the stack unwinds LIFO)
+        elif not canned:
+            options = replace(options, guide_unavailable=NO_CAMERA_GUIDE)
         # Only once the devices are open: a start-up error leaves no half-made recording.
         recorder = None if record_to is None else start_recorder(record_to, settings, view)
         if recorder is not None and tools.list_file is not None:
@@ -301,11 +312,16 @@ async def converse(
     ask: str | None = None,
     offline: bool = False,
     banner: tuple[str, ...] = (),
+    scripted: asyncio.Queue[Control] | None = None,
+    canned: bool = False,
 ) -> None:
     """Run one conversation with the view, the keyboard (if `interactive`) and a recorder.
 
     `offline`: the answers come from the built-in stand-in (no latency is shown for them);
     `banner`: paragraphs shown first. `run` and `ask` also show the answer language.
+    `scripted`: keys and typed questions from a script instead of the keyboard (the demo);
+    `canned`: every answer is the same canned one (`run --offline`): nothing can mark an
+    item, so the guide is off and its key says why.
     """
     from shelfsight.ui.controls import ControlQueue, TerminalKeys, open_controls, pynput_usable
     from shelfsight.ui.views import make_view
@@ -336,9 +352,10 @@ async def converse(
             endpoint,
             record_to=record,
             frames=frames,
-            controls=controls.queue if controls else None,
+            controls=controls.queue if controls else scripted,
             ask=ask,
             summaries=summaries,
+            canned=canned,
         )
     except BaseException as exc:
         failure = first_user_error(exc)

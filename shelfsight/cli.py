@@ -324,26 +324,38 @@ def replay(
 def demo(
     speaker: SpeakerOpt = None,
     plain: PlainOpt = False,
+    guide: Annotated[
+        bool,
+        typer.Option(
+            "--guide",
+            help="Guide mode instead: ticks lead a camera (a shelf video) to a bag, then a "
+            "chime; best heard in stereo on headphones.",
+        ),
+    ] = False,
 ) -> None:
     """A bundled shelf session replayed offline: no camera, microphone, key or network needed.
 
     The answer plays on the default speaker; when there is none it is written to
     demo-answer.wav in the user's cache folder (~/.cache/shelfsight on Linux,
-    ~/Library/Caches/shelfsight on macOS), or to the file given with --speaker.
+    ~/Library/Caches/shelfsight on macOS), or to the file given with --speaker (a WAV file
+    is mono: the guide's ticks keep their pitch and pace there, not their left and right).
     """
 
     def go() -> None:
-        from shelfsight.playback import NEXT_STEP, demo_speaker, replay_session
+        from shelfsight.playback import NEXT_STEP, demo_speaker, guide_demo, replay_session
         from shelfsight.ui.view import print_paragraph
 
         bundled = resources.files("shelfsight") / "assets" / "demo-session"
-        with resources.as_file(bundled) as folder:
-            target = speaker or demo_speaker()
-            run_async(
-                replay_session(
-                    folder, offline=True, speaker=target, model=None, record=None, plain=plain
+        target = speaker or demo_speaker()
+        if guide:
+            run_async(guide_demo(target, plain=plain))
+        else:
+            with resources.as_file(bundled) as folder:
+                run_async(
+                    replay_session(
+                        folder, offline=True, speaker=target, model=None, record=None, plain=plain
+                    )
                 )
-            )
         if target.lower().endswith(".wav"):
             print_paragraph(f"The spoken answer was written to {Path(target).resolve()}")
         print_paragraph(NEXT_STEP)

@@ -12,6 +12,7 @@ import tempfile
 import wave
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from shelfsight.app import converse
 from shelfsight.errors import UserError
@@ -102,8 +103,50 @@ async def offline_run(settings: Settings, *, plain: bool, record: Path | None) -
             endpoint=endpoint,
             interactive=True,
             offline=True,
+            canned=True,
             banner=(OFFLINE_BANNER,),
         )
+
+
+async def guide_demo(speaker: str, *, plain: bool) -> None:
+    """`demo --guide`: the real guide on a rendered shelf video, the stand-in marking the bag
+    (shelfsight.guide_demo)."""
+    import asyncio
+
+    from shelfsight import guide_demo as demo
+    from shelfsight.media.tts import StatusVoice, find_engine
+
+    folder = user_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir())
+    video = folder / "guide-demo.avi"
+    try:
+        box_2d = await asyncio.to_thread(demo.write_video, video)
+    except OSError as exc:
+        raise UserError(f"Cannot write the demo video into {folder}: {exc}") from None
+    engine = find_engine()
+    voice = StatusVoice(engine) if engine is not None else None
+    pcm = await asyncio.to_thread(voice.render, demo.ANSWER_TEXT) if voice else None
+    settings = load_settings({"camera": str(video), "mic": "none", "speaker": speaker})
+    controls: asyncio.Queue[Any] = asyncio.Queue()
+    async with StandIn(demo.standin_config(box_2d, pcm)) as server:
+        endpoint = Endpoint(server.base_url, server.client_ssl_context())
+        keys = asyncio.create_task(demo.press_keys(controls))
+        try:
+            await converse(
+                settings,
+                "offline-demo",
+                plain=plain,
+                record=None,
+                endpoint=endpoint,
+                offline=True,
+                banner=(demo.BANNER,),
+                scripted=controls,
+            )
+        finally:
+            keys.cancel()
 
 
 OFFLINE_BANNER = (

@@ -249,6 +249,9 @@ class FakeGuide:
     def frame_sent(self, frame: EncodedFrame, with_turn: bool = False) -> None:
         self.sent.append(frame.seq)
 
+    def close_up(self) -> EncodedFrame | None:
+        return None
+
     def stop(self, why: str) -> bool:
         was, self.active = self.active, False
         if was:

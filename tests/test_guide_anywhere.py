@@ -4,12 +4,27 @@ the followed item (a look-alike next door is caught)."""
 
 from __future__ import annotations
 
-import numpy as np
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import cv2
+import numpy as np
+import pytest
+
+from shelfsight import guide_demo as demo
+from shelfsight.app import OFFLINE_GUIDE
 from shelfsight.guide.box import to_box_2d
 from shelfsight.guide.guide import ANSWER_WAIT_S, CONFIRM_WIDTH, Guide, Step
 from shelfsight.guide.motion import CameraMotion
-from tests.support.guide_scene import FPS, OUT, SceneFrame, render
+from shelfsight.guide.worker import GuideNews, GuideWorker
+from shelfsight.live.events import Connected
+from shelfsight.media.frames import EncodedFrame, encode_jpeg
+from shelfsight.session.conversation import Conversation, Options
+from shelfsight.ui.controls import Control, GuideKey, TypedQuestion
+from shelfsight.ui.watch import ViewObserver
+from tests.support.doubles import MemorySpeaker, Screen, ScriptedLink, until
+from tests.support.guide_scene import FPS, OUT, PATHS, SceneFrame, render
 
 ITEM = "gluten-free bread"
 
@@ -105,3 +120,141 @@ def test_out_of_view_the_model_points_and_is_shown_pictures_as_the_camera_turns(
     assert all(s.track is not None and not s.track.lost for s in tracked[5:])
     assert tracked[-1].cue is not None and tracked[-1].cue.on_target
     assert guide.stats.leads == 1 and guide.stats.marks == 1
+
+
+class CloseUpGuide:
+    """Guide mode's loop side with the item in reach: a close-up is ready."""
+
+    active = True
+
+    def __init__(self, close_up: EncodedFrame | None) -> None:
+        self.picture = close_up
+
+    def frame_sent(self, frame: EncodedFrame, with_turn: bool = False) -> None:
+        pass
+
+    def close_up(self) -> EncodedFrame | None:
+        return self.picture
+
+    def stop(self, why: str) -> bool:
+        return True
+
+    async def news(self) -> AsyncIterator[GuideNews]:
+        await asyncio.Event().wait()
+        yield  # pragma: no cover
+
+
+@pytest.mark.anyio
+async def test_a_question_in_reach_of_the_item_goes_with_its_close_up() -> None:
+    close_up = EncodedFrame(b"close", 700, 480, 0.0, 0.0, seq=77)
+    link, guide = ScriptedLink(), CloseUpGuide(close_up)
+    controls: asyncio.Queue[Control] = asyncio.Queue()
+    conversation = Conversation(
+        link=link, mic=None, speaker=MemorySpeaker(), frames=None,
+        observers=[ViewObserver(Screen())], controls=controls, guide=guide,
+    )  # fmt: skip
+    run = asyncio.create_task(conversation.run())
+    link.queue.put_nowait(Connected(1, False, 0.0))
+    controls.put_nowait(TypedQuestion("is it the gluten-free one?"))
+    await until(lambda: ("text", "is it the gluten-free one?") in link.sent)
+    assert link.sent[-2:] == [("frame", 77), ("text", "is it the gluten-free one?")]
+    guide.picture = None  # out of reach: the question goes with the newest picture as before
+    controls.put_nowait(TypedQuestion("and now?"))
+    await until(lambda: ("text", "and now?") in link.sent)
+    assert [k for k, _ in link.sent].count("frame") == 1
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+
+@pytest.mark.anyio
+async def test_the_guide_key_offline_says_plainly_what_guiding_needs() -> None:
+    link, screen = ScriptedLink(), Screen()
+    controls: asyncio.Queue[Control] = asyncio.Queue()
+    conversation = Conversation(
+        link=link, mic=None, speaker=MemorySpeaker(), frames=None,
+        observers=[ViewObserver(screen)], controls=controls,
+        options=Options(guide_unavailable=OFFLINE_GUIDE),
+    )  # fmt: skip
+    run = asyncio.create_task(conversation.run())
+    link.queue.put_nowait(Connected(1, False, 0.0))
+    controls.put_nowait(GuideKey())
+    await until(lambda: OFFLINE_GUIDE in screen.notices)
+    assert "shelfsight demo --guide" in OFFLINE_GUIDE
+    assert not [kind for kind, _ in link.sent if kind == "text"], "nothing asked of the stand-in"
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+
+def test_the_guide_demo_video_leads_right_then_left_then_chimes(tmp_path: Path) -> None:
+    video = tmp_path / "guide-demo.avi"
+    box = demo.write_video(video)
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    capture.release()
+    assert len(frames) == int(demo.SECONDS * demo.FPS) and frames[0].shape == (360, 640, 3)
+    assert not list(tmp_path.glob("*.partial*")), "rendered aside, then moved into place"
+    guide = Guide()
+    guide.mark(tuple(float(v) for v in box), demo.ITEM_NAME, frames[0], seq=0)  # type: ignore[arg-type]
+    cues = [guide.step(f, n / demo.FPS, n / demo.FPS, seq=n).cue for n, f in enumerate(frames)]
+    pans = [c.pan for c in cues if c is not None]
+    assert pans[0] > 0.3 and min(pans) < -0.3, "from the right, then from the left"
+    first_left = next(n for n, c in enumerate(cues) if c is not None and c.pan < -0.3)
+    assert all(c is None or not c.on_target for c in cues[:first_left])
+    assert all(c is not None and c.on_target for c in cues[-int(demo.FPS) :]), "the chime"
+
+
+def test_in_reach_the_worker_cuts_a_close_up_from_the_full_frame() -> None:
+    from tests.test_guide import CueLog, SceneCamera
+
+    frames = list(render("ask_then_hidden"))[:40]  # held on the item, centred and near
+    camera = SceneCamera(frames)
+
+    async def scenario() -> EncodedFrame | None:
+        worker = GuideWorker(camera, CueLog())
+        worker.start()
+        assert worker.close_up() is None
+        jpeg, width, height = encode_jpeg(frames[0].image, 768, 90)
+        worker.frame_sent(EncodedFrame(jpeg, width, height, 0.0, 0.0, 0), with_turn=True)
+        worker.mark(box_2d(frames[0]), ITEM)
+        await until(lambda: worker.close_up() is not None, timeout_s=10)
+        close_up = worker.close_up()
+        worker.close()
+        return close_up
+
+    close_up = asyncio.run(scenario())
+    assert close_up is not None
+    truth = frames[0].truth  # the item plus a margin, at the camera's own resolution
+    assert truth.w < close_up.width <= 1.4 * truth.w and truth.h < close_up.height
+    image = cv2.imdecode(np.frombuffer(close_up.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape[:2] == (close_up.height, close_up.width)
+
+
+def test_a_mark_about_an_older_picture_is_moved_on_by_the_camera_motion_since(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Searched only near where the item must be (a whole-picture search could take a
+    # look-alike): the motion since the marked picture puts it there.
+    monkeypatch.setattr("shelfsight.guide.guide.FRESH_MARK_S", 0.0)
+    frames = list(render("away"))  # a fast turn: the item crosses 700 px in 0.6 s
+    guide = Guide()
+    guide.lead("right", ITEM)  # guiding (by direction) while the camera turns
+    steps(guide, frames[:106])
+    back = 98  # the model answered about this picture; the newest is 105
+    moved = guide._moved_since(back)
+    assert moved is not None
+    _, path = PATHS["away"]  # the camera's centre on the shelf; the picture shows 960 px
+    true_move = -(path(105 / FPS)[0] - path(back / FPS)[0]) * OUT[0] / 960
+    assert true_move < -150 and abs(moved[0] - true_move) < 0.15 * abs(true_move)
+    guide.mark(box_2d(frames[back]), ITEM, frames[back].image, seq=back)
+    step = guide.step(frames[106].image, 0.0, 106 / FPS, seq=106)
+    assert step.track is not None and not step.track.lost
+    # The model boxed the part in view then (the item's left end): followed on, in place.
+    assert abs(step.track.box.x - frames[106].truth.x) < 10
+    assert abs(step.track.box.cy - frames[106].truth.cy) < 10

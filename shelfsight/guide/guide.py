@@ -24,6 +24,7 @@ handed to that thread. `now` is the caller's clock (seconds), so tests can step 
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,6 +39,8 @@ from shelfsight.guide.tracker import TemplateTracker, Track
 LOST_S = 1.0  # hidden inside the picture this long: told, and the model asked
 MEMORY_S = 8.0  # a remembered place leads this long at most (its error grows), then asked
 REFIND_ANYWHERE_S = 2.0  # lost this long: the tracker searches the whole picture, not near
+FRESH_MARK_S = 1.0  # a mark about a picture older than the kept motion: search anywhere
+PATH_FRAMES = 150  # the camera's motion is kept for this many frames (5 s at 30 fps)
 ASK_EVERY_S = 5.0  # "where is it now?" at most this often
 WORDS_EVERY_S = 3.0
 LOOK_EVERY_S = 1.0  # pointed at: the model sees a new picture at most this often...
@@ -100,6 +103,11 @@ class Guide:
         self._turned = 0.0  # camera turn (px) since the last look
         self._t_words = -1e9
         self._last_words: str | None = None
+        # (camera frame seq, where the scene has moved since guiding began, frame px): a mark
+        # about an older picture is moved on by the motion since that picture.
+        self._path: deque[tuple[int, float, float]] = deque(maxlen=PATH_FRAMES)
+        self._t_marked: float | None = None  # the step clock when the last mark came
+        self._marked_now = False
 
     @property
     def active(self) -> bool:
@@ -127,7 +135,10 @@ class Guide:
         height, width = image.shape[:2]
         box = to_pixels(box_2d, width, height)
         self._tracker.start(image, box)
-        self._motion.reset()
+        since = self._moved_since(seq)
+        if since is not None:
+            self._tracker.shift(*since)
+        self._marked_now = since is None  # where it is now is unknown: search anywhere
         self.name, self._mode = name, "track"
         self.stats.marks += 1
         self._confirmed = box.w / width >= CONFIRM_WIDTH
@@ -143,20 +154,26 @@ class Guide:
         self.stats.leads += 1
         self._confirmed, self._confirm_seq = False, None
         self._turned, self._last_words = 0.0, None
-        self._motion.reset()
 
     def stop(self) -> None:
         self.name = None
         self._confirm_seq = None
+        self._motion.reset()
+        self._path.clear()
 
     def step(self, image: np.ndarray, t_capture: float, now: float, seq: int = 0) -> Step:
         if self.name is None:
             return Step(None, None)
         moved = self._motion.shift(image)
+        _, x, y = self._path[-1] if self._path else (0, 0.0, 0.0)
+        self._path.append((seq, x + moved[0], y + moved[1]))
+        if self._marked_now:
+            self._t_marked, self._marked_now = now, False
         height, width = image.shape[:2]
         if self._mode == "lead":
             return self._leading(moved, width, height, t_capture, now)
         anywhere = self._lost_since is not None and now - self._lost_since >= REFIND_ANYWHERE_S
+        anywhere |= self._t_marked is not None and now - self._t_marked < FRESH_MARK_S
         track = self._tracker.update(image, moved, anywhere=anywhere)
         if track.lost:
             return self._while_lost(track, width, height, t_capture, now)
@@ -229,6 +246,17 @@ class Guide:
         a = to_pixels(box_2d, 1000, 1000)
         b = to_pixels(self._confirm_box, 1000, 1000)
         return a.iou(b) >= CONFIRM_IOU
+
+    def _moved_since(self, seq: int | None) -> tuple[float, float] | None:
+        """How far the scene moved from camera frame `seq` to the newest one (frame px), if
+        that frame is in the kept path."""
+        if seq is None or not self._path:
+            return None
+        for s, x, y in self._path:
+            if s == seq:
+                _, x1, y1 = self._path[-1]
+                return x1 - x, y1 - y
+        return None
 
     def _may_ask(self, now: float) -> bool:
         """One question at a time: the last one was answered, or it is too old to wait for."""

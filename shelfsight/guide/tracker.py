@@ -58,6 +58,12 @@ class TemplateTracker:
         self._template, self._size = _cut(gray, b), 1.0
         self._lost = False
 
+    def shift(self, dx: float, dy: float) -> None:
+        """The scene moved (dx, dy) frame px since the frame the box is about (a mark given
+        for an older picture): look for the item there."""
+        b = self._box
+        self._box = PixelBox(b.x + dx * self._scale, b.y + dy * self._scale, b.w, b.h)
+
     def update(
         self, image: np.ndarray, moved: tuple[float, float] = (0.0, 0.0), *, anywhere: bool = True
     ) -> Track:

@@ -32,6 +32,7 @@ import numpy as np
 
 from shelfsight.core.guidance import Guidance
 from shelfsight.errors import BadArgs
+from shelfsight.guide.box import PixelBox
 from shelfsight.guide.guide import Guide, GuideStats, Why
 from shelfsight.media.camera import Frame
 from shelfsight.media.frames import EncodedFrame, encode_jpeg
@@ -42,6 +43,10 @@ log = logging.getLogger(__name__)
 FRAME_WAIT_S = 0.5  # no camera frame this long: the cue falls silent until frames come back
 SAMPLE_EVERY_S = 0.25  # how often a cue is handed to the loop for the recording
 TURN_PICTURE_S = 4.0  # a box comes within this long of the question it answers (see mark)
+CLOSE_UP_EVERY_S = 0.5  # in reach: a fresh close-up this often...
+CLOSE_UP_KEEP_S = 1.5  # ...kept this long after the item was last in reach (a wobble)
+CLOSE_UP_MARGIN = 0.15  # of the box's size on every side
+CLOSE_UP_QUALITY = 88  # small print survives
 STOP_WORDS = re.compile(r"\b(stop|stop guiding|enough|got it|i have it|i've got it)\b", re.I)
 
 
@@ -206,6 +211,9 @@ class GuideWorker:
         self._following = False  # worker thread: the camera was told to follow
         self.name: str | None = None  # loop thread's view: what is being guided to, if anything
         self.cpu_s = 0.0  # worker thread CPU time while guiding (for the summary)
+        # The newest close-up of the item in reach and when it was cut (time.monotonic()):
+        # set by the worker thread, read by the loop (one reference, swapped whole).
+        self._close_up: tuple[EncodedFrame, float] | None = None
 
     @property
     def active(self) -> bool:
@@ -266,6 +274,15 @@ class GuideWorker:
         self.name = None
         return True
 
+    def close_up(self) -> EncodedFrame | None:
+        """The item in reach, cut from the camera's full picture (not the whole picture shrunk
+        to 768 px), so the model can read its small print; None unless the guide is on the
+        item, confirmed and near, or was in the last CLOSE_UP_KEEP_S."""
+        close_up = self._close_up
+        if close_up is None or time.monotonic() - close_up[1] > CLOSE_UP_KEEP_S:
+            return None
+        return close_up[0]
+
     async def news(self) -> AsyncIterator[GuideNews]:
         while True:
             yield await self._news.get()
@@ -301,6 +318,8 @@ class GuideWorker:
                 now = time.monotonic()
                 step = self._guide.step(frame.image, frame.t_capture, now, frame.seq)
                 self._sound.set(step.cue)
+                if step.cue is not None and step.cue.on_target and step.track is not None:
+                    self._cut_close_up(frame, step.track.box, now)
                 if step.say:
                     self._post(Say(step.say))
                 if step.ask is not None and self._guide.name is not None:
@@ -365,6 +384,22 @@ class GuideWorker:
     def _encode(self, frame: Frame) -> EncodedFrame:
         jpeg, width, height = encode_jpeg(frame.image, self._max_side, self._jpeg_quality)
         return EncodedFrame(jpeg, width, height, frame.t_capture, time.monotonic(), frame.seq)
+
+    def _cut_close_up(self, frame: Frame, box: PixelBox, now: float) -> None:
+        """Worker thread: the box and a margin from the full-resolution frame, JPEG'd."""
+        last = self._close_up
+        if last is not None and now - last[1] < CLOSE_UP_EVERY_S:
+            self._close_up = (last[0], now)  # still in reach: the last cut stays fresh
+            return
+        height, width = frame.image.shape[:2]
+        mx, my = box.w * CLOSE_UP_MARGIN, box.h * CLOSE_UP_MARGIN
+        x0, y0 = max(0, int(box.x - mx)), max(0, int(box.y - my))
+        x1, y1 = min(width, int(box.x + box.w + mx)), min(height, int(box.y + box.h + my))
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            return
+        crop = frame.image[y0:y1, x0:x1]
+        jpeg, w, h = encode_jpeg(crop, self._max_side, CLOSE_UP_QUALITY)
+        self._close_up = (EncodedFrame(jpeg, w, h, frame.t_capture, now, frame.seq), now)
 
     def _post(self, news: GuideNews) -> None:
         loop = self._loop

@@ -146,6 +146,7 @@ class GuideControl(Protocol):
     @property
     def active(self) -> bool: ...
     def frame_sent(self, frame: EncodedFrame, with_turn: bool = False) -> None: ...
+    def close_up(self) -> EncodedFrame | None: ...
     def stop(self, why: str) -> bool: ...
     def news(self) -> AsyncIterator[GuideNews]: ...
 
@@ -162,6 +163,7 @@ class Options:
     frame_rate: FrameRatePolicy = FrameRatePolicy()
     barge_in_s: float = BARGE_IN_S  # speech over a queued answer that stops it; 0: never
     pictures: PicturePolicy | None = None  # which sampled pictures go; None: every one
+    guide_unavailable: str | None = None  # said when the guide key is pressed: why it can't
 
 
 class Conversation:
@@ -317,7 +319,12 @@ class Conversation:
         return last is None or t - last >= QUESTION_GAP_S
 
     def _question_began(self) -> None:
-        """The newest picture goes with a question as it begins (session.pictures)."""
+        """The newest picture goes with a question as it begins (session.pictures); with the
+        guided item in reach, a close-up of it instead (its label's small print)."""
+        if self._guide is not None and (close_up := self._guide.close_up()) is not None:
+            self._link.send_frame(close_up)
+            self._events.mark("guide", action="close_up", width=close_up.width)
+            return
         if self._pictures is not None and (frame := self._pictures.question_began()):
             self._link.send_frame(frame)
 
@@ -395,6 +402,9 @@ class Conversation:
                 case TypedQuestion(text=text):
                     await self._first_picture()
                     self._typed(text)
+                case GuideKey() if self._options.guide_unavailable:
+                    self._events.notice(self._options.guide_unavailable)
+                    self._events.emit(Speak(self._options.guide_unavailable, 5.0))
                 case GuideKey() if self._guide is not None:
                     if not self._stop_guiding("guide key"):
                         await self._first_picture()

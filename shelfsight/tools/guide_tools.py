@@ -83,8 +83,10 @@ GUIDE_INSTRUCTION = (
     "mark_item with its box in the latest picture if you can see it, or point_camera with the "
     "way to turn the camera if you cannot; shelfsight then plays sounds that lead the camera, "
     "so say only a few words. Messages starting 'Guide' come from shelfsight while it guides: "
-    "answer them only with a function call, never aloud. When the user has the item or says "
-    "stop, call stop_guiding."
+    "answer them only with a function call, never aloud. Once the item is in reach, the "
+    "picture with the user's next question is a close-up of it cut from the full camera "
+    "picture: read its label from it. When the user has the item or says stop, call "
+    "stop_guiding."
 )
 
 
