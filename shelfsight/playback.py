@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from shelfsight.app import converse
+from shelfsight.core.phrases import Phrase
 from shelfsight.errors import UserError
 from shelfsight.guard import SECRETS
 from shelfsight.live.setup import Endpoint
@@ -102,14 +103,8 @@ async def offline_run(settings: Settings, *, plain: bool, record: Path | None) -
             endpoint=endpoint,
             interactive=True,
             offline=True,
-            banner=(OFFLINE_BANNER,),
+            banner=(Phrase("offline_banner"),),
         )
-
-
-OFFLINE_BANNER = (
-    "Offline: no key, nothing leaves this computer. A built-in stand-in answers every "
-    "question with the same canned answer; it does not see or hear anything."
-)
 
 
 def user_cache_dir() -> Path:
