@@ -206,7 +206,10 @@ def test_a_hands_free_run_with_camera_sends_nothing_3_8_refuses(
     setup = standin.server.connections[0].setup
     assert setup is not None
     assert setup["generationConfig"]["mediaResolution"] == "MEDIA_RESOLUTION_LOW"
-    assert setup["inputAudioTranscription"] == {"custom_vocabulary": ["Schär", "Oatly"]}
+    assert setup["inputAudioTranscription"] == {
+        "custom_vocabulary": ["Schär", "Oatly"],
+        "language_codes": ["en-US"],  # the user's language (LANG=C: en-US)
+    }
     assert "thinkingConfig" not in setup["generationConfig"] and "proactivity" not in setup
     frames = standin.server.connections[0].received("video")
     assert frames and all(max(_jpeg_size(f.data)) <= 768 for f in frames), "768 px by default"
