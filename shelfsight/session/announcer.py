@@ -383,20 +383,12 @@ def make_announcer(
         return None
     voice, speech, no_voice = None, current(), None
     if settings.speak_status:
-        engine = find()
-        if engine is None:
+        if (engine := find()) is None:
             notice(phrase("no_speech_engine"))
         else:
-            code = language_of(settings.language)
-            name = voice_for(engine, settings.language) if code else None
-            if name is None:
-                speech = load("en")  # and the engine's English voice
-            if name is None and code not in (None, "en"):
-                no_voice = Phrase(
-                    "no_voice", {"language": current().name, "tag": settings.language}
-                )
+            voice, speech, no_voice = status_voice(engine, settings.language)
+            if no_voice is not None:
                 notice(no_voice.text())
-            voice = StatusVoice(engine, name)
     options = AnnouncerOptions(
         cues=settings.cues,
         speak=settings.speak_status,
@@ -410,3 +402,19 @@ def make_announcer(
     if no_voice is not None:
         announcer.say(no_voice, stale_s=NEWS_STALE_S)
     return announcer
+
+
+def status_voice(engine: Engine, tag: str) -> tuple[StatusVoice, Catalogue, Phrase | None]:
+    """The engine's voice for the language of `tag` and the catalogue it speaks; where it has
+    none, its English voice and English, with the sentence that says so."""
+    code = language_of(tag)
+    name = voice_for(engine, tag) if code else None
+    if name is not None:
+        return StatusVoice(engine, name), current(), None
+    if code in (None, "en"):
+        return StatusVoice(engine), load("en"), None
+    return (
+        StatusVoice(engine),
+        load("en"),
+        Phrase("no_voice", {"language": current().name, "tag": tag}),
+    )
