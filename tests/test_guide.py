@@ -53,7 +53,7 @@ def test_turning_away_is_told_once_asks_again_once_and_finds_the_item_back() -> 
     run = asyncio.run(guided_run("away"))
     stats = run.guide.stats
     assert (stats.lost, stats.asks, stats.recovered) == (1, 1, 1)
-    said = [r.step.say for r in run.results if r.step.say]
+    said = [r.step.say.text() for r in run.results if r.step.say]
     assert "I've lost the gluten-free bread; hold still" in said
     assert not any(r.step.cue is not None for r in run.results if not r.frame.visible), (
         "no guidance towards something that is not the item"
@@ -111,8 +111,9 @@ def test_cue_sound_comes_from_the_items_side_and_on_target_sounds_different() ->
     high = guidance_for(PixelBox(290, 10, 60, 60), *OUT, t_capture=0.0)
     low = guidance_for(PixelBox(290, 290, 60, 60), *OUT, t_capture=0.0)
     centred_big = guidance_for(PixelBox(220, 110, 200, 140), *OUT, t_capture=0.0)
-    assert right.pan > 0.5 and right.hint == "to the right" and not right.on_target
-    assert high.pitch_hz > low.pitch_hz and high.hint == "higher" and low.hint == "lower"
+    assert right.pan > 0.5 and right.hint.text() == "to the right" and not right.on_target
+    assert high.pitch_hz > low.pitch_hz
+    assert high.hint.text() == "higher" and low.hint.text() == "lower"
     assert centred_big.on_target and centred_big.tick_hz > right.tick_hz
     sound = CueRenderer().render(right, 1.0).astype(float)
     left_rms, right_rms = np.sqrt((sound**2).mean(axis=0))
@@ -180,7 +181,7 @@ def test_the_worker_follows_only_while_guiding_and_tells_the_loop_what_to_say() 
     news = asyncio.run(scenario())
     assert camera.following == 0
     assert isinstance(news[0], Guiding) and news[0].name == "bread"
-    said = [n.text for n in news if isinstance(n, Say)]
+    said = [n.text.text() for n in news if isinstance(n, Say)]
     assert "I've lost the bread; hold still" in said
     ask = next(n for n in news if isinstance(n, AskAgain))
     picture = cv2.imdecode(np.frombuffer(ask.frame.jpeg, np.uint8), cv2.IMREAD_COLOR)

@@ -79,6 +79,11 @@ def test_the_program_asks_only_for_sentences_that_exist() -> None:
     assert asked <= known, asked - known
     made = {f"spoken_{s}" for s in Spoken} | {state_key(s) for s in State}  # made by code
     made |= {f"modality_{m}" for m in ("audio", "video", "text")} | {"list_found", "list_skipped"}
+    ways = ("left", "right", "lower", "higher")  # guide.guidance's hints
+    made |= {f"hint_{bit}{way}" for bit in ("", "bit_") for way in ways} | {
+        "hint_reach",
+        "hint_closer",
+    }
     assert made <= known, made - known
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shelfsight.core.phrases import Phrase
+
 
 @dataclass(frozen=True)
 class Guidance:
@@ -15,4 +17,4 @@ class Guidance:
     pitch_hz: float
     tick_hz: float
     on_target: bool
-    hint: str
+    hint: Phrase  # the few words for it ("a bit lower")

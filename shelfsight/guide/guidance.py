@@ -4,12 +4,14 @@ The sound comes from where the item is, so turning towards the sound centres it:
 item's horizontal offset from the picture's centre (-1 left edge, +1 right edge), pitch rises
 when the item is above the centre and falls below it, the tick rate rises as the item nears
 the centre, and `on_target` (a distinct sound) means centred and large enough to reach for
-(its width at least `REACH_WIDTH` of the picture). `hint` is the few words said now and then.
+(its width at least `REACH_WIDTH` of the picture). `hint` is the few words said now and then
+(a phrase: put into the user's language where it is shown and said).
 """
 
 from __future__ import annotations
 
 from shelfsight.core.guidance import Guidance
+from shelfsight.core.phrases import Phrase
 from shelfsight.guide.box import PixelBox
 
 BASE_PITCH_HZ = 660.0
@@ -39,14 +41,14 @@ def guidance_for(box: PixelBox, width: int, height: int, t_capture: float) -> Gu
     )
 
 
-def _hint(pan: float, tilt: float, centred: bool, size: float) -> str:
+def _hint(pan: float, tilt: float, centred: bool, size: float) -> Phrase:
     if centred:
-        return "right there, reach straight ahead" if size >= REACH_WIDTH else "closer"
+        return Phrase("hint_reach" if size >= REACH_WIDTH else "hint_closer")
     if abs(pan) >= abs(tilt):
         side = "right" if pan > 0 else "left"
-        return f"a bit to the {side}" if abs(pan) < 0.4 else f"to the {side}"
+        return Phrase(f"hint_bit_{side}" if abs(pan) < 0.4 else f"hint_{side}")
     way = "lower" if tilt > 0 else "higher"
-    return f"a bit {way}" if abs(tilt) < 0.4 else way
+    return Phrase(f"hint_bit_{way}" if abs(tilt) < 0.4 else f"hint_{way}")
 
 
 def _clip(value: float) -> float:

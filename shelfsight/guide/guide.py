@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shelfsight.core.guidance import Guidance
+from shelfsight.core.phrases import Phrase
 from shelfsight.guide.box import PixelBox, to_pixels
 from shelfsight.guide.guidance import guidance_for
 from shelfsight.guide.tracker import TemplateTracker, Track
@@ -28,7 +29,7 @@ WORDS_EVERY_S = 3.0
 class Step:
     cue: Guidance | None  # None: nothing to play (not guiding, or the item is lost)
     track: Track | None
-    say: str | None = None
+    say: Phrase | None = None
     ask_again: bool = False  # send the model a fresh frame and ask where the item is
 
 
@@ -50,7 +51,7 @@ class Guide:
         self._lost_told = False
         self._t_asked = -1e9
         self._t_words = -1e9
-        self._last_words: str | None = None
+        self._last_words: Phrase | None = None
 
     @property
     def active(self) -> bool:
@@ -92,9 +93,10 @@ class Guide:
         if ask:
             self._t_asked = now
             self.stats.asks += 1
-        return Step(None, track, say=f"I've lost the {self.name}; hold still", ask_again=ask)
+        lost = Phrase("guide_lost", {"item": self.name})
+        return Step(None, track, say=lost, ask_again=ask)
 
-    def _words(self, hint: str, now: float) -> str | None:
+    def _words(self, hint: Phrase, now: float) -> Phrase | None:
         if hint == self._last_words or now - self._t_words < WORDS_EVERY_S:
             return None
         self._last_words, self._t_words = hint, now

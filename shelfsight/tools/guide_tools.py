@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from google.genai import types
 
+from shelfsight.core.phrases import phrase
 from shelfsight.guide.box import parse_box_2d
 from shelfsight.tools.calls import Reply, Tool, string_arg
 
@@ -67,12 +68,12 @@ def guide_tools(target: GuideTarget) -> list[Tool]:
         return Reply(
             {"status": "guiding", "item": name, "note": "The user hears where it is."},
             scheduling="SILENT",
-            note=f"guiding you to the {name}",
+            note=phrase("guiding_to", item=name),
         )
 
     def stop(args: Mapping[str, Any]) -> Reply:
         if target.stop("the model"):
-            return Reply({"status": "stopped"}, scheduling="SILENT", note="guiding stopped")
+            return Reply({"status": "stopped"}, scheduling="SILENT", note=phrase("guiding_stopped"))
         return Reply({"status": "not_guiding"}, scheduling="SILENT")
 
     return [Tool(MARK_ITEM, mark), Tool(STOP_GUIDING, stop)]
