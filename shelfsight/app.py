@@ -14,6 +14,7 @@ from pathlib import Path
 
 from google.genai import types
 
+from shelfsight.core.phrases import Phrase, language_of, load, phrase, speaking
 from shelfsight.errors import UserError
 from shelfsight.guide.worker import GuideWorker
 from shelfsight.live.ack_probe import platform_probe
@@ -120,11 +121,8 @@ def make_echo_canceller(settings: Settings) -> EchoCanceller:
     return EchoCanceller(enabled=settings.aec and acoustic and settings.mic != "none")
 
 
-OFFLINE_GUIDE = (
-    "Guiding needs the model to find the item in the camera picture, so it works only online, "
-    "with a key and a camera. To hear how it sounds: shelfsight demo --guide."
-)
-NO_CAMERA_GUIDE = "Guiding needs a camera: start shelfsight with --camera."
+OFFLINE_GUIDE = Phrase("guide_needs_model")  # the guide key in `run --offline`
+NO_CAMERA_GUIDE = Phrase("guide_needs_camera")
 
 
 async def run_conversation(
@@ -311,11 +309,12 @@ async def converse(
     interactive: bool = False,
     ask: str | None = None,
     offline: bool = False,
-    banner: tuple[str, ...] = (),
+    banner: tuple[str | Phrase, ...] = (),
     scripted: asyncio.Queue[Control] | None = None,
     canned: bool = False,
 ) -> None:
-    """Run one conversation with the view, the keyboard (if `interactive`) and a recorder.
+    """Run one conversation with the view, the keyboard (if `interactive`) and a recorder,
+    everything shelfsight says in the user's language (`settings.language`).
 
     `offline`: the answers come from the built-in stand-in (no latency is shown for them);
     `banner`: paragraphs shown first. `run` and `ask` also show the answer language.
@@ -323,6 +322,38 @@ async def converse(
     `canned`: every answer is the same canned one (`run --offline`): nothing can mark an
     item, so the guide is off and its key says why.
     """
+    with speaking(settings.language):
+        await _converse(
+            settings,
+            key,
+            plain=plain,
+            record=record,
+            endpoint=endpoint,
+            frames=frames,
+            interactive=interactive,
+            ask=ask,
+            offline=offline,
+            banner=tuple(b if isinstance(b, str) else b.text() for b in banner),
+            scripted=scripted,
+            canned=canned,
+        )
+
+
+async def _converse(
+    settings: Settings,
+    key: str,
+    *,
+    plain: bool,
+    record: Path | None,
+    endpoint: Endpoint | None,
+    frames: FrameFeed | None,
+    interactive: bool,
+    ask: str | None,
+    offline: bool,
+    banner: tuple[str, ...],
+    scripted: asyncio.Queue[Control] | None,
+    canned: bool,
+) -> None:
     from shelfsight.ui.controls import ControlQueue, TerminalKeys, open_controls, pynput_usable
     from shelfsight.ui.views import make_view
 
@@ -343,6 +374,8 @@ async def converse(
     if interactive or ask is not None:
         banner = (*banner, language_line(settings.language))
     view.start(banner)
+    if language_of(settings.language) is None:
+        view.notice(phrase("no_catalogue", tag=settings.language))
     summaries: list[SessionSummary] = []  # filled even when the run fails
     try:
         await run_conversation(
@@ -369,7 +402,7 @@ async def converse(
             source.close()
         view.stop()
         if record is not None and (record / "events.jsonl").is_file() and not existed:
-            print(f"Recorded into {record}")
+            print(phrase("recorded_into", folder=record))
 
 
 def first_user_error(exc: BaseException) -> UserError | None:
@@ -396,19 +429,20 @@ def speaker_file_outcome(spec: str, *, answered: bool) -> str:
 
 
 def language_line(tag: str) -> str:
-    """The answers' language for the start banner, by name where it is known:
-    "Language: German (de-DE)"."""
-    name = LANGUAGE_NAMES.get(tag.split("-")[0].lower())
-    return f"Language: {name} ({tag})" if name else f"Language: {tag}"
+    """The answers' language for the start banner, by name where it is known, in the
+    session's language: "Language: English (en-US)", "Sprache: Deutsch (de-DE)"."""
+    code = language_of(tag)
+    name = load(code).name if code else LANGUAGE_NAMES.get(tag.split("-")[0].lower(), tag)
+    return phrase("language_line", name=name, tag=tag)
 
 
 def key_hints(settings: Settings, hold: bool) -> str:
-    talk = "space" if settings.talk_key == " " else settings.talk_key
+    talk = phrase("key_space") if settings.talk_key == " " else settings.talk_key
     hints = []
     if settings.mode == "ptt":
-        hints.append(f"{talk}: {'hold to talk (or tap to start/stop)' if hold else 'talk / stop'}")
-    hints += ["type + Enter: ask in writing", "Esc: stop answer"]
+        hints.append(phrase("key_hold_to_talk" if hold else "key_talk", key=talk))
+    hints += [phrase("key_type"), phrase("key_esc")]
     if settings.camera != "none":
-        hints.append("Tab: guide me / stop")
-    hints.append("q: quit")
+        hints.append(phrase("key_tab"))
+    hints.append(phrase("key_quit"))
     return "  ·  ".join(hints)

@@ -116,10 +116,3 @@ async def press_keys(controls: asyncio.Queue[GuideKey | Quit]) -> None:
     await asyncio.sleep(SECONDS - 0.5)
     controls.put_nowait(Quit())
 
-
-BANNER = (
-    "Guide demo: a shelf video stands in for your camera, and the built-in stand-in for the "
-    "model (no key, nothing leaves this computer). The guide key was pressed: listen for "
-    "ticks from the bag's side (right, then left as the camera pans past it), faster as it "
-    "nears the centre, and a steady two-tone chime when it is centred and within reach."
-)

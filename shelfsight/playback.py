@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shelfsight.app import converse
+from shelfsight.core.phrases import Phrase
 from shelfsight.errors import UserError
 from shelfsight.guard import SECRETS
 from shelfsight.live.setup import Endpoint
@@ -104,7 +105,7 @@ async def offline_run(settings: Settings, *, plain: bool, record: Path | None) -
             interactive=True,
             offline=True,
             canned=True,
-            banner=(OFFLINE_BANNER,),
+            banner=(Phrase("offline_banner"),),
         )
 
 
@@ -142,17 +143,11 @@ async def guide_demo(speaker: str, *, plain: bool) -> None:
                 record=None,
                 endpoint=endpoint,
                 offline=True,
-                banner=(demo.BANNER,),
+                banner=(Phrase("demo_guide_banner"),),
                 scripted=controls,
             )
         finally:
             keys.cancel()
-
-
-OFFLINE_BANNER = (
-    "Offline: no key, nothing leaves this computer. A built-in stand-in answers every "
-    "question with the same canned answer; it does not see or hear anything."
-)
 
 
 def user_cache_dir() -> Path:

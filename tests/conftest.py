@@ -38,6 +38,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
         if name.startswith(("GEMINI_", "GOOGLE_", "SHELFSIGHT_")) or name == "SSL_CERT_FILE":
             monkeypatch.delenv(name)
+    for name in ("LC_ALL", "LC_MESSAGES"):  # English, whatever the developer's locale
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
     empty = tmp_path / "empty-config.toml"  # never the user's own config
     empty.write_text("")
     monkeypatch.setenv("SHELFSIGHT_CONFIG", str(empty))

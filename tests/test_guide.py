@@ -59,7 +59,7 @@ def test_turning_away_keeps_leading_back_to_the_item_without_asking_and_finds_it
     )
     # The item left on the right (the camera turned left): its remembered place leads back.
     assert all(r.step.cue is not None and r.step.cue.pan > 0.3 for r in away)
-    assert "to the right" in [r.step.say for r in run.results if r.step.say]
+    assert "to the right" in [r.step.say.text() for r in run.results if r.step.say]
     last = run.results[-1].step.cue  # the camera came back to the item, centred and near
     assert last is not None and last.on_target
     run.guide.stop()  # "stop", or the guide key
@@ -113,8 +113,9 @@ def test_cue_sound_comes_from_the_items_side_and_on_target_sounds_different() ->
     high = guidance_for(PixelBox(290, 10, 60, 60), *OUT, t_capture=0.0)
     low = guidance_for(PixelBox(290, 290, 60, 60), *OUT, t_capture=0.0)
     centred_big = guidance_for(PixelBox(220, 110, 200, 140), *OUT, t_capture=0.0)
-    assert right.pan > 0.5 and right.hint == "to the right" and not right.on_target
-    assert high.pitch_hz > low.pitch_hz and high.hint == "higher" and low.hint == "lower"
+    assert right.pan > 0.5 and right.hint.text() == "to the right" and not right.on_target
+    assert high.pitch_hz > low.pitch_hz
+    assert high.hint.text() == "higher" and low.hint.text() == "lower"
     assert centred_big.on_target and centred_big.tick_hz > right.tick_hz
     sound = CueRenderer().render(right, 1.0).astype(float)
     left_rms, right_rms = np.sqrt((sound**2).mean(axis=0))
@@ -182,7 +183,7 @@ def test_the_worker_follows_only_while_guiding_and_tells_the_loop_what_to_say() 
     news = asyncio.run(scenario())
     assert camera.following == 0
     assert isinstance(news[0], Guiding) and news[0].name == "bread"
-    said = [n.text for n in news if isinstance(n, Say)]
+    said = [n.text.text() for n in news if isinstance(n, Say)]
     assert "I've lost the bread; hold still" in said
     ask = next(n for n in news if isinstance(n, AskAgain))
     picture = cv2.imdecode(np.frombuffer(ask.frame.jpeg, np.uint8), cv2.IMREAD_COLOR)

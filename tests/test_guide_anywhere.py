@@ -103,7 +103,7 @@ def test_out_of_view_the_model_points_and_is_shown_pictures_as_the_camera_turns(
     guide.lead("right", ITEM)  # ...when the question came: the model points right
     led = steps(guide, frames[away:], first=0)
     assert all(s.cue is not None and s.cue.pan > 0.9 and not s.cue.on_target for s in led)
-    assert led[0].say == "to the right"
+    assert led[0].say is not None and led[0].say.text() == "to the right"
     looks = [n for n, s in enumerate(led) if s.ask is not None]
     assert looks and all(led[n].ask.why == "look" for n in looks)  # type: ignore[union-attr]
     assert all(b - a >= FPS * 1.0 - 1 for a, b in zip(looks, looks[1:], strict=False))
@@ -179,8 +179,8 @@ async def test_the_guide_key_offline_says_plainly_what_guiding_needs() -> None:
     run = asyncio.create_task(conversation.run())
     link.queue.put_nowait(Connected(1, False, 0.0))
     controls.put_nowait(GuideKey())
-    await until(lambda: OFFLINE_GUIDE in screen.notices)
-    assert "shelfsight demo --guide" in OFFLINE_GUIDE
+    await until(lambda: OFFLINE_GUIDE.text() in screen.notices)
+    assert "shelfsight demo --guide" in OFFLINE_GUIDE.text()
     assert not [kind for kind, _ in link.sent if kind == "text"], "nothing asked of the stand-in"
     run.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -38,6 +38,7 @@ from shelfsight.session.prompt import load_system_prompt, with_language
 from shelfsight.session.status import Spoken, State, spoken, stopped_sentence
 from shelfsight.settings import DEFAULT_MODEL, load_settings
 from shelfsight.standin import ConnectionFaults, StandIn, StandInConfig
+from shelfsight.standin.protocol import pick
 from shelfsight.ui.controls import Control, TalkPressed, TypedQuestion
 from shelfsight.ui.screen_reader import ScreenReaderView
 from shelfsight.ui.view import PlainView
@@ -177,7 +178,7 @@ def test_a_whole_session_can_be_followed_by_ear_and_by_screen_reader(tmp_path: P
     assert lines.count("shelfsight said: Third shelf from the top, right end, green bag.") == 2
     for fragment in ("camera stopped", "camera back", "retrying", "reconnected after"):
         assert any(fragment in line.lower() for line in lines), (fragment, lines)
-    assert spoken(Spoken.MIC_SILENT) in lines
+    assert spoken(Spoken.MIC_SILENT).text() in lines
     (tmp_path / "screen-reader.txt").write_text(result.stdout)
 
 
@@ -292,7 +293,7 @@ async def test_a_question_left_unanswered_ticks_then_says_so() -> None:
         Earcon.THINKING,
         Spoken.NO_ANSWER,
     ], kinds
-    assert speaker.log[-1] == voice.render(spoken(Spoken.NO_ANSWER))
+    assert speaker.log[-1] == voice.render(spoken(Spoken.NO_ANSWER).text())
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
@@ -402,7 +403,7 @@ def test_the_session_giving_up_is_heard_just_before_it_exits(tmp_path: Path) -> 
     played = speaker_pcm(out)
     error_at = find_sound(played, EarconBank().pcm(Earcon.ERROR))
     assert len(error_at) == 1
-    sentence = StatusVoice(ENGINE).render(stopped_sentence(message))  # type: ignore[arg-type]
+    sentence = StatusVoice(ENGINE).render(stopped_sentence(message).text())  # type: ignore[arg-type]
     assert sentence is not None
     said_at = find_sound(played, sentence, 0.9)
     assert len(said_at) == 1 and error_at[0] < said_at[0] < error_at[0] + 1.0
@@ -487,6 +488,8 @@ def test_a_question_asked_in_norwegian_sets_up_the_session_in_norwegian(standin:
     setup = standin.server.connections[-1].setup or {}
     speech = setup.get("generationConfig", {}).get("speechConfig", {})
     assert (speech.get("languageCode") or speech.get("language_code")) == "nb-NO", setup
+    heard = pick(setup, "inputAudioTranscription")
+    assert pick(heard, "languageCodes") == ["nb-NO"], "the user's words transcribed in Norwegian"
     assert "always answer in Norwegian" in json.dumps(setup["systemInstruction"])
     bad = run_cli("ask", "x", "--camera", "none", "--language", "norsk takk")
     assert bad.code == 2 and "BCP-47" in bad.stderr

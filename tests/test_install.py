@@ -12,6 +12,7 @@ import wave
 import zipfile
 from pathlib import Path
 
+from shelfsight.core.phrases import LANGUAGES
 from tests.conftest import ASSETS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,6 +59,7 @@ def test_the_built_wheel_installs_into_a_fresh_venv_and_its_demo_answers(tmp_pat
     wheel = build_wheel(tmp_path)
     names = zipfile.ZipFile(wheel).namelist()
     assert "shelfsight/assets/demo-session/manifest.json" in names
+    assert {f"shelfsight/i18n/{code}.toml" for code in LANGUAGES} <= set(names), "every language"
     assert "shelfsight/assets/demo-session/frames/000001.jpg" in names
 
     fresh = tmp_path / "fresh"

@@ -16,7 +16,8 @@ from shelfsight.live.events import Usage, translate
 from shelfsight.media.wav import load_mic_pcm, write_wav
 from shelfsight.session.cost import CostMeter, Prices, Tokens
 from shelfsight.standin import StandIn, StandInConfig, StandInThread
-from shelfsight.standin.strict import MAX_INLINE_IMAGE_BYTES, MEDIA_CHUNKS_REASON
+from shelfsight.standin.protocol import pick
+from shelfsight.standin.strict import MAX_INLINE_IMAGE_BYTES, MEDIA_CHUNKS_REASON, setup_violation
 from tests.conftest import ASSETS, run_cli, standin_env
 from tests.support.standin_client import (
     LIVE_CONFIG,
@@ -67,6 +68,26 @@ async def test_proactive_audio_left_on_is_accepted() -> None:
         async with client_for(server).aio.live.connect(model="m", config=config):
             pass
         assert server.connections[0].violations == []
+
+
+async def test_transcription_in_the_users_language_is_accepted_an_unknown_field_not() -> None:
+    """`languageCodes` (BCP-47) is a documented field of input transcription: a setup with it
+    goes through; a field AudioTranscriptionConfig does not have, or codes that are not a
+    list of strings, are refused as the service refuses such setups."""
+    heard = types.AudioTranscriptionConfig(language_codes=["de-DE"], custom_vocabulary=["Hafer"])
+    async with StandIn() as server:
+        async with client_for(server).aio.live.connect(
+            model="m", config=with_(input_audio_transcription=heard)
+        ):
+            pass
+        record = server.connections[0]
+        assert record.violations == []
+        assert pick(pick(record.setup, "inputAudioTranscription"), "languageCodes") == ["de-DE"]
+    unknown = setup_violation({"inputAudioTranscription": {"languageCode": "de-DE"}})
+    assert unknown is not None and unknown.code == 1007
+    assert "Unknown name \"languageCode\" at 'setup.input_audio_transcription'" in unknown.reason
+    not_a_list = setup_violation({"input_audio_transcription": {"language_codes": "de-DE"}})
+    assert not_a_list is not None and not_a_list.reason == INVALID
 
 
 async def refused_after_setup(
@@ -185,7 +206,10 @@ def test_a_hands_free_run_with_camera_sends_nothing_3_8_refuses(
     setup = standin.server.connections[0].setup
     assert setup is not None
     assert setup["generationConfig"]["mediaResolution"] == "MEDIA_RESOLUTION_LOW"
-    assert setup["inputAudioTranscription"] == {"custom_vocabulary": ["Schär", "Oatly"]}
+    assert setup["inputAudioTranscription"] == {
+        "custom_vocabulary": ["Schär", "Oatly"],
+        "language_codes": ["en-US"],  # the user's language (LANG=C: en-US)
+    }
     assert "thinkingConfig" not in setup["generationConfig"] and "proactivity" not in setup
     frames = standin.server.connections[0].received("video")
     assert frames and all(max(_jpeg_size(f.data)) <= 768 for f in frames), "768 px by default"

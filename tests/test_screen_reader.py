@@ -98,7 +98,7 @@ def test_a_user_types_a_question_corrects_it_and_stops_the_answer(
     echoed as typed, backspace erasing it; a line printed while typing goes above the question
     being typed; Esc cancels the question, then stops the answer, and says so."""
     sr = view == "--screen-reader"
-    term = offline_run(tmp_path, view, "--language", "de-DE")
+    term = offline_run(tmp_path, view, "--language", "en-GB")
     try:
         term.wait_for("Ready:" if sr else "[listening]")
         term.press("where is teh")
@@ -133,7 +133,7 @@ def test_a_user_types_a_question_corrects_it_and_stops_the_answer(
     finally:
         term.proc.kill()
     lines = shown(term.screen.decode())
-    assert lines.count("Language: German (de-DE)") == 1, lines
+    assert lines.count("Language: English (en-GB)") == 1, lines
     keys = [line for line in lines if line.startswith("Keys:")]
     assert keys == ["Keys: type + Enter: ask in writing; Esc: stop answer; q: quit."], keys
     if sr:  # a sentence a line, never wrapped by shelfsight; nothing redrawn but the typing
@@ -144,7 +144,7 @@ def test_a_user_types_a_question_corrects_it_and_stops_the_answer(
         ]
         assert b"\x1b" not in term.screen
     else:  # at word boundaries, within the width
-        start = lines.index("Language: German (de-DE)")
+        start = lines.index("Language: English (en-GB)")
         assert " ".join(" ".join(lines[:start]).split()) == OFFLINE, lines[:start]
         assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
         assert all(w in OFFLINE.split() for line in lines[:start] for w in line.split())
@@ -250,10 +250,10 @@ def test_an_answer_from_the_service_says_how_long_it_took_and_in_which_language(
             env={**os.environ, **standin_env(standin)}, cwd=tmp_path,
         )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "Language: German (de-DE)" in proc.stdout.splitlines()
-    latency = re.search(r"\(answered in (\d+\.\d\d) s\)", proc.stdout)
-    assert latency and float(latency[1]) >= 0.3, proc.stdout
-    assert "Keys:" not in proc.stdout, "no keys to press when questions come from a pipe"
+    assert "Sprache: Deutsch (de-DE)" in proc.stdout.splitlines(), "in the user's language"
+    latency = re.search(r"\(Antwort nach (\d+,\d\d) s\)", proc.stdout)
+    assert latency and float(latency[1].replace(",", ".")) >= 0.3, proc.stdout
+    assert "Tasten:" not in proc.stdout, "no keys to press when questions come from a pipe"
 
 
 def test_an_answer_that_began_before_the_question_ended_shows_no_latency() -> None:

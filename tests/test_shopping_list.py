@@ -250,7 +250,7 @@ def test_wrong_and_malformed_calls_get_answers_and_the_session_goes_on(
     assert shopping.read_text() == (
         "# Saturday\n- [x] milk\n- [x] gluten-free bread\n- [x] eggs\n- [ ] apples\n- [ ] coffee\n"
     )
-    assert "apples back to to find (call cancelled)" in result.stdout
+    assert "apples back on the list (call cancelled)" in result.stdout
     assert "without an id" in result.stdout
 
 

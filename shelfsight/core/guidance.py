@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shelfsight.core.phrases import Phrase
+
 
 @dataclass(frozen=True)
 class Guidance:
@@ -15,7 +17,7 @@ class Guidance:
     pitch_hz: float
     tick_hz: float
     on_target: bool
-    hint: str
+    hint: Phrase  # the few words for it ("a bit lower")
 
 
 # The ways the model can point the camera to an item out of view (`point_camera`), as the

@@ -6,13 +6,15 @@ when the item is above the centre and falls below it, the tick rate rises as the
 the centre, and `on_target` (a distinct sound) means centred and large enough to reach for
 (its width at least `REACH_WIDTH` of the picture) and confirmed by the model (see guide.guide:
 until then a centred, near item plays the fastest ticks). `hint` is the few words said now
-and then. An item outside the picture (remembered, or pointed at) has its offsets clipped to
-the edge: the ticks come from that side, slowest.
+and then (a phrase: put into the user's language where it is shown and said). An item
+outside the picture (remembered, or pointed at) has its offsets clipped to the edge: the
+ticks come from that side, slowest.
 """
 
 from __future__ import annotations
 
 from shelfsight.core.guidance import Guidance
+from shelfsight.core.phrases import Phrase
 from shelfsight.guide.box import PixelBox
 
 BASE_PITCH_HZ = 660.0
@@ -44,16 +46,16 @@ def guidance_for(
     )
 
 
-def _hint(pan: float, tilt: float, centred: bool, size: float, confirmed: bool) -> str:
+def _hint(pan: float, tilt: float, centred: bool, size: float, confirmed: bool) -> Phrase:
     if centred and size >= REACH_WIDTH:
-        return "right there, reach straight ahead" if confirmed else "hold it there"
+        return Phrase("hint_reach" if confirmed else "hint_hold")
     if centred:
-        return "closer"
+        return Phrase("hint_closer")
     if abs(pan) >= abs(tilt):
         side = "right" if pan > 0 else "left"
-        return f"a bit to the {side}" if abs(pan) < 0.4 else f"to the {side}"
+        return Phrase(f"hint_bit_{side}" if abs(pan) < 0.4 else f"hint_{side}")
     way = "lower" if tilt > 0 else "higher"
-    return f"a bit {way}" if abs(tilt) < 0.4 else way
+    return Phrase(f"hint_bit_{way}" if abs(tilt) < 0.4 else f"hint_{way}")
 
 
 def _clip(value: float) -> float:

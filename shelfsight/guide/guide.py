@@ -31,6 +31,7 @@ from typing import Literal
 import numpy as np
 
 from shelfsight.core.guidance import DIRECTIONS, Guidance
+from shelfsight.core.phrases import Phrase
 from shelfsight.guide.box import PixelBox, to_box_2d, to_pixels
 from shelfsight.guide.guidance import guidance_for
 from shelfsight.guide.motion import CameraMotion
@@ -68,7 +69,7 @@ class Ask:
 class Step:
     cue: Guidance | None  # None: nothing to play (not guiding, or nowhere to lead)
     track: Track | None
-    say: str | None = None
+    say: Phrase | None = None
     ask: Ask | None = None
 
 
@@ -102,7 +103,7 @@ class Guide:
         self._t_answered = 0.0  # last mark or lead (an answer); > _t_asked: none pending
         self._turned = 0.0  # camera turn (px) since the last look
         self._t_words = -1e9
-        self._last_words: str | None = None
+        self._last_words: Phrase | None = None
         # (camera frame seq, where the scene has moved since guiding began, frame px): a mark
         # about an older picture is moved on by the motion since that picture.
         self._path: deque[tuple[int, float, float]] = deque(maxlen=PATH_FRAMES)
@@ -232,7 +233,7 @@ class Guide:
         self._lost_told = True
         self.stats.lost += 1
         ask = self._ask("lost", now) if now - self._t_asked >= ASK_EVERY_S else None
-        return Step(None, track, say=f"I've lost the {self.name}; hold still", ask=ask)
+        return Step(None, track, say=Phrase("guide_lost", {"item": self.name}), ask=ask)
 
     # -- questions to the model -------------------------------------------------------------
 
@@ -267,7 +268,7 @@ class Guide:
         self.stats.asks += 1
         return Ask(why, box_2d)
 
-    def _words(self, hint: str, now: float) -> str | None:
+    def _words(self, hint: Phrase, now: float) -> Phrase | None:
         if hint == self._last_words or now - self._t_words < WORDS_EVERY_S:
             return None
         self._last_words, self._t_words = hint, now

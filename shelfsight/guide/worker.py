@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from shelfsight.core.guidance import Guidance
+from shelfsight.core.phrases import Phrase
 from shelfsight.errors import BadArgs
 from shelfsight.guide.box import PixelBox
 from shelfsight.guide.guide import Guide, GuideStats, Why
@@ -88,9 +89,9 @@ class Confirmed:
 
 @dataclass(frozen=True)
 class Say:
-    """A few words for the user ("a bit lower", "I've lost the ...")."""
+    """A few words for the user ("a bit lower", "I've lost the ..."), in no language yet."""
 
-    text: str
+    text: Phrase
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from websockets.exceptions import (
     WebSocketException,
 )
 
+from shelfsight.core.phrases import phrase
 from shelfsight.errors import UserError
 from shelfsight.live.watchdog import DeadLink
 
@@ -73,12 +74,12 @@ def classify(exc: BaseException, *, model: str, resuming: bool) -> Retry:
             "Choose another with --model or SHELFSIGHT_MODEL."
         )
     if code == 1007 and resuming:
-        return Retry(f"the server could not resume the conversation ({code}: {reason})", True)
+        return Retry(phrase("reason_no_resume", code=code, reason=reason), True)
     if code in (1007, 1008):
         raise UserError(f"The Gemini Live API refused the session ({code}): {reason}")
-    return Retry(
-        f"connection closed ({code}: {reason})" if reason else f"connection closed ({code})"
-    )
+    if reason:
+        return Retry(phrase("reason_closed_why", code=str(code), reason=reason))
+    return Retry(phrase("reason_closed", code=str(code)))
 
 
 def is_refusal(exc: BaseException, code: int) -> bool:
@@ -119,26 +120,27 @@ def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
 
 
 def _describe_network_error(exc: BaseException) -> str:
-    """What went wrong, in words for a shopper, with the technical name in brackets."""
+    """What went wrong, in words for a shopper (in the session's language), with the
+    technical name in brackets."""
     if isinstance(exc, DeadLink):
         return str(exc)
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"the server's TLS certificate is not trusted ({exc.verify_message})"
+        return phrase("reason_untrusted", detail=exc.verify_message)
     if isinstance(exc, TimeoutError):
-        return "no answer from the server: a slow or stalled network? (timed out)"
+        return phrase("reason_timeout")
     if isinstance(exc, InvalidHandshake):
-        return f"the server refused the connection (handshake failed: {exc})"
+        return phrase("reason_handshake", detail=exc)
     if isinstance(exc, socket.gaierror):
-        return "no network? (name lookup failed)"
+        return phrase("reason_no_dns")
     if isinstance(exc, ConnectionRefusedError):
-        return "nothing answers at that address (connection refused)"
+        return phrase("reason_refused")
     if isinstance(exc, ConnectionResetError | BrokenPipeError):
-        return "the network dropped the connection (connection reset)"
+        return phrase("reason_reset")
     if isinstance(exc, OSError) and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-        return "no network? (network unreachable)"
+        return phrase("reason_unreachable")
     if isinstance(exc, OSError) and exc.strerror:
-        return f"network error ({exc.strerror.lower()})"
-    return f"network error ({exc.__class__.__name__}: {exc})"
+        return phrase("reason_network", detail=exc.strerror.lower())
+    return phrase("reason_network", detail=f"{exc.__class__.__name__}: {exc}")
 
 
 def _short(details: object, limit: int = 200) -> str:

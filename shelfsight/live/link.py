@@ -46,6 +46,7 @@ from google.genai.live import AsyncSession
 
 from shelfsight.core.frames import EncodedFrame
 from shelfsight.core.pcm import MIC_MIME
+from shelfsight.core.phrases import phrase
 from shelfsight.errors import UserError
 from shelfsight.live import sdk_socket
 from shelfsight.live.ack_probe import AckProbe, platform_probe
@@ -424,11 +425,8 @@ class LiveLink:
             if ending is not None or outage.attempts > 1:
                 waited = time.monotonic() - outage.t_start
                 if waited >= limit:
-                    where = "reach" if outage.first else "reconnect to"
-                    raise UserError(
-                        f"Cannot {where} the Gemini Live API (gave up after {waited:.0f} s): "
-                        f"{reason}."
-                    )
+                    gave_up = "gave_up_reach" if outage.first else "gave_up_reconnect"
+                    raise UserError(phrase(gave_up, seconds=waited, reason=reason))
                 now_ok = planned and outage.attempts == 1
                 delay = 0.0 if now_ok else min(backoff_s(outage.attempts), limit - waited)
                 gives_up = limit - waited
@@ -464,7 +462,7 @@ class LiveLink:
         outage.resumes_refused += 1
         if outage.resumes_refused < RESUME_REFUSALS:
             return retry
-        return Retry(f"{retry.reason}; the server still holds the old connection", True)
+        return Retry(phrase("reason_old_connection", reason=retry.reason), True)
 
     async def _open(self) -> _Connection:
         handle = self._handle
@@ -525,7 +523,7 @@ class LiveLink:
                 t_stopped = time.monotonic()
                 await conn.close()  # the receiver reads what is left, then ends
             self._conn = None
-            reason = "the server is moving this session (goAway)"
+            reason = phrase("reason_go_away")
             return _Ending(reason, planned=True, replay=not quiet, t_monotonic=t_stopped)
         except BaseExceptionGroup as group:
             t_failed = time.monotonic()
@@ -546,7 +544,7 @@ class LiveLink:
             return None
         self._wire.low_rate_refused = True
         log.warning("the server refused 8 kHz audio (%s); sending 16 kHz", cause)
-        return Retry("the server refused 8 kHz audio: sending 16 kHz")
+        return Retry(phrase("reason_8khz"))
 
     def _after_close(self, ending: _Ending) -> None:
         if self._answering:

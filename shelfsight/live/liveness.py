@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shelfsight.core.phrases import phrase
 from shelfsight.live.ack_probe import SendState
 
 RTO_FACTOR = 2.0  # a timeout and then some: a slow link retransmitting is not dead
@@ -108,16 +109,16 @@ class Liveness:
     def verdict(self, now: float) -> Dead | None:
         if self._data_since is not None and now - self._data_since >= self.stall_s:
             waited = now - self._data_since
-            return Dead(f"no reply from the server for {waited:.0f} s", self._data_since)
+            return Dead(phrase("reason_silent", seconds=waited), self._data_since)
         if self._reply_since is not None and now - self._reply_since >= self._reply_s:
             waited = now - self._reply_since
-            return Dead(f"no answer from the server for {waited:.0f} s", self._reply_since)
+            return Dead(phrase("reason_no_answer", seconds=waited), self._reply_since)
         if self._ping_since is not None and now - self._ping_since >= self._idle_s:
             waited = now - self._ping_since
-            return Dead(f"no reply from the server for {waited:.0f} s (idle)", self._ping_since)
+            return Dead(phrase("reason_silent_idle", seconds=waited), self._ping_since)
         if self._ponged and self._pong_since is not None and now - self._pong_since >= self._idle_s:
             waited = now - self._pong_since
-            return Dead(f"no reply to pings for {waited:.0f} s", self._pong_since)
+            return Dead(phrase("reason_no_pongs", seconds=waited), self._pong_since)
         return None
 
     def _answered(self, now: float) -> None:

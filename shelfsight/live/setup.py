@@ -144,10 +144,13 @@ def live_config(
             voice_config=voice, language_code=settings.language or None
         ),
         media_resolution=MEDIA_RESOLUTION[settings.media_resolution],
-        # custom_vocabulary biases the transcription of what the user says towards these names
-        # (google-genai types.AudioTranscriptionConfig); None rather than [] when there are none.
+        # custom_vocabulary biases the transcription of what the user says towards these names,
+        # language_codes (BCP-47) says which language they speak, so it is transcribed in it
+        # rather than guessed (google-genai types.AudioTranscriptionConfig); None rather than
+        # [] when there are none.
         input_audio_transcription=types.AudioTranscriptionConfig(
-            custom_vocabulary=combined_vocabulary(settings.vocabulary, vocabulary)
+            custom_vocabulary=combined_vocabulary(settings.vocabulary, vocabulary),
+            language_codes=[settings.language] if settings.language else None,
         ),
         output_audio_transcription=types.AudioTranscriptionConfig(),
         realtime_input_config=types.RealtimeInputConfig(

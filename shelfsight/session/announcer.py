@@ -19,8 +19,9 @@ reach the model as the user's speech, and into the recording as `cue` events. No
 an answer does (state ANSWERING or audio queued): a sound that cannot play yet waits its turn
 in `_pending` (at most 6, the oldest dropped) until the speaker has been quiet for QUIET_GAP_S,
 and is dropped when it has gone stale or a newer sound makes it pointless. Status sentences are
-rendered by the platform's speech engine on a worker thread (`shelfsight.media.tts`). Loop
-thread only.
+rendered by the platform's speech engine on a worker thread (`shelfsight.media.tts`), in the
+language of its voice: the user's where the engine has a voice for it, else English (said
+once). Loop thread only.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
+from shelfsight.core.phrases import Catalogue, Phrase, current, language_of, load, phrase
 from shelfsight.errors import UserError
 from shelfsight.media.camera import CameraStatus
 from shelfsight.media.earcons import Earcon, EarconBank, peak_dbfs_for
 from shelfsight.media.off_loop import in_daemon_thread
 from shelfsight.media.speaker import SpeakerSink
-from shelfsight.media.tts import INSTALL_HINT, StatusVoice, find_engine
+from shelfsight.media.tts import Engine, StatusVoice, find_engine, voice_for
 from shelfsight.session.events import (
     MOMENT_STALE_S,
     NEWS_STALE_S,
@@ -136,10 +138,12 @@ class Announcer:
         voice: StatusVoice | None = None,
         clock: Callable[[], float] = time.monotonic,
         notice: Callable[[str], None] | None = None,
+        speech: Catalogue | None = None,
     ) -> None:
         self._speaker, self._recorder, self._options = speaker, recorder, options
         self._notice = notice  # shows the statuses no screen notice already covers
         self._voice = voice if options.speak else None
+        self._speech = speech or current()  # the language the voice speaks
         self._bank = EarconBank(options.peak_dbfs) if options.cues else None
         self._clock = clock
         self._state: State | None = None
@@ -170,8 +174,8 @@ class Announcer:
                 self.user_typed(text)
             case CameraChanged(status=status):
                 self.camera(status)
-            case Speak(text=text, stale_s=stale_s):
-                self.say(text, stale_s=stale_s)
+            case Speak(phrase=words, stale_s=stale_s):
+                self.say(words, stale_s=stale_s)
             case BudgetCrossed():
                 self.say(event.sentence(), stale_s=NEWS_STALE_S)
 
@@ -238,7 +242,7 @@ class Announcer:
                 if self._bank is not None:
                     self._play(_Sound(self._bank.pcm(Earcon.ERROR), {"cue": Earcon.ERROR}, 0.0))
                 if self._voice is not None:
-                    text = stopped_sentence(message)
+                    text = stopped_sentence(message).text(self._speech)
                     if pcm := await in_daemon_thread(partial(self._voice.render, text), "speech"):
                         label = {"cue": "status", "status": "stopped", "text": text}
                         self._play(_Sound(pcm, label, 0.0))
@@ -301,19 +305,22 @@ class Announcer:
 
     def _say(self, status: Spoken, *, show: bool = False) -> None:
         """Queue the sentence for rendering (the cue alone when speech is off or absent)."""
-        text = spoken(status)
+        words = spoken(status)
         if show and self._notice is not None:
-            self._notice(text)
+            self._notice(words.text())
         if self._voice is not None:
+            text = words.text(self._speech)
             label = {"cue": "status", "status": status, "text": text}
             self._w.requests.append((text, label, NEWS_STALE_S))
             self._wake.set()
 
-    def say(self, text: str, *, stale_s: float = GUIDE_WORDS_STALE_S) -> bool:
+    def say(self, words: Phrase | str, *, stale_s: float = GUIDE_WORDS_STALE_S) -> bool:
         """Speak a sentence of the moment (the guide's "a bit lower"): like a status, but
-        dropped once `stale_s` old. False when there is no voice to say it."""
+        dropped once `stale_s` old; a phrase in the voice's language. False when there is no
+        voice to say it."""
         if self._voice is None:
             return False
+        text = words if isinstance(words, str) else words.text(self._speech)
         self._w.requests.append((text, {"cue": "words", "text": text}, stale_s))
         self._wake.set()
         return True
@@ -362,19 +369,26 @@ class Announcer:
 
 
 def make_announcer(
-    settings: Settings, speaker: SpeakerSink, recorder: Recorder, notice: Callable[[str], None]
+    settings: Settings,
+    speaker: SpeakerSink,
+    recorder: Recorder,
+    notice: Callable[[str], None],
+    find: Callable[[], Engine | None] = find_engine,
 ) -> Announcer | None:
     """The cues these settings ask for (None when both cues and spoken status are off); says
-    once, through `notice`, when spoken status is on but there is no speech engine."""
+    once, through `notice`, when spoken status is on but there is no speech engine (`find`
+    looks for it), or no voice for the user's language: then it speaks English, and says so
+    aloud too."""
     if not settings.cues and not settings.speak_status:
         return None
-    voice = None
+    voice, speech, no_voice = None, current(), None
     if settings.speak_status:
-        engine = find_engine()
-        if engine is None:
-            notice(INSTALL_HINT + "; sound cues only")
+        if (engine := find()) is None:
+            notice(phrase("no_speech_engine"))
         else:
-            voice = StatusVoice(engine)
+            voice, speech, no_voice = status_voice(engine, settings.language)
+            if no_voice is not None:
+                notice(no_voice.text())
     options = AnnouncerOptions(
         cues=settings.cues,
         speak=settings.speak_status,
@@ -384,4 +398,23 @@ def make_announcer(
         silent_mic_s=settings.silent_mic_s,
         heard_silence_s=settings.silence_ms / 1000,
     )
-    return Announcer(speaker, recorder, options, voice, notice=notice)
+    announcer = Announcer(speaker, recorder, options, voice, notice=notice, speech=speech)
+    if no_voice is not None:
+        announcer.say(no_voice, stale_s=NEWS_STALE_S)
+    return announcer
+
+
+def status_voice(engine: Engine, tag: str) -> tuple[StatusVoice, Catalogue, Phrase | None]:
+    """The engine's voice for the language of `tag` and the catalogue it speaks; where it has
+    none, its English voice and English, with the sentence that says so."""
+    code = language_of(tag)
+    name = voice_for(engine, tag) if code else None
+    if name is not None:
+        return StatusVoice(engine, name), current(), None
+    if code in (None, "en"):
+        return StatusVoice(engine), load("en"), None
+    return (
+        StatusVoice(engine),
+        load("en"),
+        Phrase("no_voice", {"language": current().name, "tag": tag}),
+    )

@@ -40,6 +40,7 @@ from shelfsight.core.controls import (
 )
 from shelfsight.core.frames import EncodedFrame
 from shelfsight.core.pcm import MIC_CHUNK_BYTES
+from shelfsight.core.phrases import Phrase, phrase
 from shelfsight.errors import UserError
 from shelfsight.guide.worker import (
     GUIDE_ME,
@@ -163,7 +164,7 @@ class Options:
     frame_rate: FrameRatePolicy = FrameRatePolicy()
     barge_in_s: float = BARGE_IN_S  # speech over a queued answer that stops it; 0: never
     pictures: PicturePolicy | None = None  # which sampled pictures go; None: every one
-    guide_unavailable: str | None = None  # said when the guide key is pressed: why it can't
+    guide_unavailable: Phrase | None = None  # said when the guide key is pressed: why it can't
 
 
 class Conversation:
@@ -252,15 +253,16 @@ class Conversation:
             self._on_mic(pcm, chunk.t_capture)
         self._events.mark("mic_end")
         if self._options.ask is None:
-            await self._finish(keep_mic_alive=True, why="microphone input ended")
+            await self._finish(keep_mic_alive=True, why=phrase("mic_ended"))
 
     async def _finish(self, *, keep_mic_alive: bool, why: str) -> None:
-        """The input has ended: once connected, wait for the pending answer, then stop."""
+        """The input has ended (`why`, in words): once connected, wait for the pending
+        answer, then stop."""
         # The link gives up on its own if the connection never comes.
         await self._wait_while(lambda: not self._connected.is_set(), keep_mic_alive)
         await self._until_audio_out(keep_mic_alive=keep_mic_alive, why=why)
         if self._turn.answering or self._turn.speech_since_answer:
-            self._events.notice(f"{why}; waiting for the answer to finish")
+            self._events.notice(phrase("waiting_for_answer", why=why))
         await self._wait_for_answer(keep_mic_alive=keep_mic_alive)
         self._done.set()
 
@@ -268,9 +270,8 @@ class Conversation:
         """A slow or interrupted link may still hold the end of what was said: let it go out
         (the link keeps it in order and gives up on its own) before waiting for the answer."""
         if self._link.audio_backlog_s > 1.0:
-            self._events.notice(
-                f"{why}; sending the last {self._link.audio_backlog_s:.0f} s of audio"
-            )
+            backlog_s = self._link.audio_backlog_s
+            self._events.notice(phrase("sending_last_audio", why=why, seconds=backlog_s))
         deadline = time.monotonic() + self._options.answer_wait_s
         await self._wait_while(
             lambda: self._link.audio_backlog_s > 2 * MIC_CHUNK_S, keep_mic_alive, deadline
@@ -347,7 +348,7 @@ class Conversation:
             return self._turn.answering or (expecting and not answered)
 
         if not await self._wait_while(pending, keep_mic_alive, deadline) and expecting:
-            self._events.notice(f"no answer came within {self._options.answer_wait_s:.0f} s")
+            self._events.notice(phrase("no_answer_within", seconds=self._options.answer_wait_s))
         await self._speaker.drained()
 
     async def _ask(self, question: str) -> None:
@@ -402,13 +403,13 @@ class Conversation:
                 case TypedQuestion(text=text):
                     await self._first_picture()
                     self._typed(text)
-                case GuideKey() if self._options.guide_unavailable:
-                    self._events.notice(self._options.guide_unavailable)
+                case GuideKey() if self._options.guide_unavailable is not None:
+                    self._events.notice(self._options.guide_unavailable.text())
                     self._events.emit(Speak(self._options.guide_unavailable, 5.0))
                 case GuideKey() if self._guide is not None:
                     if not self._stop_guiding("guide key"):
                         await self._first_picture()
-                        self._typed(GUIDE_ME)
+                        self._typed(GUIDE_ME, shown=phrase("guide_me"))
                 case Typing(text=text):
                     self._events.emit(TypingNow(text))
                 case StopAnswer():
@@ -418,7 +419,7 @@ class Conversation:
                     self._done.set()
                 case EndOfInput() if self._mic is None and self._options.ask is None:
                     # Questions came from a pipe and it ended: answer the last one, then stop.
-                    await self._finish(keep_mic_alive=False, why="input ended")
+                    await self._finish(keep_mic_alive=False, why=phrase("input_ended"))
                 case _:
                     pass
 
@@ -449,12 +450,14 @@ class Conversation:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._first_frame_out.wait(), FIRST_PICTURE_WAIT_S)
 
-    def _typed(self, text: str) -> None:
+    def _typed(self, text: str, *, shown: str = "") -> None:
+        """Ask `text` (the user reads `shown` instead, when given: the guide key's question
+        in their language; what the model reads stays as written)."""
         self._stop_answer("new question")
         self._question_began()  # the link sends it in the question's own turn
         self._link.send_text(text)
         self._turn.on_question_sent(time.monotonic())
-        self._events.emit(UserTyped(text))
+        self._events.emit(UserTyped(text, shown))
         self._state(State.THINKING)
 
     def _stop_answer(self, why: str) -> None:
@@ -476,7 +479,7 @@ class Conversation:
             if notice := link_notice(event, first_connection=not self._connected.is_set()):
                 self._events.notice(notice)
             if isinstance(event, AudioLost) and event.missed_at:
-                self._events.emit(Speak(missed_sentence(event.missed_at) + ".", NEWS_STALE_S))
+                self._events.emit(Speak(missed_sentence(event.missed_at), NEWS_STALE_S))
             if isinstance(event, Connected):
                 self._connected.set()
 
@@ -528,7 +531,7 @@ class Conversation:
                 bill = self.cost.add(event)
                 self._events.emit(AnswerBilled(bill, self.cost.usd))
                 if (percent := self.cost.budget_crossed()) is not None:
-                    cheapest = self._go_cheapest() if percent >= 100 else ""
+                    cheapest = self._go_cheapest() if percent >= 100 else None
                     spent, budget = self.cost.usd, self.cost.budget_usd
                     self._events.emit(BudgetCrossed(percent, spent, budget, cheapest))
             case Connected():
@@ -547,23 +550,23 @@ class Conversation:
                 for note in self._tools.cancel(ids):
                     self._events.notice(note)
 
-    def _go_cheapest(self) -> str:
+    def _go_cheapest(self) -> Phrase:
         """The budget is spent: the cheapest settings that still answer every question (only
         the user's speech goes up, one picture with each question); says what they are."""
         self._link.speech_only = True
         if self._frame_rate is None:  # pictures replayed as recorded, or none
-            return "only your voice goes up"
+            return Phrase("cheapest_voice")
         if self._pictures is None:
             self._pictures = PictureGate()
         self._pictures.policy = PicturePolicy("question")
-        return "only your voice goes up, with one picture for each question"
+        return Phrase("cheapest_voice_picture")
 
     def _tell_slow_downlink(self) -> None:
         """Once a session: answers arrive slower than they play, so they wait to play whole
         (shelfsight.media.playout); say why the answer is late, once."""
         if not self._told_slow_downlink and self._speaker.slow_wait_s >= SLOW_NOTICE_S:
             self._told_slow_downlink = True
-            self._events.notice("slow connection: answers may lag (each waits to play whole)")
+            self._events.notice(phrase("slow_downlink"))
 
     def _answer_call(self, call: ToolCall) -> None:
         """Every function call is answered at once (see shelfsight.tools.calls)."""
@@ -574,7 +577,8 @@ class Conversation:
         if reply.note:
             self._events.notice(reply.note)
         if call.call_id is None:  # the API requires the id in a response: none can be sent
-            self._events.notice(f"the model called {call.name or 'a function'} without an id")
+            name = call.name or phrase("a_function")
+            self._events.notice(phrase("call_without_id", name=name))
             return
         self._link.send_tool_response(call.call_id, call.name, reply.response, reply.scheduling)
 
@@ -604,9 +608,9 @@ class Conversation:
                     self._events.mark("guide", action="lead", item=name, direction=direction)
                 case Confirmed(name=name):
                     self._events.mark("guide", action="confirmed", item=name)
-                case Say(text=text):
-                    self._events.notice(f"guide: {text}")
-                    self._events.emit(Speak(text, MOMENT_STALE_S))
+                case Say(text=hint):
+                    self._events.notice(phrase("guide_says", hint=hint))
+                    self._events.emit(Speak(hint, MOMENT_STALE_S))
                 case AskAgain():
                     self._ask_again(news)
                 case CueSample(cue=cue, seq=seq):
@@ -623,8 +627,8 @@ class Conversation:
                     self._events.mark("guide_cue", seq=seq, lost=cue is None, **where)
                 case Stopped(name=name, why=why):
                     self._events.mark("guide", action="stop", item=name, why=why)
-                    self._events.notice(f"stopped guiding to the {name} ({why})")
-                    self._events.emit(Speak("stopped guiding", 5.0))
+                    self._events.notice(phrase("guide_stopped", item=name, why=_why_words(why)))
+                    self._events.emit(Speak(Phrase("guide_stopped_short"), 5.0))
 
     def _guiding(self) -> bool:
         return self._guide is not None and self._guide.active
@@ -644,6 +648,23 @@ class Conversation:
         self._link.send_text(guide_text(ask))
         self._turn.on_question_sent(time.monotonic())
         self._events.mark("guide", action="ask_again", item=ask.name, why=ask.why)
+
+
+# Why guiding stopped, as the guide is told it (and the recording keeps it), in the user's words.
+GUIDE_WHY = {
+    "you typed stop": "guide_why_typed",
+    "you said stop": "guide_why_said",
+    "guide key": "guide_why_key",
+    "the model": "guide_why_model",
+}
+
+
+def _why_words(why: str) -> str:
+    if key := GUIDE_WHY.get(why):
+        return phrase(key)
+    if why.startswith("the guide failed: "):
+        return phrase("guide_failed", error=why.removeprefix("the guide failed: "))
+    return why
 
 
 def _first_leaf(group: BaseExceptionGroup[UserError]) -> BaseException:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from shelfsight.core.phrases import phrase
 from shelfsight.core.prices import DEFAULT_PRICES, PRICES_AS_OF
 from shelfsight.live.events import Usage
 
@@ -87,7 +88,7 @@ class Tokens:
     def describe(self) -> str:
         """'4,210 tokens in (audio 1,600, video 2,304, text 306), 180 out'."""
         parts = [
-            f"{name} {count:,}"
+            phrase("modality_count", name=phrase(f"modality_{name}"), count=count)
             for name, count in (
                 ("audio", self.audio_in),
                 ("video", self.video_in),
@@ -95,8 +96,10 @@ class Tokens:
             )
             if count
         ]
-        detail = f" ({', '.join(parts)})" if parts else ""
-        return f"{self.tokens_in:,} tokens in{detail}, {self.tokens_out:,} out"
+        counts = {"tokens_in": self.tokens_in, "tokens_out": self.tokens_out}
+        if parts:
+            return phrase("tokens_parts", parts=", ".join(parts), **counts)
+        return phrase("tokens", **counts)
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ class AnswerCost:
     usd: float
 
     def line(self) -> str:
-        return f"{self.tokens.describe()} ≈ {format_usd(self.usd)}"
+        return phrase("answer_cost_line", tokens=self.tokens.describe(), usd=format_usd(self.usd))
 
 
 BUDGET_WARN_PERCENT = 80
@@ -159,14 +162,21 @@ class CostMeter:
 
     def line(self) -> str:
         if not self.answers:
-            return "no usage reported"
-        line = f"{self.tokens.describe()} ≈ {format_usd(self.usd)} (prices of {self.prices.as_of})"
+            return phrase("no_usage")
+        tokens, usd, date = self.tokens.describe(), format_usd(self.usd), self.prices.as_of
         if self.budget_usd > 0:
-            percent = 100 * self.usd / self.budget_usd
-            line += f", {percent:.0f} % of the {format_usd(self.budget_usd)} budget"
-        return line
+            percent, budget = 100 * self.usd / self.budget_usd, format_usd(self.budget_usd)
+            return phrase(
+                "cost_line_budget",
+                tokens=tokens,
+                usd=usd,
+                date=date,
+                percent=percent,
+                budget=budget,
+            )
+        return phrase("cost_line", tokens=tokens, usd=usd, date=date)
 
 
 def format_usd(usd: float) -> str:
     """Cents for sums a shopper thinks in, four decimals below a cent."""
-    return f"${usd:.2f}" if usd >= 0.1 else f"${usd:.4f}"
+    return phrase("usd_cents" if usd >= 0.1 else "usd_fraction", usd=usd)

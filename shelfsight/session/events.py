@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from shelfsight.core.phrases import Phrase
 from shelfsight.live.events import ServerEvent
 from shelfsight.media.camera import CameraStatus
 from shelfsight.session.cost import AnswerCost, format_usd
@@ -56,9 +57,11 @@ class UserSaid:
 
 @dataclass(frozen=True)
 class UserTyped:
-    """A typed question, as it is asked."""
+    """A typed question, as it is asked (`shown`: what the user reads instead, when not
+    the text the model gets)."""
 
     text: str
+    shown: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,20 +112,15 @@ class BudgetCrossed:
     percent: int
     spent_usd: float
     budget_usd: float
-    cheapest: str = ""
+    cheapest: Phrase | None = None
 
-    def sentence(self) -> str:
+    def sentence(self) -> Phrase:
         """What the user is told, aloud and on screen."""
-        budget = format_usd(self.budget_usd)
+        budget, spent = format_usd(self.budget_usd), format_usd(self.spent_usd)
         if self.percent < 100:
-            return (
-                f"{self.percent} percent of this trip's {budget} budget is spent "
-                f"({format_usd(self.spent_usd)} so far)."
-            )
-        return (
-            f"This trip's {budget} budget is spent ({format_usd(self.spent_usd)}). "
-            f"I'll keep answering, more cheaply: {self.cheapest}."
-        )
+            return Phrase("budget_80", {"percent": self.percent, "budget": budget, "spent": spent})
+        values = {"budget": budget, "spent": spent, "cheapest": self.cheapest or ""}
+        return Phrase("budget_spent", values)
 
 
 @dataclass(frozen=True)
@@ -144,9 +142,10 @@ class Notice:
 
 @dataclass(frozen=True)
 class Speak:
-    """Words to say aloud (the guide's hints, what was missed), dropped once `stale_s` old."""
+    """Words to say aloud (the guide's hints, what was missed), dropped once `stale_s` old:
+    a phrase, said in the language of the voice, or words to say as they are."""
 
-    text: str
+    phrase: Phrase | str
     stale_s: float
 
 

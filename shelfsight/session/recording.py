@@ -40,6 +40,7 @@ from typing import Any
 
 from shelfsight import __version__
 from shelfsight.core.pcm import MIC_RATE_HZ, SPEAKER_RATE_HZ
+from shelfsight.core.phrases import phrase
 from shelfsight.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -201,10 +202,8 @@ class Recorder:
             self.error, self.stopped_at_s = why, self.now()
         log.warning("recording into %s stopped at %.1f s: %s", self.folder, self.stopped_at_s, why)
         if self.on_stop is not None:
-            self.on_stop(
-                f"recording stopped at {self.stopped_at_s:.0f} s ({why}); {self.folder} holds "
-                "the session up to there, and the session goes on"
-            )
+            at_s, folder = self.stopped_at_s, self.folder
+            self.on_stop(phrase("recording_stopped", seconds=at_s, why=why, folder=folder))
 
     def _finish_manifest(self) -> None:
         if self.error is not None:

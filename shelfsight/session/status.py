@@ -1,8 +1,9 @@
 """What the user is told about the session besides the answers: its state and its notices.
 
 `State` is the vocabulary the view shows; the notice functions are pure (event in, sentence or
-None out), so the wording is tested directly and every way of telling the user (screen today,
-sound and speech later) says the same thing.
+None out), so the wording is tested directly and every way of telling the user (screen,
+sound and speech) says the same thing. The words are the catalogue's, in the session's
+language (`shelfsight.core.phrases`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import time
 from enum import StrEnum
 
+from shelfsight.core.phrases import Phrase, phrase
 from shelfsight.live.events import (
     AnswerCut,
     AudioLost,
@@ -31,7 +33,7 @@ class State(StrEnum):
 
 
 def link_notice(event: ServerEvent, *, first_connection: bool) -> str | None:
-    """The sentence a connection event deserves, if any.
+    """The sentence a connection event deserves, if any (in the session's language).
 
     A planned switch (goAway) that took under a second is not worth a word; a failed one is.
     """
@@ -39,54 +41,48 @@ def link_notice(event: ServerEvent, *, first_connection: bool) -> str | None:
         case Connected(planned=planned, outage_s=outage, context_lost=lost):
             parts = []
             if lost:
-                parts.append(
-                    "the server could not resume the conversation; continuing in a fresh one "
-                    "(earlier questions are forgotten)"
-                )
+                parts.append(phrase("fresh_conversation"))
             if not first_connection and (not planned or outage > 1.0):
-                parts.append(f"reconnected after {outage:.1f} s")
+                parts.append(phrase("reconnected", seconds=outage))
             return "; ".join(parts) or None
         case Reconnecting(planned=True):
             return None
         case Reconnecting(again=True, reason=reason, delay_s=delay, outage_s=outage):
-            return (
-                f"the new connection failed at once ({reason}); no connection for "
-                f"{outage:.0f} s, retrying in {delay:.1f} s"
-            )
+            return phrase("failed_at_once", reason=reason, outage=outage, delay=delay)
         case Reconnecting(reason=reason, attempt=attempt, delay_s=delay, outage_s=outage):
             if attempt >= 3:
-                return (
-                    f"still no connection after {outage:.0f} s ({reason}); giving up in "
-                    f"{event.gives_up_in_s:.0f} s"
-                )
-            return f"{reason}; retrying in {delay:.1f} s"
+                left = event.gives_up_in_s
+                return phrase("still_no_connection", outage=outage, reason=reason, left=left)
+            return phrase("retrying", reason=reason, delay=delay)
         case AnswerCut():
-            return "answer cut off by the connection; asking again"
+            return phrase("answer_cut")
         case SlowLink(slow=True):
-            return "slow connection: answers may lag (lighter audio, a small picture per question)"
+            return phrase("slow_link")
         case SlowLink(slow=False):
-            return "connection keeping up again"
+            return phrase("slow_link_over")
         case AudioLost(missed_at=missed) if missed:
-            return f"{missed_sentence(missed)} (the connection was too slow or down too long)"
+            return phrase("missed_why", times=_clock_times(missed))
         case AudioLost(lost_s=lost, total_s=total):
-            return (
-                f"{lost:.1f} s of what you said never reached the model: the connection was "
-                f"too slow or down too long ({total:.1f} s in all)"
-            )
+            return phrase("audio_lost", lost=lost, total=total)
     return None
 
 
-def missed_sentence(missed_at: tuple[float, ...]) -> str:
-    """"I missed what you said at 12:03:14; please ask again", with local clock times."""
+def missed_sentence(missed_at: tuple[float, ...]) -> Phrase:
+    """ "I missed what you said at 12:03:14; please ask again", with local clock times."""
+    return Phrase("missed", {"times": _clock_times(missed_at)})
+
+
+def _clock_times(missed_at: tuple[float, ...]) -> str:
     times = [time.strftime("%H:%M:%S", time.localtime(t)) for t in missed_at]
-    when = times[0] if len(times) == 1 else ", ".join(times[:-1]) + " and " + times[-1]
-    return f"I missed what you said at {when}; please ask again"
+    if len(times) == 1:
+        return times[0]
+    return phrase("list_and", first=", ".join(times[:-1]), last=times[-1])
 
 
 def camera_notice(status: CameraStatus) -> str:
     if status.stalled:
-        return "camera stopped sending pictures; reconnecting to it (answers go on)"
-    return f"camera back after {status.outage_s:.0f} s"
+        return phrase("camera_stalled")
+    return phrase("camera_back_after", seconds=status.outage_s)
 
 
 class Spoken(StrEnum):
@@ -101,23 +97,12 @@ class Spoken(StrEnum):
     MIC_SILENT = "mic_silent"
 
 
-SPOKEN = {
-    Spoken.NOT_CONNECTED: "Still connecting. Please wait.",
-    Spoken.NO_CONNECTION: "The connection is lost. Trying to reconnect.",
-    Spoken.CONNECTED_AGAIN: "Connected again.",
-    Spoken.CAMERA_LOST: "The camera stopped. Check the phone's camera.",
-    Spoken.CAMERA_BACK: "The camera is back.",
-    Spoken.NO_ANSWER: "No answer came. Please ask again.",
-    Spoken.MIC_SILENT: "I can't hear anything from the microphone. Check that it is on.",
-}
-
-
-def spoken(status: Spoken) -> str:
+def spoken(status: Spoken) -> Phrase:
     """The sentence said aloud for `status` (short: it is heard standing in an aisle)."""
-    return SPOKEN[status]
+    return Phrase(f"spoken_{status}")
 
 
-def stopped_sentence(message: str) -> str:
+def stopped_sentence(message: str) -> Phrase:
     """What is said as the session ends with an error: the error's first sentence."""
     reason = message.split(". ")[0].split(": use ")[0].rstrip(".")
-    return f"shelfsight has stopped. {reason}."
+    return Phrase("stopped", {"reason": reason})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from shelfsight.core.phrases import phrase
 from shelfsight.guide.guide import GuideStats
 from shelfsight.live.link import LinkStats
 from shelfsight.media.echo import EchoStats
@@ -51,46 +52,34 @@ class SessionSummary:
         return out
 
     def line(self) -> str:
+        """One line, in the session's language: "session: 2 connections, 14 frames sent ..."."""
         link = self.link
         parts = [
-            f"{link.connections} connection{'s' if link.connections != 1 else ''}",
-            f"{_n(link.frames_sent, 'frame')} sent ({link.frames_skipped} replaced by newer ones)",
-            f"{link.audio_chunks_sent * 0.02:.0f} s of mic audio sent",
+            phrase("summary_connections", count=link.connections),
+            phrase("summary_frames", count=link.frames_sent, skipped=link.frames_skipped),
+            phrase("summary_mic_sent", seconds=link.audio_chunks_sent * 0.02),
         ]
         if link.audio_replayed_s:
-            parts.append(f"{link.audio_replayed_s:.1f} s re-sent after a dropped connection")
+            parts.append(phrase("summary_replayed", seconds=link.audio_replayed_s))
         if link.dead_links:
-            parts.append(
-                f"{link.dead_links} silent connection{'s' if link.dead_links != 1 else ''} cut"
-            )
+            parts.append(phrase("summary_dead_links", count=link.dead_links))
         if link.slow_link_s:
-            parts.append(
-                f"upload too slow for {link.slow_link_s:.0f} s (lighter audio, speech only, "
-                "a small picture per question)"
-            )
+            parts.append(phrase("summary_slow", seconds=link.slow_link_s))
         if link.audio_dropped_s:
-            parts.append(f"{link.audio_dropped_s:.1f} s of what you said was lost")
+            parts.append(phrase("summary_audio_lost", seconds=link.audio_dropped_s))
         if self.speaker_underruns:
             margin = self.playout_margin_ms
-            grew = f" (playout margin grew to {margin:.0f} ms)" if margin else ""
-            parts.append(f"{_n(self.speaker_underruns, 'gap')} in answer playback{grew}")
+            key = "summary_gaps_margin" if margin else "summary_gaps"
+            parts.append(phrase(key, count=self.speaker_underruns, margin=margin))
         if self.speaker_xruns:
-            parts.append(f"{self.speaker_xruns} speaker underruns in the sound device")
+            parts.append(phrase("summary_speaker_xruns", count=self.speaker_xruns))
         if self.mic_xruns:
-            parts.append(f"{self.mic_xruns} microphone overflows in the sound device")
+            parts.append(phrase("summary_mic_xruns", count=self.mic_xruns))
         if self.mic_dropped_chunks:
-            parts.append(f"{self.mic_dropped_chunks * 20} ms of microphone audio dropped")
+            parts.append(phrase("summary_mic_dropped", ms=self.mic_dropped_chunks * 20))
         if self.guide is not None and self.guide.marks:
             g = self.guide
-            parts.append(
-                f"guided {g.marks} time{'s' if g.marks != 1 else ''} "
-                f"(item lost {g.lost}, asked again {g.asks})"
-            )
+            parts.append(phrase("summary_guided", count=g.marks, lost=g.lost, asks=g.asks))
         if self.cost is not None and self.cost.answers:
             parts.append(self.cost.line())
-        return "session: " + ", ".join(parts)
-
-
-def _n(count: int, noun: str) -> str:
-    """"1 frame", "2 frames"."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+        return phrase("summary", parts=", ".join(parts))

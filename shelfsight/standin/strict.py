@@ -19,6 +19,14 @@ source says so. Sources (Developer API unless marked):
   (googleapis/js-genai#1953); 1007 `realtime_input.media_chunks is deprecated. Use audio, video,
   or text instead.` on the first such message, after setupComplete (mastra-ai/mastra#18287,
   on 3.1 Flash Live).
+- [SDK] google-genai `types.AudioTranscriptionConfig` (generated from the API's schema; the
+  Kotlin and Java SDKs document the same fields): `languageCodes` "BCP-47 language codes
+  providing hints about the languages present in the audio. If omitted or empty, defaults to
+  automatic language detection", `customVocabulary`, `languageAuto` and `languageHints`
+  (deprecated), `adaptationPhrases`, `wordTimestamp`, `diarization`, `mode`, `sourceText`. A
+  field not among them is refused like any unknown field (1007, as observed above); a value
+  of the wrong JSON type is refused as an invalid argument (close code and wording not
+  documented: the generic 1007 reason is used).
 - Frame size: no limit is documented for Live video. The nearest documented figure is 7 MB per
   inline image ([Enterprise] image understanding, "Maximum file size per file for inline data",
   Gemini 3 models): `MAX_INLINE_IMAGE_BYTES`, refused as an invalid argument.
@@ -28,6 +36,7 @@ The SDK sends top-level keys camelCase and nested ones snake_case; `pick` reads 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,8 +66,27 @@ class Violation:
     reason: str
 
 
+TRANSCRIPTION_FIELDS = frozenset(
+    {
+        "languageCodes",
+        "customVocabulary",
+        "languageAuto",
+        "languageHints",
+        "adaptationPhrases",
+        "wordTimestamp",
+        "diarization",
+        "mode",
+        "sourceText",
+    }
+)
+LIST_OF_STRINGS_FIELDS = ("languageCodes", "customVocabulary", "adaptationPhrases")
+
+
 def setup_violation(setup: Mapping[str, Any]) -> Violation | None:
     """The first 3.8 setup rule `setup` breaks, or None."""
+    for name in ("inputAudioTranscription", "outputAudioTranscription"):
+        if (found := _transcription_violation(pick(setup, name), name)) is not None:
+            return found
     generation = pick(setup, "generationConfig") or {}
     for field in ("thinkingConfig", "enableAffectiveDialog"):
         if pick(generation, field) is not None:
@@ -70,6 +98,27 @@ def setup_violation(setup: Mapping[str, Any]) -> Violation | None:
     modalities = pick(generation, "responseModalities")
     if modalities is not None and [str(m).upper() for m in modalities] != ["AUDIO"]:
         return Violation("response_modalities", 1007, INVALID_ARGUMENT_REASON)
+    return None
+
+
+def _transcription_violation(config: Any, name: str) -> Violation | None:
+    """An `AudioTranscriptionConfig` with a field it does not have, or a list that is not
+    of strings (`languageCodes: "de-DE"`), or None."""
+    if not isinstance(config, Mapping):
+        return None
+    for field in config:
+        camel = re.sub(r"_([a-z])", lambda m: m[1].upper(), field)
+        if camel not in TRANSCRIPTION_FIELDS:
+            where = "setup." + re.sub(r"([A-Z])", r"_\1", name).lower()
+            return Violation(
+                f"{name}.{camel}", 1007, UNKNOWN_FIELD_REASON.format(field=field, where=where)
+            )
+    for field in LIST_OF_STRINGS_FIELDS:
+        value = pick(config, field)
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            return Violation(f"{name}.{field}", 1007, INVALID_ARGUMENT_REASON)
     return None
 
 

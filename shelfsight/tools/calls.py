@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from google.genai import types
 
+from shelfsight.core.phrases import phrase
 from shelfsight.errors import BadArgs
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class ToolBox:
         if call_id is not None and call_id in self._answered:
             first = self._answered[call_id]
             response = {**first.response, "duplicate_call": True}
-            return Reply(response, first.scheduling, note=f"{name}: repeated call, answered again")
+            return Reply(response, first.scheduling, note=phrase("repeated_call", name=name))
         reply = self._dispatch(name, args)
         if call_id is not None:
             self._answered[call_id] = reply

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from google.genai import types
 
 from shelfsight.core.guidance import DIRECTIONS
+from shelfsight.core.phrases import phrase
 from shelfsight.errors import BadArgs
 from shelfsight.guide.box import parse_box_2d
 from shelfsight.tools.calls import Reply, Tool, string_arg
@@ -98,7 +99,7 @@ def guide_tools(target: GuideTarget) -> list[Tool]:
         return Reply(
             {"status": "guiding", "item": name, "note": "The user hears where it is."},
             scheduling="SILENT",
-            note=f"guiding you to the {name}",
+            note=phrase("guiding_to", item=name),
         )
 
     def point(args: Mapping[str, Any]) -> Reply:
@@ -110,12 +111,12 @@ def guide_tools(target: GuideTarget) -> list[Tool]:
         return Reply(
             {"status": "leading", "item": name, "direction": direction},
             scheduling="SILENT",
-            note=f"leading the camera {direction} to the {name}",
+            note=phrase("leading_to", item=name, direction=phrase(f"way_{direction}")),
         )
 
     def stop(args: Mapping[str, Any]) -> Reply:
         if target.stop("the model"):
-            return Reply({"status": "stopped"}, scheduling="SILENT", note="guiding stopped")
+            return Reply({"status": "stopped"}, scheduling="SILENT", note=phrase("guiding_stopped"))
         return Reply({"status": "not_guiding"}, scheduling="SILENT")
 
     return [Tool(MARK_ITEM, mark), Tool(POINT_CAMERA, point), Tool(STOP_GUIDING, stop)]

@@ -11,6 +11,7 @@ from typing import Any
 
 from google.genai import types
 
+from shelfsight.core.phrases import phrase
 from shelfsight.tools.calls import Reply, Tool, failure, string_arg
 from shelfsight.tools.list_file import ListFile
 from shelfsight.tools.shopping_list import ShoppingList, State, match
@@ -79,7 +80,9 @@ class ListTools:
 
     def whats_left(self, args: Mapping[str, Any]) -> Reply:
         left = self._store.current.names("open")
-        return Reply({"status": "ok", **self._summary()}, note=f"list: {_left_text(left)}")
+        return Reply(
+            {"status": "ok", **self._summary()}, note=phrase("list_left", left=_left_text(left))
+        )
 
     def _mark(self, spoken: str, state: State) -> Reply:
         shopping = self._store.current
@@ -108,7 +111,7 @@ class ListTools:
         left = self._store.current.names("open")
         return Reply(
             {"status": verb, "item": name, **self._summary()},
-            note=f"list: {name} {verb}; {_left_text(left)}",
+            note=phrase(f"list_{verb}", item=name, left=_left_text(left)),
             undo=lambda: self._undo(name, state, before or "open"),
         )
 
@@ -116,8 +119,8 @@ class ListTools:
         if self._store.current.state_of(name) != applied:
             return None  # changed again since: leave it
         self._set(name, previous)
-        now = "to find" if previous == "open" else previous
-        return f"list: {name} back to {now} (call cancelled)"
+        key = "list_back_to_find" if previous == "open" else "list_back_to_skipped"
+        return phrase(key, item=name)
 
     def _set(self, name: str, state: State) -> None:
         self._store.update(self._store.current.with_state(name, state))
@@ -135,8 +138,8 @@ class ListTools:
 
 def _left_text(left: list[str]) -> str:
     if not left:
-        return "nothing left to find"
-    return f"{len(left)} left: {', '.join(left)}"
+        return phrase("list_nothing_left")
+    return phrase("list_some_left", count=len(left), items=", ".join(left))
 
 
 def list_instruction(shopping: ShoppingList) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shelfsight.core.phrases import phrase
 from shelfsight.tools.calls import ToolBox
 from shelfsight.tools.guide_tools import GUIDE_INSTRUCTION, GuideTarget, guide_tools
 from shelfsight.tools.list_file import ListFile
@@ -47,8 +48,11 @@ class SessionTools:
             return None
         shopping = self.list_file.current
         left = shopping.names("open")
-        count = f"{len(left)} of {len(shopping.items)} to find"
-        return f"list {self.list_file.path.name}: {count}: {', '.join(left) or 'nothing'}"
+        file = self.list_file.path.name
+        if not left:
+            return phrase("list_opening_done", file=file)
+        total = len(shopping.items)
+        return phrase("list_opening", file=file, left=len(left), total=total, items=", ".join(left))
 
     def close(self) -> None:
         if self.list_file is not None:

@@ -22,6 +22,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from shelfsight.core.phrases import phrase
 from shelfsight.session.status import State
 from shelfsight.ui.controls import CONTROL_QUEUE_SIZE, Control, EndOfInput, Quit, TypedQuestion
 
@@ -65,9 +66,9 @@ class EndAfterInput:
         # The questions read before the end are asked first (the first may wait for a picture).
         await self._wait(lambda: self._asked < self._passed_on, deadline)
         if self._pending():
-            self._view.notice("input ended; waiting for the answer to finish")
+            self._view.notice(phrase("waiting_for_answer", why=phrase("input_ended")))
         if not await self._wait(self._pending, deadline):
-            self._view.notice(f"no answer came within {self._answer_wait_s:.0f} s")
+            self._view.notice(phrase("no_answer_within", seconds=self._answer_wait_s))
         await self._speaker.drained()
         await self.queue.put(Quit())
 

@@ -4,8 +4,9 @@ A screen reader speaks every line a terminal prints and re-reads whatever is red
 view never redraws (no status line, no level meter, no spinner, no carriage return, no ANSI
 code), never prints the same line twice in a row, and leaves out what only matters on a screen
 (frame counts, latencies). Lines read as sentences: "You said: ...", "shelfsight said: ...",
-"Reconnected after 2.1 s." Connection and camera news come from the same notices the other
-views show (`shelfsight.session.status`). A line is never wrapped by shelfsight (the terminal
+"Reconnected after 2.1 s.", in the session's language (`shelfsight.core.phrases`).
+Connection and camera news come from the same notices the other views show
+(`shelfsight.session.status`). A line is never wrapped by shelfsight (the terminal
 may soft-wrap it; the screen reader reads it whole), and a banner of several sentences is one
 line per sentence. What the user types is echoed as a shell would (`PlainView.key_echo`),
 so the screen reader can read it back. Loop thread only.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import TextIO
 
+from shelfsight.core.phrases import phrase
 from shelfsight.session.status import State
 from shelfsight.ui.view import PlainView, _join
 
@@ -30,14 +32,14 @@ class ScreenReaderView(PlainView):
         # Reconnects are told by their notices (a planned switch of a second is not worth a
         # line); thinking and answering are told by the sound cues and the answer itself.
         if state == State.CONNECTING and not self._ready_said:
-            self._line("Connecting.")
+            self._line(phrase("connecting"))
         elif state == State.LISTENING and not self._ready_said:
             self._ready_said = True
-            self._line("Ready: ask about what the camera sees.")
+            self._line(phrase("ready"))
 
     def user_typed(self, text: str) -> None:
         self._flush_transcripts()
-        self._line(f"You asked: {text}")
+        self._line(phrase("you_asked", text=text))
 
     def notice(self, message: str) -> None:
         self._line(_sentence(message))
@@ -46,11 +48,17 @@ class ScreenReaderView(PlainView):
         self, *, latency_s: float | None = None, interrupted: bool = False, cut: bool = False
     ) -> None:
         if self._user:
-            self._line(f"You said: {_join(self._user)}")
+            self._line(phrase("you_said", text=_join(self._user)))
             self._user.clear()
         if self._answer:
-            stopped = " (stopped)" if interrupted else " (cut off; it comes again)" if cut else ""
-            self._line(f"shelfsight said: {_join(self._answer)}{stopped}")
+            key = (
+                "answer_said_stopped"
+                if interrupted
+                else "answer_said_cut"
+                if cut
+                else "answer_said"
+            )
+            self._line(phrase(key, text=_join(self._answer)))
             self._answer.clear()
 
     def _banner(self, text: str) -> None:
@@ -64,8 +72,8 @@ class ScreenReaderView(PlainView):
             self._emit(text)
 
 
-# Where one sentence ends and the next begins: ". A", "? The", "! (".
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'])")
+# Where one sentence ends and the next begins: ". A", "? Über", "! (", ". ¿Dónde".
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[^\W\d_a-zß-ÿ]|[(\"'¿¡])")
 
 
 def _sentence(message: str) -> str:

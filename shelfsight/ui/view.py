@@ -26,17 +26,20 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from shelfsight.core.phrases import phrase
 from shelfsight.session.status import State
 
-STATE_LABELS = {
-    State.CONNECTING: "connecting…",
-    State.LISTENING: "listening",
-    State.USER_TALKING: "you're talking",
-    State.THINKING: "thinking…",
-    State.ANSWERING: "answering",
-    State.RECONNECTING: "reconnecting…",
-}
-PROMPT = "Ask: "  # opens the echoed line of a question being typed
+
+def state_label(state: State) -> str:
+    """ "listening", "thinking…": the state in the session's language."""
+    return phrase("state_" + state.value.replace(" ", "_"))
+
+
+def prompt() -> str:
+    """ "Ask: ", which opens the echoed line of a question being typed."""
+    return phrase("prompt")
+
+
 # A latency under this took no network round trip: it timed only this computer (see
 # PlainView.shown_latency).
 MIN_LATENCY_S = 0.01
@@ -69,7 +72,7 @@ class PlainView:
         for text in banner:
             self._banner(text)
         if self.key_hints:
-            self._banner("Keys: " + self.key_hints.replace("  ·  ", "; ") + ".")
+            self._banner(phrase("keys", keys=self.key_hints.replace("  ·  ", "; ")))
 
     def stop(self) -> None:
         self._flush_transcripts()
@@ -84,9 +87,9 @@ class PlainView:
         old, self._echoed = self._echoed, text
         if text is None:
             if old is not None:
-                self._out.write(" (cancelled)\n" if old and not asked else "\n")
+                self._out.write(phrase("cancelled") + "\n" if old and not asked else "\n")
         elif old is None:
-            self._out.write(PROMPT + text)
+            self._out.write(prompt() + text)
         else:
             self._out.write(self._edit(old, text))
         self._out.flush()
@@ -99,8 +102,8 @@ class PlainView:
             keep += 1
         erase = _cells(old[keep:])
         width = self._width()
-        if width and erase > _cells(PROMPT + old) % width:  # the cursor's column
-            return "\n" + PROMPT + new
+        if width and erase > _cells(prompt() + old) % width:  # the cursor's column
+            return "\n" + prompt() + new
         return "\b \b" * erase + new[keep:]
 
     def shown_latency(self, latency_s: float | None) -> float | None:
@@ -121,7 +124,7 @@ class PlainView:
     def _on_state(self, state: State) -> None:
         quiet = (State.CONNECTING, State.RECONNECTING, State.LISTENING)
         if state in quiet and self.frames_sent == 0:
-            self._line(f"[{STATE_LABELS[state]}]")
+            self._line(f"[{state_label(state)}]")
 
     def mic_level(self, dbfs: float, speaking: bool) -> None:
         self.level_dbfs, self.speaking = dbfs, speaking
@@ -135,7 +138,7 @@ class PlainView:
 
     def user_typed(self, text: str) -> None:
         self._flush_transcripts()
-        self._line(f"You (typed): {text}")
+        self._line(phrase("you_typed", text=text))
 
     def typing(self, text: str | None) -> None:
         self.typed_so_far = text
@@ -165,18 +168,21 @@ class PlainView:
         self, *, latency_s: float | None = None, interrupted: bool = False, cut: bool = False
     ) -> None:
         if self._user:
-            self._line(f"You: {_join(self._user)}")
+            self._line(phrase("you", text=_join(self._user)))
             self._user.clear()
         if self._answer:
             extras = []
             if (shown := self.shown_latency(latency_s)) is not None:
-                extras.append(f"answered in {shown:.2f} s")
+                extras.append(phrase("note_answered_in", seconds=shown))
             if interrupted:
-                extras.append("interrupted")
+                extras.append(phrase("note_interrupted"))
             if cut:
-                extras.append("cut off by the connection")
-            suffix = f"  ({', '.join(extras)})" if extras else ""
-            self._line(f"shelfsight: {_join(self._answer)}{suffix}")
+                extras.append(phrase("note_cut"))
+            text = _join(self._answer)
+            if extras:
+                self._line(phrase("answer_line_notes", text=text, notes=", ".join(extras)))
+            else:
+                self._line(phrase("answer_line", text=text))
             self._answer.clear()
         if self._pending_cost:
             self._line(f"  {self._pending_cost}")
@@ -194,7 +200,7 @@ class PlainView:
             self._out.write("\n")
         self._out.write(text + "\n")
         if self._echoed is not None:
-            self._out.write(PROMPT + self._echoed)
+            self._out.write(prompt() + self._echoed)
         self._out.flush()
 
     def _wrap(self, text: str) -> str:
@@ -255,16 +261,16 @@ class LiveView(PlainView):
         filled = int(max(0.0, min(1.0, (self.level_dbfs + 60) / 60)) * 20)
         meter = "█" * filled + "·" * (20 - filled)
         shown = self.shown_latency(self.last_latency_s)
-        latency = f"  last answer {shown:.2f} s" if shown is not None else ""
-        label = STATE_LABELS[self._state] if self._state else ""
+        latency = "  " + phrase("status_last_answer", seconds=shown) if shown is not None else ""
+        label = state_label(self._state) if self._state else ""
         status = Text.assemble(
             (f" {label:<15}", "bold cyan"),
-            ("mic ", "dim"),
+            (phrase("status_mic"), "dim"),
             (meter, "green" if self.speaking else "dim"),
-            f"  frames {self.frames_sent}{latency}",
+            "  " + phrase("status_frames", count=self.frames_sent) + latency,
         )
         if self.typed_so_far is not None:
-            status.append(f"\n Ask: {self.typed_so_far}▏", style="bold")
+            status.append(f"\n {prompt()}{self.typed_so_far}▏", style="bold")
         if self.key_hints:
             status.append(f"\n {self.key_hints}", style="dim")
         return status

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from shelfsight.core.phrases import phrase
 from shelfsight.session.cost import format_usd
 from shelfsight.session.events import (
     AnswerBilled,
@@ -61,8 +62,8 @@ class ViewObserver:
                 view.frame_sent(nbytes)
             case UserSaid(text=text):
                 view.user_said(text)
-            case UserTyped(text=text):
-                view.user_typed(text)
+            case UserTyped(text=text, shown=shown):
+                view.user_typed(shown or text)
             case TypingNow(text=text):
                 view.typing(text)
             case AnswerSaid(text=text):
@@ -70,10 +71,10 @@ class ViewObserver:
             case AnswerEnded(latency_s=latency_s, interrupted=interrupted, cut=cut):
                 view.turn_done(latency_s, interrupted, cut)
             case AnswerStopped(by_key=True):
-                view.notice("answer stopped")  # the user's own key: say that it took
+                view.notice(phrase("answer_stopped"))  # the user's own key: say that it took
             case AnswerBilled(bill=bill, session_usd=usd):
-                view.answer_cost(f"cost: {bill.line()}; session so far {format_usd(usd)}")
+                view.answer_cost(phrase("answer_cost", line=bill.line(), total=format_usd(usd)))
             case BudgetCrossed():
-                self.view.notice(event.sentence())
+                self.view.notice(event.sentence().text())
             case Notice(text=text):
                 view.notice(text)
