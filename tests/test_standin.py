@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -12,8 +14,10 @@ from google.genai import errors, types
 
 from shelfsight.standin import (
     DEFAULT_ANSWER_TEXT,
+    SILENT_PCM,
     ConnectionFaults,
     ScriptedAnswer,
+    ScriptedCall,
     StandIn,
     StandInConfig,
     synth_speech_pcm16,
@@ -129,6 +133,38 @@ async def test_typed_questions_get_answers_in_script_order() -> None:
             ("text", "and the eggs?"),
         ]
         assert all(t.outcome == "completed" for t in turns)
+
+
+async def test_a_model_answers_each_turn_from_the_last_picture_or_leaves_it_to_the_script() -> None:
+    asked: list[tuple[str | None, bytes | None, bool]] = []
+
+    def model(text: str | None, picture: bytes | None) -> ScriptedAnswer | None:
+        asked.append((text, picture, threading.current_thread() is threading.main_thread()))
+        if text == "and the milk?":
+            return None
+        mark = ScriptedCall("mark_item", {"box_2d": [100, 200, 300, 400], "name": "bread"})
+        return ScriptedAnswer("", "", SILENT_PCM, tool_calls=(mark,))
+
+    config = StandInConfig(answers=(answer("scripted", 0.2),), speed=8.0, model=model)
+    async with StandIn(config) as server:
+        async with client_for(server).aio.live.connect(model="m", config=LIVE_CONFIG) as s:
+            stream = messages(s)
+            await s.send_realtime_input(video=types.Blob(data=b"one", mime_type="image/jpeg"))
+            await s.send_realtime_input(text="guide me to the bread")
+            first = await hear_turn(stream)
+            picture = types.Part(inline_data=types.Blob(data=b"two", mime_type="image/jpeg"))
+            turn = types.Content(role="user", parts=[picture, types.Part(text="and the milk?")])
+            await s.send_client_content(turns=turn, turn_complete=True)
+            second = await hear_turn(stream)
+        assert asked == [("guide me to the bread", b"one", False), ("and the milk?", b"two", False)]
+        assert first.audio == SILENT_PCM and second.output_text == "scripted"
+        calls = server.connections[0].sent("tool_call")
+        assert [json.loads(c.text)[0]["args"]["name"] for c in calls] == ["bread"]
+        turns = server.connections[0].turns()
+        assert [(t.question_text, t.answer_text) for t in turns] == [
+            ("guide me to the bread", ""),
+            ("and the milk?", "scripted"),
+        ]
 
 
 async def test_push_to_talk_turn_is_activity_start_to_end() -> None:

@@ -5,6 +5,7 @@ All frozen: a config is built once by a test or the demo and read by every conne
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -14,6 +15,7 @@ from shelfsight.standin.usage import UsageRates
 ANSWER_RATE_HZ = 24_000
 DEFAULT_ANSWER_TEXT = "Third shelf from the top, right end, green bag."
 DEFAULT_QUESTION_TEXT = "Where are the gluten-free crackers?"
+SILENT_PCM = bytes(2 * ANSWER_RATE_HZ // 50)  # 20 ms of silence: an answer that is only calls
 
 
 AUTO_ID = ""  # ScriptedCall.call_id: the stand-in makes up a unique id
@@ -52,6 +54,9 @@ def default_answers() -> tuple[ScriptedAnswer, ...]:
     """The one bundled answer: ~1.5 s of speech-like audio about the green bag."""
     pcm = synth_speech_pcm16(1.5, ANSWER_RATE_HZ)
     return (ScriptedAnswer(DEFAULT_QUESTION_TEXT, DEFAULT_ANSWER_TEXT, pcm),)
+
+
+ModelHook = Callable[[str | None, bytes | None], ScriptedAnswer | None]
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,11 @@ class StandInConfig:
     # Realtime audio at one of these rates (Hz) is refused with 1007, as a service that does
     # not take that rate would; e.g. frozenset({8000}) tests the slow link's fallback to 16 kHz.
     refuse_audio_rates_hz: frozenset[int] = frozenset()
+    # A model in place of the script (benchmarks): called for every user turn with the turn's
+    # text (typed; None for speech) and the last picture received before it ended (JPEG bytes;
+    # None before any), on a worker thread, so it may take as long as a real model thinks.
+    # Its answer (with its function calls) is streamed as a scripted one; None: the script's.
+    model: ModelHook | None = None
 
     def faults_for(self, index: int) -> ConnectionFaults:
         in_range = index < len(self.connection_faults)

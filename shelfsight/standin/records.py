@@ -198,6 +198,13 @@ class ConnectionRecord:
         self._on_change()
         return number
 
+    def _answered(self, number: int, question_text: str, answer_text: str) -> None:
+        """A model's answer is known (it was asked after the turn began)."""
+        with self._lock:
+            turn = replace(self._turns[number], question_text=question_text)
+            self._turns[number] = replace(turn, answer_text=answer_text)
+        self._on_change()
+
     def _end_turn(self, number: int, outcome: str) -> None:
         """Records how a turn ended; the first ending wins."""
         with self._lock:

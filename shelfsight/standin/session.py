@@ -92,6 +92,7 @@ class _Session:
         make_usage = partial(UsageModel, config.usage, record.setup or {})
         self._usage: UsageModel = ledger.usage_for(session_id, make_usage)
         self._calls_made = 0  # for unique function call ids
+        self._last_picture: bytes | None = None  # what a model answers about (config.model)
 
     async def run(self) -> None:
         await self._send({"setupComplete": {}}, "setup_complete")
@@ -173,6 +174,7 @@ class _Session:
         self._record._add_received(ReceivedEvent(t, kind, data=kept, mime_type=mime_type))
         if kind == "video":
             self._usage.saw_frame()
+            self._last_picture = data
         if kind != "audio":
             return
         rate_hz = rate_from_mime(mime_type)
@@ -206,6 +208,7 @@ class _Session:
                 event = ReceivedEvent(t, "video", kept, mime_type, text="client_content")
                 self._record._add_received(event)
                 self._usage.saw_image()
+                self._last_picture = data
         text = " ".join(str(p["text"]) for p in parts if "text" in p)
         self._record._add_received(ReceivedEvent(t, "client_content", text=text))
         self._usage.read_text(text)
@@ -245,18 +248,36 @@ class _Session:
         await self._interrupt(say_so=self._config.barge_in == "interrupt")
 
     async def _user_turn_ended(self, trigger: str, typed_text: str | None) -> None:
-        """Starts the next scripted answer; a typed question is recorded as typed."""
+        """Starts the next answer (the model's, when there is one, is asked in `_answer`); a
+        typed question is recorded as typed."""
         await self._barge_in()
-        typed = self._config.typed_answer(typed_text) if typed_text is not None else None
-        answer = typed or self._ledger.next_answer(self._config.answers)
-        question = answer.question_text if typed_text is None else typed_text
-        turn = TurnRecord(trigger, question, answer.answer_text, time.monotonic())
+        answer = None if self._config.model is not None else self._scripted(typed_text)
+        scripted_question = answer.question_text if answer is not None else ""
+        question = scripted_question if typed_text is None else typed_text
+        answer_text = answer.answer_text if answer is not None else ""
+        turn = TurnRecord(trigger, question, answer_text, time.monotonic())
         number = self._record._start_turn(replace(turn, input_audio_s=self._audio_received_s))
         previous = self._answer_task  # queue behind it if still streaming (NO_INTERRUPTION)
         previous = previous if previous is not None and not previous.done() else None
+        asked = (typed_text, self._last_picture)
         self._answer_task = asyncio.create_task(
-            self._answer(number, answer, spoken=typed_text is None, after=previous)
+            self._answer(number, answer or asked, spoken=typed_text is None, after=previous)
         )
+
+    def _scripted(self, typed_text: str | None) -> ScriptedAnswer:
+        typed = self._config.typed_answer(typed_text) if typed_text is not None else None
+        return typed or self._ledger.next_answer(self._config.answers)
+
+    async def _ask_model(
+        self, number: int, typed_text: str | None, picture: bytes | None
+    ) -> ScriptedAnswer:
+        """The configured model's answer to this turn (on a worker thread), else the script's."""
+        assert self._config.model is not None
+        answer = await asyncio.to_thread(self._config.model, typed_text, picture)
+        answer = answer or self._scripted(typed_text)
+        question = answer.question_text if typed_text is None else typed_text
+        self._record._answered(number, question, answer.answer_text)
+        return answer
 
     async def _interrupt(self, say_so: bool = True) -> None:
         """Cuts the streaming answer; with `say_so`, tells the client with `interrupted`."""
@@ -268,12 +289,19 @@ class _Session:
             await self._send({"serverContent": {"interrupted": True}}, "interrupted")
 
     async def _answer(
-        self, number: int, answer: ScriptedAnswer, spoken: bool, after: asyncio.Task[None] | None
+        self,
+        number: int,
+        answer: ScriptedAnswer | tuple[str | None, bytes | None],
+        spoken: bool,
+        after: asyncio.Task[None] | None,
     ) -> None:
-        """Streams one answer; records how the turn ended. Cancelled on barge-in."""
+        """Streams one answer (a scripted one, or the model's to (typed text, picture));
+        records how the turn ended. Cancelled on barge-in."""
         try:
             if after is not None:
                 await after
+            if not isinstance(answer, ScriptedAnswer):
+                answer = await self._ask_model(number, *answer)
             if spoken and self._options.input_transcription:
                 message = {"serverContent": {"inputTranscription": {"text": answer.question_text}}}
                 await self._send(message, "input_transcription", answer.question_text)
