@@ -14,12 +14,14 @@ import pytest
 
 from shelfsight import guide_demo as demo
 from shelfsight.app import OFFLINE_GUIDE
-from shelfsight.guide.box import to_box_2d
+from shelfsight.guide.box import PixelBox, to_box_2d
+from shelfsight.guide.guidance import guidance_for
 from shelfsight.guide.guide import ANSWER_WAIT_S, CONFIRM_WIDTH, Guide, Step
 from shelfsight.guide.motion import CameraMotion
 from shelfsight.guide.worker import GuideNews, GuideWorker
 from shelfsight.live.events import Connected
 from shelfsight.media.frames import EncodedFrame, encode_jpeg
+from shelfsight.media.guidance_audio import CueRenderer
 from shelfsight.session.conversation import Conversation, Options
 from shelfsight.ui.controls import Control, GuideKey, TypedQuestion
 from shelfsight.ui.watch import ViewObserver
@@ -258,3 +260,16 @@ def test_a_mark_about_an_older_picture_is_moved_on_by_the_camera_motion_since(
     # The model boxed the part in view then (the item's left end): followed on, in place.
     assert abs(step.track.box.x - frames[106].truth.x) < 10
     assert abs(step.track.box.cy - frames[106].truth.cy) < 10
+
+
+def test_ticks_played_in_20_ms_blocks_are_whole() -> None:
+    """The speaker mixes the ticks block by block: a tick crossing a block's end goes on in
+    the next (the closed-loop bench found them cut to a click at the slowest rate)."""
+    cue = guidance_for(PixelBox(-400, -300, 60, 60), *OUT, t_capture=0.0, confirmed=False)
+    assert cue.tick_hz == pytest.approx(2.0)  # out of view past a corner: the slowest ticks
+    whole = CueRenderer().render(cue, 2.0).astype(float)
+    blocks = CueRenderer()
+    parts = np.concatenate([blocks.render(cue, 0.02) for _ in range(100)]).astype(float)
+    assert np.abs(parts - whole).max() <= 1.0  # the same sound, to rounding
+    ticks = np.flatnonzero(np.abs(whole).sum(axis=1) > 0)
+    assert len(ticks) >= 3 * int(0.02 * 24000)  # each tick lasts its 25 ms

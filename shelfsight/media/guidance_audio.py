@@ -35,6 +35,7 @@ class CueRenderer:
         self.rate_hz = rate_hz
         self._t = 0.0  # seconds rendered so far
         self._next_tick = 0.0  # when the next tick starts
+        self._last_tick: tuple[float, float] | None = None  # (start s, pitch Hz) of the latest
 
     def render(self, cue: Guidance | None, seconds: float) -> np.ndarray:
         """`seconds` of sound for `cue` (None: silence) as int16, shape (n, 2)."""
@@ -53,18 +54,27 @@ class CueRenderer:
         return (np.clip(stereo * LEVEL, -1, 1) * 32767).astype(np.int16)
 
     def _ticks(self, cue: Guidance, t: np.ndarray) -> np.ndarray:
+        """The ticks in this block, whole: a tick begun in the last block ends in this one
+        (the speaker mixes 20 ms blocks; a tick cut at each block's end was a click)."""
         out = np.zeros(len(t))
         end = self._t + len(t) / self.rate_hz
+        if self._last_tick is not None and self._last_tick[0] + TICK_S > self._t:
+            _add_tick(out, t, *self._last_tick)
         if self._next_tick < self._t:
             self._next_tick = self._t
         while self._next_tick < end:
-            start = self._next_tick
-            inside = (t >= start) & (t < start + TICK_S)
-            local = t[inside] - start
-            envelope = 0.5 - 0.5 * np.cos(2 * math.pi * local / TICK_S)
-            out[inside] += envelope * np.sin(2 * math.pi * cue.pitch_hz * local)
+            self._last_tick = (self._next_tick, cue.pitch_hz)
+            _add_tick(out, t, *self._last_tick)
             self._next_tick += 1.0 / cue.tick_hz
         return out
+
+
+def _add_tick(out: np.ndarray, t: np.ndarray, start: float, pitch_hz: float) -> None:
+    """One raised-cosine tone burst starting at `start` (s), where it falls in times `t`."""
+    inside = (t >= start) & (t < start + TICK_S)
+    local = t[inside] - start
+    envelope = 0.5 - 0.5 * np.cos(2 * math.pi * local / TICK_S)
+    out[inside] += envelope * np.sin(2 * math.pi * pitch_hz * local)
 
 
 def to_mono(stereo: np.ndarray) -> bytes:
