@@ -4,8 +4,10 @@ A shelf video is rendered on the spot (deterministic, into the cache folder: a f
 MJPG that OpenCV plays everywhere) as a phone camera would film it: held still with the bag
 right of the centre, panned past it so it goes left, brought back, walked up to. The
 built-in stand-in answers the guide key ("Guide me to it.") with the bag's box in that held
-picture (`mark_item`), as the model would; from then on everything is the real guide: the
-tracker on every frame, the stereo ticks mixed into the speaker, the words, the chime.
+picture (`mark_item`), and the guide's checks before the chime with the bag's box in the
+picture they send (found by its colour: the stand-in's stand-in for sight); from then on
+everything is the real guide: the tracker on every frame, the stereo ticks mixed into the
+speaker, the words, the chime.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ import numpy as np
 from shelfsight.core.controls import GuideKey, Quit
 from shelfsight.guide.box import PixelBox, to_box_2d
 from shelfsight.guide.worker import GUIDE_ME
-from shelfsight.standin import ScriptedAnswer, ScriptedCall, StandInConfig, synth_speech_pcm16
+from shelfsight.standin import (
+    SILENT_PCM,
+    ScriptedAnswer,
+    ScriptedCall,
+    StandInConfig,
+    synth_speech_pcm16,
+)
 
 SIZE = (640, 360)  # the video's frame, px
 FPS = 15.0
@@ -102,12 +110,42 @@ def write_video(path: Path) -> list[int]:
     return to_box_2d(view(canvas, 0.0)[1], *SIZE)
 
 
+BAG_BGR = ((35, 140, 40), (70, 185, 85))  # the bag's green, low and high, in any picture
+
+
+def find_bag(jpeg: bytes) -> list[int] | None:
+    """The bag's box_2d in a picture, by its colour; None when it is not in it."""
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        return None
+    mask = cv2.inRange(image, np.array(BAG_BGR[0]), np.array(BAG_BGR[1]))
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 50:
+        return None
+    height, width = mask.shape
+    box = PixelBox(xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min())
+    return to_box_2d(box, width, height)
+
+
 def standin_config(box_2d: list[int], answer_pcm: bytes | None = None) -> StandInConfig:
-    """The guide key's question is answered with the bag's box, as the model would."""
+    """The guide key's question is answered with the bag's box, as the model would, and so
+    is each of the guide's own questions, from the picture that came with it."""
     pcm = answer_pcm or synth_speech_pcm16(1.0, 24000)
     mark = ScriptedCall("mark_item", {"box_2d": box_2d, "name": ITEM_NAME})
     answer = ScriptedAnswer(GUIDE_ME, ANSWER_TEXT, pcm, tool_calls=(mark,))
-    return StandInConfig(answers=(answer,), typed_answers=((GUIDE_ME, answer),))
+
+    def model(text: str | None, picture: bytes | None) -> ScriptedAnswer | None:
+        if text is None or not text.startswith(("Guide", "The guide")) or picture is None:
+            return None  # the script: the guide key's question
+        found = find_bag(picture)
+        call = (
+            ScriptedCall("mark_item", {"box_2d": found, "name": ITEM_NAME})
+            if found is not None
+            else ScriptedCall("point_camera", {"direction": "right", "name": ITEM_NAME})
+        )
+        return ScriptedAnswer(text, "", SILENT_PCM, tool_calls=(call,))
+
+    return StandInConfig(answers=(answer,), typed_answers=((GUIDE_ME, answer),), model=model)
 
 
 async def press_keys(controls: asyncio.Queue[GuideKey | Quit]) -> None:
@@ -115,4 +153,3 @@ async def press_keys(controls: asyncio.Queue[GuideKey | Quit]) -> None:
     controls.put_nowait(GuideKey())
     await asyncio.sleep(SECONDS - 0.5)
     controls.put_nowait(Quit())
-

@@ -252,6 +252,9 @@ class FakeGuide:
     def close_up(self) -> EncodedFrame | None:
         return None
 
+    def turn_done(self) -> None:
+        pass
+
     def stop(self, why: str) -> bool:
         was, self.active = self.active, False
         if was:

@@ -9,16 +9,15 @@ cue is checked against where the bag really was in that frame.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from shelfsight.guide.box import to_box_2d
 from shelfsight.guide.worker import ask_again_text
-from shelfsight.standin import (
-    ScriptedAnswer,
-    StandIn,
-)
+from shelfsight.standin import SILENT_PCM, ScriptedAnswer, ScriptedCall, StandIn
 from tests.support.guide_cli import (
     ANSWER_PCM,
     ITEM,
@@ -29,7 +28,7 @@ from tests.support.guide_cli import (
     guide_config,
     sides_cued,
 )
-from tests.support.guide_scene import write_video
+from tests.support.guide_scene import OUT, write_video
 from tests.support.pulse import missing_tools, pulse_server
 
 
@@ -73,7 +72,15 @@ def test_a_lost_bag_is_told_asked_for_again_with_a_new_picture_and_stop_ends_gui
 ) -> None:
     frames = write_video("ask_then_hidden", tmp_path / "shelf.avi")
     where = ScriptedAnswer("(re-ask)", "Turn back to the right.", ANSWER_PCM)
-    config = guide_config(frames[0], (ask_again_text(ITEM), where))
+    mark = ScriptedCall("mark_item", {"box_2d": to_box_2d(frames[0].truth, *OUT), "name": ITEM})
+
+    def model(text: str | None, picture: bytes | None) -> ScriptedAnswer | None:
+        """The check before the chime: the camera is held still, so the bag is where it was."""
+        if text is not None and text.startswith("Guide check"):
+            return ScriptedAnswer(text, "", SILENT_PCM, tool_calls=(mark,))
+        return None
+
+    config = replace(guide_config(frames[0], (ask_again_text(ITEM), where)), model=model)
     with StandIn.start_in_thread(config) as standin:
         run = GuidedRun(standin, tmp_path / "shelf.avi", str(tmp_path / "out.wav"), tmp_path, {})
         run.ask_once_connected()
@@ -83,16 +90,20 @@ def test_a_lost_bag_is_told_asked_for_again_with_a_new_picture_and_stop_ends_gui
         run.wait_for("guiding stopped", lambda ev: any(e.get("action") == "stop" for e in ev))
         out, events = run.finish()
     guide = [e for e in events if e["type"] == "guide"]
-    assert [(e["action"], e.get("why")) for e in guide] == [
-        ("start", None),
-        ("ask_again", "lost"),
-        ("stop", "you typed stop"),
-    ]
+    told = [(e["action"], e.get("why")) for e in guide]
+    # Checked and confirmed before the chime; lost (confirmation taken back); checked again.
+    assert told[:3] == [("start", None), ("ask_again", "confirm"), ("confirmed", None)]
+    assert ("ask_again", "lost") in told and told[-1] == ("stop", "you typed stop")
+    assert ("ask_again", "confirm") in told[told.index(("ask_again", "lost")) :], told
     assert "I've lost the gluten-free bread; hold still" in out
     connection = standin.server.connections[0]
-    assert connection.questions() == [QUESTION, ask_again_text(ITEM)], "'stop' stayed local"
-    pictures = [e for e in connection.received("video") if e.text == "client_content"]
-    assert len(pictures) == 2 and pictures[1].data != pictures[0].data, "a fresh picture"
+    asked = [q for q in connection.questions() if not q.startswith("Guide check")]
+    assert asked == [QUESTION, ask_again_text(ITEM)], "'stop' stayed local"
+    pictures = [e.data for e in connection.received("video") if e.text == "client_content"]
+    questions = connection.questions()  # each went with its picture, in order
+    assert len(pictures) == len(questions)
+    lost = questions.index(ask_again_text(ITEM))
+    assert pictures[lost] != pictures[0], "the re-ask went with a fresh picture (the hand)"
     cues = [e for e in events if e["type"] == "guide_cue"]
     assert any(e["lost"] for e in cues) and not cues[-1]["lost"], "lost, then found again"
     right, judged = directions(events, frames)  # the bag is near the centre when in view here

@@ -13,10 +13,13 @@ Three ways the guide knows where the item is, each frame (`step`):
   picture as the camera turns (`LOOK_*`), until it marks the item or points again.
 
 The chime ("reach now") is never played on the tracker's word alone: a colour tracker can slide
-onto a look-alike next door. When the item is centred and near (`CONFIRM_WIDTH`), the model
-is asked once, with the newest picture and the box being followed, to mark the item in it
-(`Ask("confirm")`); a box that overlaps confirms, another box re-marks. A first mark that is
-already that near counts as confirmed (the model has just looked that close).
+onto a look-alike next door, and a small far mark makes a template too small to follow the
+item as it grows. While the item is near the centre and not yet confirmed, the model is sent
+the newest picture with the box being followed (`Ask("confirm")`, at most every
+`CHECK_EVERY_S`, one question at a time) and marks the item in it: the tracker starts again
+from its box (a fresh, larger template), which confirms the item when it overlaps the
+followed one and is near (`CONFIRM_WIDTH`); another box is a look-alike caught. Losing the
+item, however briefly, takes the confirmation back.
 
 One thread: a live run calls it from the guide's worker thread; `mark`, `lead` and `stop` are
 handed to that thread. `now` is the caller's clock (seconds), so tests can step it.
@@ -48,7 +51,8 @@ LOOK_EVERY_S = 1.0  # pointed at: the model sees a new picture at most this ofte
 LOOK_TURN = 0.25  # ...once the camera has turned this much of the picture's width...
 LOOK_IDLE_S = 3.0  # ...or this long has passed
 ANSWER_WAIT_S = 3.0  # a question to the model not answered in this long may be asked again
-CONFIRM_WIDTH = 0.15  # item width / picture width: confirmed before the chime from here on
+CONFIRM_WIDTH = 0.15  # item width / picture width: a check from here on can confirm
+CHECK_EVERY_S = 1.5  # near the centre, unconfirmed: the model checks the box this often
 CONFIRM_IOU = 0.3  # the model's box overlaps the followed one this much: it is the item
 LEAD_OFFSET = 1.6  # a pointed-at item sounds this many half-pictures from the centre
 
@@ -96,6 +100,8 @@ class Guide:
         self._confirmed = False
         self._confirm_seq: int | None = None  # the picture a pending confirmation is about
         self._confirm_box: tuple[int, int, int, int] | None = None
+        self._t_checked = -1e9
+        self._t_lost_asked = -1e9
         self._lost_since: float | None = None
         self._hidden_since: float | None = None  # lost, and its place is in the picture
         self._lost_told = False
@@ -126,12 +132,11 @@ class Guide:
         seq: int | None = None,
     ) -> bool:
         """Follow the item at `box_2d` (checked, see guide.box) in `image`, camera frame `seq`.
-        Returns True when this mark confirmed the box being followed (no restart)."""
+        Returns True when this mark, the answer to a check, confirmed the followed item."""
         self._t_answered = max(self._t_answered, self._t_asked) + 1e-9
-        if self._confirms(box_2d, seq):
-            self._confirmed, self._confirm_seq = True, None
-            return True
-        if self._confirm_seq is not None and seq == self._confirm_seq:
+        answers_check = self._confirm_seq is not None and seq == self._confirm_seq
+        same = answers_check and self._overlaps_checked(box_2d)
+        if answers_check and not same:
             self.stats.rejected += 1
         height, width = image.shape[:2]
         box = to_pixels(box_2d, width, height)
@@ -141,12 +146,13 @@ class Guide:
             self._tracker.shift(*since)
         self._marked_now = since is None  # where it is now is unknown: search anywhere
         self.name, self._mode = name, "track"
-        self.stats.marks += 1
-        self._confirmed = box.w / width >= CONFIRM_WIDTH
+        if not answers_check:
+            self.stats.marks += 1
+        self._confirmed = same and box.w / width >= CONFIRM_WIDTH
         self._confirm_seq = None
         self._lost_since, self._hidden_since = None, None
         self._lost_told, self._last_words = False, None
-        return False
+        return self._confirmed
 
     def lead(self, direction: str, name: str) -> None:
         """The model cannot see the item: lead the camera `direction` (a key of DIRECTIONS)."""
@@ -155,6 +161,11 @@ class Guide:
         self.stats.leads += 1
         self._confirmed, self._confirm_seq = False, None
         self._turned, self._last_words = 0.0, None
+
+    def answered(self) -> None:
+        """The model ended a turn: whatever was asked is answered (a mark or a direction came
+        with it, or the model did not call: it cannot tell), so the next question may go."""
+        self._t_answered = max(self._t_answered, self._t_asked) + 1e-9
 
     def stop(self) -> None:
         self.name = None
@@ -183,8 +194,8 @@ class Guide:
             self._lost_since, self._hidden_since, self._lost_told = None, None, False
         cue = guidance_for(track.box, width, height, t_capture, confirmed=self._confirmed)
         ask = None
-        if self._wants_confirmation(cue, now):
-            self._confirm_seq = seq
+        if self._wants_check(cue, now):
+            self._confirm_seq, self._t_checked = seq, now
             y0, x0, y1, x1 = to_box_2d(track.box, width, height)
             self._confirm_box = (y0, x0, y1, x1)
             self.stats.confirms += 1
@@ -217,6 +228,7 @@ class Guide:
         if self._lost_since is None:
             self._lost_since = now
             self.stats.dropouts += 1
+            self._confirmed = False  # what is found again is checked again
         place = track.box  # kept in place with the camera's motion
         in_picture = 0 <= place.cx < width and 0 <= place.cy < height
         if not in_picture:
@@ -228,21 +240,25 @@ class Guide:
         if not too_long:  # lead to where it must be
             cue = guidance_for(place, width, height, t_capture, confirmed=False)
             return Step(cue, track, say=None if in_picture else self._words(cue.hint, now))
-        if self._lost_told:
-            return Step(None, track)
+        ask = None
+        if now - self._t_lost_asked >= ASK_EVERY_S and self._may_ask(now):
+            self._t_lost_asked = now
+            ask = self._ask("lost", now)
+        if self._lost_told:  # told once; asked again (silently) while it stays lost
+            return Step(None, track, ask=ask)
         self._lost_told = True
         self.stats.lost += 1
-        ask = self._ask("lost", now) if now - self._t_asked >= ASK_EVERY_S else None
         return Step(None, track, say=Phrase("guide_lost", {"item": self.name}), ask=ask)
 
     # -- questions to the model -------------------------------------------------------------
 
-    def _wants_confirmation(self, cue: Guidance, now: float) -> bool:
-        near = abs(cue.pan) < 0.25 and abs(cue.tilt) < 0.25 and cue.width >= CONFIRM_WIDTH
-        return near and not self._confirmed and self._may_ask(now)
+    def _wants_check(self, cue: Guidance, now: float) -> bool:
+        centred = abs(cue.pan) < 0.25 and abs(cue.tilt) < 0.25
+        due = now - self._t_checked >= CHECK_EVERY_S
+        return centred and due and not self._confirmed and self._may_ask(now)
 
-    def _confirms(self, box_2d: tuple[float, float, float, float], seq: int | None) -> bool:
-        if self._confirm_seq is None or seq != self._confirm_seq or self._confirm_box is None:
+    def _overlaps_checked(self, box_2d: tuple[float, float, float, float]) -> bool:
+        if self._confirm_box is None:
             return False
         a = to_pixels(box_2d, 1000, 1000)
         b = to_pixels(self._confirm_box, 1000, 1000)

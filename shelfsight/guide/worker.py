@@ -144,6 +144,13 @@ class _Stop:
     why: str
 
 
+class _TurnDone:
+    """The model finished a turn: a question of the guide's was answered, call or not."""
+
+
+_Command = _Mark | _Lead | _TurnDone | _Stop
+
+
 class _Close:
     pass
 
@@ -203,7 +210,7 @@ class GuideWorker:
         self._camera, self._sound = camera, sound
         self._max_side, self._jpeg_quality = max_side, jpeg_quality
         self._guide = Guide()
-        self._commands: queue.Queue[_Mark | _Lead | _Stop | _Close] = queue.Queue(maxsize=8)
+        self._commands: queue.Queue[_Command | _Close] = queue.Queue(maxsize=8)
         self._news: asyncio.Queue[GuideNews] = asyncio.Queue(maxsize=32)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -267,6 +274,10 @@ class GuideWorker:
         self._command(_Lead(direction, name))
         self.name = name
 
+    def turn_done(self) -> None:
+        """The model's turn ended (with or without a call): the guide may ask again."""
+        self._command(_TurnDone())
+
     def stop(self, why: str) -> bool:
         """End guiding; False if it was not on."""
         if self.name is None:
@@ -288,7 +299,7 @@ class GuideWorker:
         while True:
             yield await self._news.get()
 
-    def _command(self, command: _Mark | _Lead | _Stop) -> None:
+    def _command(self, command: _Command) -> None:
         try:
             self._commands.put_nowait(command)
         except queue.Full:
@@ -336,13 +347,13 @@ class GuideWorker:
         self._follow(False)
         self._sound.set(None)
 
-    def _next_command(self, *, wait: bool) -> _Mark | _Lead | _Stop | _Close | None:
+    def _next_command(self, *, wait: bool) -> _Command | _Close | None:
         try:
             return self._commands.get(block=wait)
         except queue.Empty:
             return None
 
-    def _apply(self, command: _Mark | _Lead | _Stop) -> None:
+    def _apply(self, command: _Command) -> None:
         was_active = self._guide.active
         match command:
             case _Mark(box_2d=box_2d, name=name, frame=frame):
@@ -356,6 +367,8 @@ class GuideWorker:
                 self._sound.set(None)
                 self._follow(True)
                 self._post(Guiding(name))
+            case _TurnDone():
+                self._guide.answered()
             case _Lead(direction=direction, name=name):
                 self._guide.lead(direction, name)
                 self._follow(True)

@@ -32,6 +32,7 @@ from shelfsight.tools.guide_tools import guide_tools
 from tests.support.guide_scene import FPS, OUT, SceneFrame, render
 
 KEY = "guide-key-not-secret"
+ITEM = "gluten-free bread"
 AUDIO_BLOCK_S = 0.02
 
 
@@ -132,7 +133,11 @@ def _track(run: GuideRun, frames: list[SceneFrame], paced: bool) -> None:
         t_capture = time.monotonic()
         # The guide's clock is the video's (frame n at n / FPS), so its one-second rules hold
         # however fast or slow a loaded machine tracks; latency is measured on the real clock.
-        step = run.guide.step(frame.image, t_capture, t0 + n / FPS)
+        step = run.guide.step(frame.image, t_capture, t0 + n / FPS, seq=n)
+        if step.ask is not None and step.ask.why == "confirm" and frame.visible:
+            # The model checks the followed box before the chime: it marks the item there.
+            box = to_box_2d(frame.truth, *OUT)
+            run.guide.mark((box[0], box[1], box[2], box[3]), ITEM, frame.image, seq=n)
         renderer.render(step.cue, AUDIO_BLOCK_S)
         run.results.append(FrameResult(frame, step, t_capture, time.monotonic()))
     run.worker_cpu_s = time.thread_time() - cpu0
