@@ -9,20 +9,22 @@ opencv-python: the two wheels share the `cv2` package and must not be installed 
     PYTHONPATH=$PWD /tmp/cvc/bin/python -m bench.trackers [TRACKER...] [SCENARIO...]
 
 Each tracker starts from the target's true box in the first frame (what the model marks) and
-gets every frame at 30 fps. Per tracker and scenario, at 640x360: centre error p50 / p95 (px,
-frames where the target is in view and the tracker claims it), held (share of those in-view
-frames it claims the target at all), frames on the look-alike (claimed centre inside the
-look-alike's box), false locks (target hidden or out of view, tracker claims it; on the
-look-alike in brackets), recovery (s from the target's return to the first claimed frame with
-the centre on it, per hidden stretch; "never" if not by the end), and the tracker's CPU in ms
-per frame (time.thread_time around its update; process CPU if OpenCV's own threads add more)
-at 640x360 and at 1280x720 (the same scenario rendered larger).
+gets every frame at 30 fps; the template tracker also gets the camera's motion and searches
+the whole picture for a lost item only after REFIND_ANYWHERE_S, as the guide drives it (class
+Template). Per tracker and scenario, at 640x360: centre error p50 / p95 (px, frames where the
+target is in view and the tracker claims it), held (share of those in-view frames it claims
+the target at all), frames on the look-alike (claimed centre inside the look-alike's box),
+false locks (target hidden or out of view, tracker claims it; on the look-alike in
+brackets), recovery (s from the target's return to the first claimed frame with the centre
+on it, per hidden stretch; "never" if not by the end), and CPU in ms per frame
+(time.thread_time around the update; process CPU in brackets if OpenCV's own threads add
+more) at 640x360 and at 1280x720 (the same scenario rendered larger).
 
 "CSRT@320" and "KCF@320" get the frame resized to 320 px wide, as the template tracker works.
 CSRT and KCF have no re-find: once they report a failure they keep looking around the last
 place (OpenCV's behaviour, kept here), so what comes back elsewhere stays lost for them.
-Imports nothing beyond OpenCV, NumPy and the guide's tracker, so the contrib venv needs no
-more (hence its own small table, not bench._common's).
+Imports nothing beyond OpenCV, NumPy and the guide package, so the contrib venv needs no more
+(hence its own small table, not bench._common's).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ import cv2
 import numpy as np
 
 from shelfsight.guide.box import PixelBox
+from shelfsight.guide.guide import REFIND_ANYWHERE_S
+from shelfsight.guide.motion import CameraMotion
 from shelfsight.guide.tracker import TemplateTracker
 from tests.support.guide_scene import FPS, LOOKALIKES, OUT, PATHS, SceneFrame, render
 
@@ -52,16 +56,26 @@ class Follower(Protocol):
 
 
 class Template:
-    """The product's tracker (shelfsight.guide.tracker)."""
+    """The product's tracker (shelfsight.guide.tracker) as the guide drives it: told the
+    camera's motion each frame (guide.motion, its cost counted here too), and searching the
+    whole picture for a lost item only once it has been lost REFIND_ANYWHERE_S."""
 
     def __init__(self, make: Callable[[], TemplateTracker] = TemplateTracker) -> None:
-        self._tracker = make()
+        self._tracker, self._motion = make(), CameraMotion()
+        self._frame, self._lost_at = 0, -1
 
     def start(self, image: np.ndarray, box: PixelBox) -> None:
         self._tracker.start(image, box)
+        self._motion.shift(image)
 
     def update(self, image: np.ndarray) -> tuple[PixelBox, bool]:
-        track = self._tracker.update(image)
+        self._frame += 1
+        anywhere = self._lost_at >= 0 and (self._frame - self._lost_at) / FPS >= REFIND_ANYWHERE_S
+        track = self._tracker.update(image, self._motion.shift(image), anywhere=anywhere)
+        if not track.lost:
+            self._lost_at = -1
+        elif self._lost_at < 0:
+            self._lost_at = self._frame
         return track.box, track.lost
 
 
