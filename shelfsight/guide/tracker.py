@@ -10,6 +10,16 @@ patch takes in the zoom and never grows), and its score says when the item is go
 (occluded, out of view), which is when the guide must stop steering and re-find it: then the
 whole frame is searched at several sizes.
 
+Look-alikes (issue 23; bench/trackers.py): a pack of the same colour and size next to the item
+scores nearly as well as the item itself (0.92 against 0.98-1.0 on the rendered shelf).
+So the tracker keeps to the item: a frame's match must lie within half the template of the
+last one (the window reaches past the frame's edges, so an item leaving the view keeps
+matching there instead of the template jumping to a neighbour that fits; less than half of
+it in view counts as lost); it learns how well look-alikes match (the best match away from
+the item in the first frame, and once every LOOKALIKE_EVERY frames while tracking); and a
+re-find must beat that by LOOKALIKE_MARGIN and stand out from the second-best place by as
+much. Where it cannot tell them apart it stays lost and the guide asks the model again.
+
 Cost: one resize plus a few colour matchTemplate calls on a 320 px wide image, a few ms a
 frame (bench/guide.py prints it). Not thread-safe: one tracker per guide worker thread.
 """
@@ -31,6 +41,20 @@ FIND_SCORE = 0.7  # a re-found item must match this well (a whole-frame search)
 MIN_SIDE_PX = 8  # at work width
 CONTEXT = 0.15  # the template takes this much of the box's size around it on every side: a
 # plain-coloured pack matches itself at any smaller size; its edges fix the size and place
+NEAR = 0.5  # of the template's size: how far the item may move between two frames...
+STEP_PX = (12.0, 40.0)  # ...but at least and at most this far (work px; 40 a frame at 30 fps
+# crosses the view 3.7 times a second)
+REFINE_SCALES = (0.94, 0.97, 1.0, 1.03, 1.06)  # a re-found item's size, finer
+LOOKALIKE_EVERY = 15  # frames between whole-frame looks for look-alikes while tracking
+LOOKALIKE_MARGIN = 0.03  # a re-found item beats look-alikes and the second-best place by this
+
+
+@dataclass(frozen=True)
+class _Match:
+    box: PixelBox  # work px, with context
+    score: float
+    size: float  # relative to the marked patch
+    runner_up: float  # the best score at that size more than NEAR of a template away
 
 
 @dataclass(frozen=True)
@@ -45,18 +69,25 @@ class Track:
 class TemplateTracker:
     def __init__(self) -> None:
         self._scale = 1.0  # work px per frame px
-        self._box = PixelBox(0, 0, 0, 0)  # work px
+        self._frame = (1, 1)  # work image height, width
+        self._box = PixelBox(0, 0, 0, 0)  # work px, with context; may reach past the frame
+        self._inner = (0.0, 0.0, 1.0, 1.0)  # the item within the template: x, y, w, h fractions
         self._template: np.ndarray = np.zeros((1, 1), np.uint8)  # the marked patch, work px
         self._size = 1.0  # how large the item is now, relative to the marked patch
         self._lost = True
+        self._lookalike = 0.0  # the best score seen of a match away from the item
+        self._frames = 0
 
     def start(self, image: np.ndarray, box: PixelBox) -> None:
         """Begin following `box` (frame pixels) in BGR `image`."""
         gray = self._gray(image)
-        b = _clamp(_grow(box.scaled(self._scale), CONTEXT), gray.shape)
+        inner = box.scaled(self._scale)
+        b = _clamp(_grow(inner, CONTEXT), gray.shape)  # context cut where the frame ends
         self._box = b
+        self._inner = ((inner.x - b.x) / b.w, (inner.y - b.y) / b.h, inner.w / b.w, inner.h / b.h)
         self._template, self._size = _cut(gray, b), 1.0
-        self._lost = False
+        self._lost, self._frames = False, 0
+        self._lookalike = self._away_score(gray)
 
     def shift(self, dx: float, dy: float) -> None:
         """The scene moved (dx, dy) frame px since the frame the box is about (a mark given
@@ -74,43 +105,102 @@ class TemplateTracker:
         picture too (where a look-alike may win: the guide asks for it only when that place is
         no longer trusted)."""
         gray = self._gray(image)
+        self._frames += 1
         b = self._box
         self._box = PixelBox(b.x + moved[0] * self._scale, b.y + moved[1] * self._scale, b.w, b.h)
         if not self._lost:
-            found = self._search(gray, self._around(gray.shape), TRACK_SCALES)
-            if found is not None and found[1] >= TRACK_SCORE:
-                self._accept(gray, *found)
-                return self._track(found[1], lost=False)
+            found = self._search(gray, self._near(), TRACK_SCALES)
+            if found is not None and found.score >= TRACK_SCORE:
+                self._box, self._size = found.box, found.size
+                if self._frames % LOOKALIKE_EVERY == 0:
+                    self._lookalike = max(self._lookalike, self._away_score(gray))
+                self._lost = self._mostly_out()
+                return self._track(found.score, lost=self._lost)
             self._lost = True
         regions = [self._around(gray.shape)] if self._overlaps(gray.shape) else []
         if anywhere:
             regions.append(PixelBox(0, 0, gray.shape[1], gray.shape[0]))
         best = 0.0
         for region in regions:
-            found = self._search(gray, region, FIND_SCALES)
-            if found is not None and found[1] >= FIND_SCORE:
-                self._lost = False
-                self._accept(gray, *found)
-                return self._track(found[1], lost=False)
-            best = max(best, found[1] if found is not None else 0.0)
+            refound, score = self._refind(gray, region)
+            if refound:
+                return self._track(score, lost=False)
+            best = max(best, score)
         return self._track(best, lost=True)
+
+    def _refind(self, gray: np.ndarray, region: PixelBox) -> tuple[bool, float]:
+        """Look for the lost item in `region` at several sizes, then finer around the best
+        place; take it only if it beats the look-alikes seen and the second-best place by
+        LOOKALIKE_MARGIN. Whether it was taken, and the best score."""
+        found = self._search(gray, region, FIND_SCALES)
+        if found is None or found.score < FIND_SCORE:
+            return False, found.score if found is not None else 0.0
+        last_size, self._size = self._size, found.size
+        b = found.box
+        around = PixelBox(b.x - b.w / 4, b.y - b.h / 4, 1.5 * b.w, 1.5 * b.h)
+        fine = self._search(gray, around, REFINE_SCALES) or found
+        bar = max(FIND_SCORE, self._lookalike + LOOKALIKE_MARGIN)
+        if fine.score >= bar and fine.score - found.runner_up >= LOOKALIKE_MARGIN:
+            self._lost = False
+            self._box, self._size = fine.box, fine.size
+            return True, fine.score
+        self._size = last_size
+        return False, fine.score
 
     def _overlaps(self, shape: tuple[int, ...]) -> bool:
         b = self._box
         return b.x + b.w > 0 and b.y + b.h > 0 and b.x < shape[1] and b.y < shape[0]
 
     def _track(self, score: float, lost: bool) -> Track:
-        inner = _grow(self._box, -CONTEXT / (1 + 2 * CONTEXT))
+        """The item's box in frame pixels: its part in the frame while found; where it must
+        be while lost (even out of the picture)."""
+        b, (fx, fy, fw, fh) = self._box, self._inner
+        inner = PixelBox(b.x + fx * b.w, b.y + fy * b.h, fw * b.w, fh * b.h)
+        if not lost:
+            x0, y0 = max(0.0, inner.x), max(0.0, inner.y)
+            x1 = min(self._frame[1], inner.x + inner.w)
+            y1 = min(self._frame[0], inner.y + inner.h)
+            inner = PixelBox(x0, y0, max(1.0, x1 - x0), max(1.0, y1 - y0))
         return Track(inner.scaled(1 / self._scale), score, lost)
+
+    def _mostly_out(self) -> bool:
+        """Less than half of the item's width or height in the frame: taken as out of view."""
+        b, (fx, fy, fw, fh) = self._box, self._inner
+        x0, y0, w, h = b.x + fx * b.w, b.y + fy * b.h, fw * b.w, fh * b.h
+        seen_w = min(self._frame[1], x0 + w) - max(0.0, x0)
+        seen_h = min(self._frame[0], y0 + h) - max(0.0, y0)
+        return seen_w < w / 2 or seen_h < h / 2
+
+    def _away_score(self, gray: np.ndarray) -> float:
+        """How well the best match away from the item scores now (a look-alike, if any)."""
+        whole = PixelBox(0, 0, gray.shape[1], gray.shape[0])
+        found = self._search(gray, whole, (1.0,))
+        if found is None:
+            return 0.0
+        b = found.box
+        here = abs(b.cx - self._box.cx) < NEAR * b.w and abs(b.cy - self._box.cy) < NEAR * b.h
+        return found.runner_up if here else found.score
 
     def _gray(self, image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
         self._scale = WORK_WIDTH / width
         size = (WORK_WIDTH, max(1, round(height * self._scale)))
+        self._frame = (size[1], size[0])
         # Colour, not grey: packs of one shelf often differ mostly in colour.
         return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
+    def _near(self) -> PixelBox:
+        """Where a followed item can be now: NEAR of a template (within STEP_PX) around the
+        last place, reaching past the frame's edges by half a template at most."""
+        b, (height, width) = self._box, self._frame
+        dx, dy = (min(max(NEAR * side, STEP_PX[0]), STEP_PX[1]) for side in (b.w, b.h))
+        x0, y0 = max(-b.w / 2, b.x - dx), max(-b.h / 2, b.y - dy)
+        x1 = min(width + b.w / 2, b.x + b.w + dx)
+        y1 = min(height + b.h / 2, b.y + b.h + dy)
+        return PixelBox(round(x0), round(y0), round(x1 - x0), round(y1 - y0))
+
     def _around(self, shape: tuple[int, ...]) -> PixelBox:
+        """Where to look for a lost item near the place kept for it."""
         b, margin = self._box, max(self._box.w, self._box.h, 24.0)
         grown = PixelBox(b.x - margin, b.y - margin, b.w + 2 * margin, b.h + 2 * margin)
         return _clamp(grown, shape)
@@ -120,12 +210,11 @@ class TemplateTracker:
         gray: np.ndarray,
         region: PixelBox,
         scales: tuple[float, ...],
-    ) -> tuple[PixelBox, float, float] | None:
-        """The best match inside `region` (work px) at the current size times each of
-        `scales`: (box, score, size)."""
-        x0, y0 = int(region.x), int(region.y)
-        window = gray[y0 : y0 + int(region.h), x0 : x0 + int(region.w)]
-        best: tuple[PixelBox, float, float] | None = None
+    ) -> _Match | None:
+        """The best match inside `region` (work px; past the frame's edges the edge pixels
+        are repeated) at the current size times each of `scales`."""
+        window = _window(gray, region)
+        best: _Match | None = None
         for s in scales:
             size = self._size * s
             th, tw = round(self._template.shape[0] * size), round(self._template.shape[1] * size)
@@ -134,12 +223,29 @@ class TemplateTracker:
             scaled = cv2.resize(self._template, (tw, th), interpolation=cv2.INTER_LINEAR)
             result = cv2.matchTemplate(window, scaled, cv2.TM_CCOEFF_NORMED)
             _, score, _, (mx, my) = cv2.minMaxLoc(result)
-            if best is None or score > best[1]:
-                best = (PixelBox(x0 + mx, y0 + my, tw, th), float(score), size)
+            if best is None or score > best.score:
+                box = PixelBox(region.x + mx, region.y + my, tw, th)
+                best = _Match(box, float(score), size, _runner_up(result, mx, my, tw, th))
         return best
 
-    def _accept(self, gray: np.ndarray, box: PixelBox, score: float, size: float) -> None:
-        self._box, self._size = box, size
+
+def _window(gray: np.ndarray, region: PixelBox) -> np.ndarray:
+    height, width = gray.shape[:2]
+    x0, y0 = int(region.x), int(region.y)
+    x1, y1 = x0 + int(region.w), y0 + int(region.h)
+    window = gray[max(0, y0) : min(height, y1), max(0, x0) : min(width, x1)]
+    if x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height:
+        return window
+    pads = (max(0, -y0), max(0, y1 - height), max(0, -x0), max(0, x1 - width))
+    return cv2.copyMakeBorder(window, *pads, cv2.BORDER_REPLICATE)
+
+
+def _runner_up(result: np.ndarray, mx: int, my: int, tw: int, th: int) -> float:
+    """The best score in `result` more than NEAR of a template away from (mx, my)."""
+    rest = result.copy()
+    dx, dy = int(NEAR * tw), int(NEAR * th)
+    rest[max(0, my - dy) : my + dy + 1, max(0, mx - dx) : mx + dx + 1] = -1.0
+    return float(rest.max())
 
 
 def _clamp(box: PixelBox, shape: tuple[int, ...]) -> PixelBox:
