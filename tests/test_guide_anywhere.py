@@ -115,7 +115,7 @@ def test_a_loss_told_is_asked_about_again_while_it_lasts() -> None:
         n / FPS for n, st in enumerate(first, 1) if st.ask and st.ask.why == "lost"
     ]
     held = frames[59].image  # still covered: the model does not answer (it cannot see it)
-    for t in np.arange(2.0, 14.0, 0.1):
+    for t in np.arange(2.0, 14.0, 0.25):
         step = guide.step(held, t, t, seq=59)
         if step.ask is not None and step.ask.why == "lost":
             asks.append(t)
