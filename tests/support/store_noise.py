@@ -8,7 +8,8 @@ All signals are 16 kHz mono float32 in [-1, 1].
     trolley(seconds)                     rattling wheels: filtered noise bursts + rumble
     store_ambience(seconds)              weighted mix of all of the above
     tonal(kind, seconds, level)          PA chimes, checkout scanners, ringtones or door alarms
-                                         (TONE_EVENTS), one every 3-10 s, up to the user's level
+                                         (TONE_EVENTS), or the ones that fool the voice detector
+                                         (HARD_EVENTS), one every 3-10 s, up to the user's level
     sounds_over(kind, spans, n, level)   one of them under each of the user's utterances
     user_speech(seconds)                 close-talk user utterances with pauses (+ labels)
     mix_at_snr(speech, noise, snr_db)    speech over noise at a given SNR (+ frame labels)
@@ -503,17 +504,28 @@ def _note(
     release_s: float = 0.004,
     tremolo_hz: float = 0.0,
     rng: np.random.Generator | None = None,
+    vibrato_hz: float = 0.0,
+    vibrato: float = 0.0,
 ) -> np.ndarray:
     """One note: partials (frequency ratio, amplitude), the higher ones dying sooner
     (`decay` per second times sqrt(ratio), as in struck bars), with an attack and a release
-    ramp; `tremolo_hz` is a vibraphone's rotating-vane amplitude wobble (+-35 %)."""
+    ramp; `tremolo_hz` is a vibraphone's rotating-vane amplitude wobble (+-35 %);
+    `vibrato_hz` a sung-like pitch wobble of +-`vibrato` (a fraction of the pitch)."""
     rng = rng or np.random.default_rng(0)
     t = np.arange(int(dur * SR)) / SR
+    if vibrato_hz:  # the phase of a pitch that wobbles: t stretched and squeezed in turn
+        t_pitch = t - vibrato * np.cos(2 * np.pi * vibrato_hz * t) / (2 * np.pi * vibrato_hz)
+    else:
+        t_pitch = t
     y = np.zeros(len(t))
     for ratio, amp in partials:
         if freq * ratio < 0.45 * SR:
             ph = rng.uniform(0, 2 * np.pi)
-            y += amp * np.sin(2 * np.pi * freq * ratio * t + ph) * np.exp(-decay * ratio**0.5 * t)
+            y += (
+                amp
+                * np.sin(2 * np.pi * freq * ratio * t_pitch + ph)
+                * np.exp(-decay * ratio**0.5 * t)
+            )
     env = np.minimum(1.0, t / attack_s) * np.clip((dur - t) / release_s, 0.0, 1.0)
     if tremolo_hz:
         env *= 1 - 0.35 * (0.5 - 0.5 * np.cos(2 * np.pi * tremolo_hz * t))
@@ -675,17 +687,86 @@ TONE_EVENTS = {
     "alarm": alarm_event,
 }
 
+# The tonal sounds that fool Silero into hearing a voice (most of them, some of the time, once
+# the echo canceller has been over them): low notes struck while the last one still rings (a
+# third apart below 400 Hz, their partials 40-60 Hz apart: one blur in a 32 ms spectrum), with
+# a tremolo or a harmonic-rich timbre, and ringtones that wobble in pitch as a singer does.
+LOW_TUNES = [  # Hz: two-tone chimes, a third or a fourth apart, A3-F3 up to G4-E4
+    (220.0, 174.6),
+    (261.6, 220.0),
+    (293.7, 246.9),
+    (329.6, 261.6),
+    (349.2, 293.7),
+    (392.0, 329.6),
+]
+HARMONIC_TIMBRE = tuple((float(k), 1.0 / k) for k in range(1, 6))  # a horn-like tone
+
+
+def _low_two_tone(rng: np.random.Generator, timbre, tremolo_p: float) -> np.ndarray:
+    """A two-tone chime from LOW_TUNES, the second note struck 0.5-0.9 s after the first
+    while it rings (1.4-2.2 s each), a 4-6.5 Hz tremolo with probability `tremolo_p`; through
+    a ceiling horn driven into saturation and a reverberant hall."""
+    tune = LOW_TUNES[rng.integers(len(LOW_TUNES))]
+    step, ring, decay = rng.uniform(0.5, 0.9), rng.uniform(1.4, 2.2), rng.uniform(1.0, 2.5)
+    tremolo = rng.uniform(4.0, 6.5) if rng.random() < tremolo_p else 0.0
+    seg = np.zeros(int((len(tune) * step + ring) * SR), np.float32)
+    for i, f in enumerate(tune):
+        _place(seg, _note(f, ring, timbre, decay, 0.004, 0.05, tremolo, rng), int(i * step * SR))
+    seg = _speaker(seg, 200, 5000, rng.uniform(1.0, 2.0))
+    seg = reverb(seg, rt60=rng.uniform(1.0, 2.0), wet=rng.uniform(0.4, 0.6), rng=rng)
+    return set_active_level(seg, 0.0)
+
+
+def low_bell_event(rng: np.random.Generator) -> np.ndarray:
+    """A low two-tone bell chime (tubular-bell partials) with a tremolo."""
+    return _low_two_tone(rng, CHIME_TIMBRES[2], 1.0)
+
+
+def harmonic_chime_event(rng: np.random.Generator) -> np.ndarray:
+    """A low two-tone PA chime with five harmonics, half of them with a tremolo."""
+    return _low_two_tone(rng, HARMONIC_TIMBRE, 0.5)
+
+
+def vibrato_ring_event(rng: np.random.Generator) -> np.ndarray:
+    """A phone ringing for 4-8 s: a melody of held notes (A3-B4 root, 0.2-0.45 s each) that
+    wobble in pitch by 1-3 % at 4.5-7 Hz, in a harmonic or a soft timbre, on a phone speaker."""
+    root = 220.0 * 2 ** (rng.integers(0, 15) / 12)
+    notes = rng.choice(PENTATONIC, size=rng.integers(4, 8))
+    note_s = rng.uniform(0.2, 0.45)
+    soft = ((1.0, 1.0), (2.0, 0.3), (3.0, 0.1))
+    timbre = HARMONIC_TIMBRE if rng.random() < 0.5 else soft
+    vib_hz, vib = rng.uniform(4.5, 7.0), rng.uniform(0.01, 0.03)
+    out = np.zeros(int(rng.uniform(4.0, 8.0) * SR), np.float32)
+    pos = 0
+    while pos < len(out):
+        for k in notes:
+            f = root * 2 ** (k / 12)
+            x = _note(f, note_s, timbre, 1.0, 0.02, 0.05, 0.0, rng, vib_hz, vib)
+            _place(out, x, pos)
+            pos += int(note_s * SR)
+        pos += int(rng.uniform(0.3, 0.8) * SR)
+    out = _speaker(out, 300, 7000, rng.uniform(1.0, 2.5))
+    return set_active_level(reverb(out, rt60=0.7, wet=rng.uniform(0.1, 0.4), rng=rng), 0.0)
+
+
+HARD_EVENTS = {
+    "low bell": low_bell_event,
+    "harmonic chime": harmonic_chime_event,
+    "vibrato ring": vibrato_ring_event,
+}
+EVENTS = {**TONE_EVENTS, **HARD_EVENTS}
+
 
 def tonal(
     kind: str, seconds: float, level_dbfs: float = -25.0, seed: int = 20, every_s=(3.0, 10.0)
 ) -> np.ndarray:
-    """Sounds of one kind (a TONE_EVENTS key) one after another, `every_s` apart, each 0-4
+    """Sounds of one kind (an EVENTS key) one after another, `every_s` apart, each 0-4
     dB under `level_dbfs` (nearer and farther), the first after FIRST_S."""
     rng = np.random.default_rng(seed)
     out = np.zeros(int(seconds * SR), np.float32)
     pos = int(rng.uniform(*FIRST_S) * SR)
     while pos < len(out):
-        x = TONE_EVENTS[kind](rng) * 10 ** (rng.uniform(-4, 0) / 20)
+        x = EVENTS[kind](rng) * 10 ** (rng.uniform(-4, 0) / 20)
         _place(out, x, pos)
         pos += len(x) + int(rng.uniform(*every_s) * SR)
     return set_active_level(out, level_dbfs)
@@ -704,13 +785,13 @@ def tonal_store(
 def sounds_over(
     kind: str, spans: list[tuple[int, int]], n: int, level_dbfs: float, seed: int = 40
 ) -> np.ndarray:
-    """`n` samples with a sound of `kind` (a TONE_EVENTS key) starting 0-1 s before each of
+    """`n` samples with a sound of `kind` (an EVENTS key) starting 0-1 s before each of
     `spans` (the user's utterances, in samples), each at `level_dbfs` (as active_dbfs): the
     user talking over a chime, a beep, a ringtone or an alarm."""
     rng = np.random.default_rng(seed)
     out = np.zeros(n, np.float32)
     for start, _end in spans:
-        x = TONE_EVENTS[kind](rng) * 10 ** (level_dbfs / 20)
+        x = EVENTS[kind](rng) * 10 ** (level_dbfs / 20)
         _place(out, x, max(0, start - int(rng.uniform(0.0, 1.0) * SR)))
     return out
 
