@@ -259,7 +259,7 @@ async def test_what_was_written_but_not_yet_received_when_a_handle_came_is_sent_
             tasks += [asyncio.create_task(run.link.run()), asyncio.create_task(run.collect())]
             await run.until(lambda: bool(run.of(Connected)))
             await run.stream(noise(0.5, seed=1) + QUESTION + noise(1.0, seed=2))
-            await run.until(lambda: bool(run.of(UserTranscript)))  # heard; thinking 2.5 s
+            await run.until(lambda: bool(run.of(UserTranscript)), 20.0)  # heard; thinking 2.5 s
             relay.stall("up")
             second = noise(0.3, seed=3) + QUESTION + noise(1.5, seed=4)
             await run.stream(second)
