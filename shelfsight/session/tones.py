@@ -13,10 +13,12 @@ blur in 32 ms, and a blur is no line).
 A voice has lines too where its pitch holds still: a high voice's harmonics stand apart in
 32 ms, a low voice's first few in 128 ms. They come as a comb, consecutive harmonics of one
 pitch in the voice's range (80-420 Hz): five in 32 ms, three in 128 ms. Such a comb is the
-voice, not a tone, unless most of its power keeps its phase over 40 ms, as a loudspeaker's
-held note does and a voice's gliding pitch does not (not asked over longer: a chime's second
-note would be a voice until then). Five, so that a ringtone with a vibrato, a few harmonics
-wobbling in pitch like a singer's, stays a tone in 32 ms.
+voice, not a tone, unless (in 32 ms) most of its power keeps its phase over 40 ms, as a
+loudspeaker's held note does and a voice's gliding pitch does not: a chime with harmonics.
+Not in 128 ms: windows 20 ms apart share most of their samples there, and any sound's phases
+move evenly. Not over longer than 40 ms: a chime's second note would be a voice until then.
+Five harmonics, so that a ringtone with a vibrato, a few harmonics wobbling in pitch like a
+singer's, stays a tone in 32 ms.
 
 Cheap enough for the loop thread: a 512- and a 2048-point real FFT and a few vector operations
 per 20 ms chunk (`python -m bench.vad` measures it).
@@ -41,8 +43,10 @@ class ToneSplit:
     """Keeps the last 128 ms of mic samples; loop thread only (one per detector)."""
 
     def __init__(self) -> None:
-        # (window, lowest voice pitch it can tell apart, harmonics that make a voice's comb)
-        self._views = (_View(512, 140.0, 5), _View(2048, VOICE_F0_HZ[0], 3))
+        # (window, lowest voice pitch it can tell apart, harmonics that make a voice's comb,
+        # whether a held note shows in its phases: 128 ms windows 20 ms apart share most of
+        # their samples, and a voice's phases there move as evenly as a note's)
+        self._views = (_View(512, 140.0, 5, True), _View(2048, VOICE_F0_HZ[0], 3, False))
         self._recent = np.zeros(max(view.n for view in self._views), np.float32)
 
     def line_share_of(self, chunk: np.ndarray) -> float:
@@ -58,11 +62,13 @@ class _View:
     """The spectrum of the last `n` samples, remembered over 2 x STEADY_LAG chunks.
 
     `lowest_f0_hz`: harmonics of a lower pitch stand too close to be lines in this window, so
-    no comb is looked for there; `comb`: consecutive harmonics that make one.
+    no comb is looked for there; `comb`: consecutive harmonics that make one; `held_notes`:
+    a comb that keeps its phase is a note (else every comb is a voice).
     """
 
-    def __init__(self, n: int, lowest_f0_hz: float, comb: int) -> None:
+    def __init__(self, n: int, lowest_f0_hz: float, comb: int, held_notes: bool) -> None:
         self.n = n
+        self._held_notes = held_notes
         self._window = np.hanning(n).astype(np.float32)
         self._f0_bins = (lowest_f0_hz * n / RATE_HZ, VOICE_F0_HZ[1] * n / RATE_HZ)
         self._comb = comb
@@ -79,7 +85,7 @@ class _View:
         peaks = _line_peaks(power, self._ratio)
         if len(peaks) >= self._comb:
             voice = _comb_members(_peak_positions(power, peaks), self._f0_bins, self._comb)
-            if voice.any() and not self._held(peaks[voice], power):
+            if voice.any() and not (self._held_notes and self._held(peaks[voice], power)):
                 peaks = peaks[~voice]
         lines = np.zeros(len(power) + 2 * LINE_WIDTH, bool)
         for shift in range(2 * LINE_WIDTH + 1):  # each peak with its main lobe
