@@ -20,6 +20,30 @@ import numpy as np
 from tests.support.scene import draw_shelf
 
 
+def mjpeg_part(jpeg: bytes) -> bytes:
+    """One picture of a multipart/x-mixed-replace stream, boundary "frame"."""
+    head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+    return head.encode() + jpeg + b"\r\n"
+
+
+def start_multipart(
+    handler: type[http.server.BaseHTTPRequestHandler],
+) -> tuple[socketserver.ThreadingTCPServer, str]:
+    """`handler` served on 127.0.0.1 (a free port) from a daemon thread, each request on a
+    thread of its own; the server and the stream's URL."""
+    httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/live.mjpg"
+
+
+def start_stream(handler: http.server.BaseHTTPRequestHandler) -> None:
+    """The response head of a multipart MJPEG stream."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+    handler.end_headers()
+
+
 class MjpegServer:
     def __init__(
         self,
@@ -41,9 +65,7 @@ class MjpegServer:
                     self.send_error(503)
                     return
                 server.connections += 1
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
+                start_stream(self)
                 sent = 0
                 while server.up and not server._closed.is_set():
                     if frames_per_connection is not None and sent >= frames_per_connection:
@@ -52,9 +74,8 @@ class MjpegServer:
                         return
                     server.frame_number += 1
                     jpeg = cv2.imencode(".jpg", picture(server.frame_number))[1].tobytes()
-                    head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
                     try:
-                        self.wfile.write(head.encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+                        self.wfile.write(mjpeg_part(jpeg))
                     except OSError:
                         return
                     sent += 1
@@ -63,10 +84,7 @@ class MjpegServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/live.mjpg"
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._httpd, self.url = start_multipart(Handler)
 
     def close(self) -> None:
         self.up = False

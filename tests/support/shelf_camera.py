@@ -17,7 +17,6 @@ from __future__ import annotations
 import http.server
 import math
 import random
-import socketserver
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ import cv2
 import numpy as np
 
 from shelfsight.guide.box import PixelBox
+from tests.support.mjpeg import mjpeg_part, start_multipart, start_stream
 from tests.support.shelf_world import AISLE_BGR, Shelf
 
 FRAME = (960, 540)
@@ -163,18 +163,13 @@ class ShelfCamera:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
+                start_stream(self)
                 camera._stream(self.wfile.write)
 
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/live.mjpg"
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._httpd, self.url = start_multipart(Handler)
 
     def close(self) -> None:
         self._closed.set()
@@ -196,9 +191,8 @@ class ShelfCamera:
             image, info = self.render(seq, now, pose, last)
             last = info
             jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1]
-            head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
             try:
-                write(head.encode() + jpeg.tobytes() + b"\r\n")
+                write(mjpeg_part(jpeg.tobytes()))
             except OSError:
                 return
             self.frames_sent += 1
