@@ -117,11 +117,7 @@ async def guide_demo(speaker: str, *, plain: bool) -> None:
     from shelfsight import guide_demo as demo
     from shelfsight.media.tts import StatusVoice, find_engine
 
-    folder = user_cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        folder = Path(tempfile.gettempdir())
+    folder = usable_cache_dir()
     video = folder / "guide-demo.avi"
     try:
         box_2d = await asyncio.to_thread(demo.write_video, video)
@@ -159,18 +155,23 @@ def user_cache_dir() -> Path:
     return Path(base) / "shelfsight"
 
 
+def usable_cache_dir() -> Path:
+    """`user_cache_dir()`, made if missing; the system's temporary folder if it cannot be."""
+    folder = user_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return Path(tempfile.gettempdir())
+    return folder
+
+
 def demo_speaker() -> str:
     """The default speaker if there is one, else a WAV file in the user's cache folder."""
     try:
         open_speaker("default").close()
     except UserError as exc:
         reason = str(exc).split(":")[0].split(";")[0]
-        folder = user_cache_dir()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            folder = Path(tempfile.gettempdir())
-        target = str(folder / "demo-answer.wav")
+        target = str(usable_cache_dir() / "demo-answer.wav")
         print_paragraph(f"No speaker to play on ({reason}): the answer goes into {target}.")
         return target
     return "default"
