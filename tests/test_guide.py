@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from typing import Any
 
@@ -11,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 
-from shelfsight.core.guidance import Guidance
 from shelfsight.errors import BadArgs
 from shelfsight.guide.box import PixelBox, parse_box_2d, to_box_2d
 from shelfsight.guide.guidance import guidance_for
@@ -25,12 +23,11 @@ from shelfsight.guide.worker import (
     Stopped,
     says_stop,
 )
-from shelfsight.media.camera import Frame
 from shelfsight.media.frames import EncodedFrame, encode_jpeg
 from shelfsight.media.guidance_audio import CueRenderer, to_mono
 from shelfsight.standin import ScriptedCall
-from tests.support.guide_run import cue_directions, guided_run
-from tests.support.guide_scene import FPS, OUT, SceneFrame, product_box, render
+from tests.support.guide_run import CueLog, SceneCamera, cue_directions, guided_run
+from tests.support.guide_scene import OUT, product_box, render
 
 
 @pytest.mark.parametrize("scenario", ["pan", "tilt"])
@@ -125,33 +122,6 @@ def test_cue_sound_comes_from_the_items_side_and_on_target_sounds_different() ->
     chime = CueRenderer().render(centred_big, 1.0)
     assert np.abs(chime).mean() > 3 * np.abs(ticks).mean()  # a steady chime, not ticks
     assert len(to_mono(chime)) == 2 * 24000
-
-
-class SceneCamera:
-    """The camera as the guide's worker sees it (follow / next_frame), serving a rendered
-    scenario frame by frame, as fast as the worker takes them; the last frame repeats."""
-
-    def __init__(self, frames: list[SceneFrame]) -> None:
-        self.frames, self.following, self.served = frames, 0, 0
-        self.closed = threading.Event()
-
-    def follow(self, on: bool) -> None:
-        self.following += 1 if on else -1
-
-    def next_frame(self, after_seq: int, timeout_s: float) -> Frame | None:
-        assert self.following > 0, "frames taken while not following: the camera decodes none"
-        seq = min(after_seq + 1, len(self.frames) - 1)
-        self.served += 1
-        time.sleep(1 / FPS)  # a camera's pace, so the worker's one-second rules see real time
-        return Frame(self.frames[seq].image, time.monotonic(), seq)
-
-
-class CueLog:
-    def __init__(self) -> None:
-        self.cues: list[Guidance | None] = []
-
-    def set(self, cue: Guidance | None) -> None:
-        self.cues.append(cue)
 
 
 def test_the_worker_follows_only_while_guiding_and_tells_the_loop_what_to_say() -> None:

@@ -26,6 +26,7 @@ from shelfsight.session.conversation import Conversation, Options
 from shelfsight.ui.controls import Control, GuideKey, TypedQuestion
 from shelfsight.ui.watch import ViewObserver
 from tests.support.doubles import MemorySpeaker, Screen, ScriptedLink, until
+from tests.support.guide_run import CueLog, SceneCamera
 from tests.support.guide_scene import FPS, OUT, PATHS, SceneFrame, render
 
 ITEM = "gluten-free bread"
@@ -250,8 +251,6 @@ def test_the_guide_demo_video_leads_right_then_left_then_chimes(tmp_path: Path) 
 
 
 def test_in_reach_the_worker_cuts_a_close_up_from_the_full_frame() -> None:
-    from tests.test_guide import CueLog, SceneCamera
-
     frames = list(render("ask_then_hidden"))[:40]  # held on the item, centred and near
     camera = SceneCamera(frames)
 

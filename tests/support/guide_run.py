@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shelfsight.core.guidance import Guidance
 from shelfsight.guide.box import to_box_2d
 from shelfsight.guide.guide import Guide, Step
 from shelfsight.live.link import LiveLink, ToolCall
 from shelfsight.live.setup import Endpoint, live_config, make_client
+from shelfsight.media.camera import Frame
 from shelfsight.media.guidance_audio import CueRenderer
 from shelfsight.settings import Settings
 from shelfsight.standin import (
@@ -159,3 +162,35 @@ def cue_directions(run: GuideRun) -> tuple[int, int]:
                 judged += 1
                 right += (true_offset > 0) == (cue_offset > 0)
     return right, judged
+
+
+# -- the guide's worker thread driven directly (tests/test_guide*.py) ---------------------------
+
+
+class SceneCamera:
+    """The camera as the guide's worker sees it (follow / next_frame), serving a rendered
+    scenario frame by frame, as fast as the worker takes them; the last frame repeats."""
+
+    def __init__(self, frames: list[SceneFrame]) -> None:
+        self.frames, self.following, self.served = frames, 0, 0
+        self.closed = threading.Event()
+
+    def follow(self, on: bool) -> None:
+        self.following += 1 if on else -1
+
+    def next_frame(self, after_seq: int, timeout_s: float) -> Frame | None:
+        assert self.following > 0, "frames taken while not following: the camera decodes none"
+        seq = min(after_seq + 1, len(self.frames) - 1)
+        self.served += 1
+        time.sleep(1 / FPS)  # a camera's pace, so the worker's one-second rules see real time
+        return Frame(self.frames[seq].image, time.monotonic(), seq)
+
+
+class CueLog:
+    """Where the worker's cues go (the speaker's guide sound, as a list)."""
+
+    def __init__(self) -> None:
+        self.cues: list[Guidance | None] = []
+
+    def set(self, cue: Guidance | None) -> None:
+        self.cues.append(cue)
