@@ -106,7 +106,7 @@ class Guide:
         self._hidden_since: float | None = None  # lost, and its place is in the picture
         self._lost_told = False
         self._t_asked = -1e9  # last question of any kind
-        self._t_answered = 0.0  # last mark or lead (an answer); > _t_asked: none pending
+        self._t_answered = 0.0  # a mark, a lead or a turn ended; > _t_asked: none pending
         self._turned = 0.0  # camera turn (px) since the last look
         self._t_words = -1e9
         self._last_words: Phrase | None = None
