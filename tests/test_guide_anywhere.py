@@ -16,8 +16,16 @@ from shelfsight import guide_demo as demo
 from shelfsight.app import OFFLINE_GUIDE
 from shelfsight.guide.box import PixelBox, to_box_2d
 from shelfsight.guide.guidance import guidance_for
-from shelfsight.guide.guide import ANSWER_WAIT_S, CHECK_EVERY_S, CONFIRM_WIDTH, Guide, Step
+from shelfsight.guide.guide import (
+    ANSWER_WAIT_S,
+    CHECK_EVERY_S,
+    CHECK_NEAR_S,
+    CONFIRM_WIDTH,
+    Guide,
+    Step,
+)
 from shelfsight.guide.motion import CameraMotion
+from shelfsight.guide.tracker import TemplateTracker
 from shelfsight.guide.worker import AskAgain, Confirmed, GuideNews, GuideWorker
 from shelfsight.live.events import Connected
 from shelfsight.media.frames import EncodedFrame, encode_jpeg
@@ -28,6 +36,8 @@ from shelfsight.ui.watch import ViewObserver
 from tests.support.doubles import MemorySpeaker, Screen, ScriptedLink, until
 from tests.support.guide_run import CueLog, SceneCamera
 from tests.support.guide_scene import FPS, OUT, PATHS, SceneFrame, render
+from tests.support.shelf_camera import FRAME, Pose, render_view
+from tests.support.shelf_world import Shelf, build_shelf
 
 ITEM = "gluten-free bread"
 
@@ -67,6 +77,100 @@ def test_the_camera_motion_is_measured_from_the_whole_picture() -> None:
         assert np.abs(motion.shift(covered)).max() < 2.0
 
 
+def _shelf(seed: int) -> Shelf:
+    return build_shelf(seed, ("boxes", "bags", "bottles", "tins")[seed % 4], lookalike=False)
+
+
+def _seen(pose: Pose, box: PixelBox) -> PixelBox:
+    """`box` (shelf px) in the frame `pose` renders (frame px)."""
+    v = pose.view_of(box)
+    return PixelBox(v.x * FRAME[0], v.y * FRAME[1], v.w * FRAME[0], v.h * FRAME[1])
+
+
+def _walk_up(shelf: Shelf, frames: int, step: int = 1) -> list[tuple[int, Pose]]:
+    """Walking up to the shelf's item at the hand's limit (the view halves in a second, at
+    30 fps), turning towards it as the camera comes: (frame number, pose) every `step`."""
+    item = shelf.facings(shelf.target)[0].box
+    x, y, w = item.cx + 200, item.cy - 80, item.w / 0.08
+    poses = []
+    for k in range(frames):
+        if k % step == 0:
+            poses.append((k, Pose(x, y, w)))
+        x, y = x + (item.cx - x) * 0.05, y + (item.cy - y) * 0.05
+        w *= 0.5 ** (1 / 30)
+    return poses
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_walking_up_to_a_shelf_that_repeats_itself_moves_no_jump(seed: int) -> None:
+    """Facings of one product side by side match each other one pack apart: the measured
+    motion must stay the camera's (before: jumps of 300-480 px in one frame, which threw the
+    tracker off the item in the closed loop)."""
+    shelf, motion = _shelf(seed), CameraMotion()
+    last: Pose | None = None
+    for _, pose in _walk_up(shelf, 75):
+        dx, dy = motion.shift(render_view(shelf.pyramid, pose))
+        if last is not None:  # the view's centre moved this far in the new frame's pixels
+            true_dx = -(pose.x - last.x) * FRAME[0] / pose.w
+            true_dy = -(pose.y - last.y) * FRAME[0] / pose.w
+            assert abs(dx - true_dx) < 20 and abs(dy - true_dy) < 20
+        last = pose
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_followed_box_keeps_up_with_walking_closer_at_the_hands_limit(seed: int) -> None:
+    """Tracked at 15 frames a second, the item grows 5 % a frame: the followed box keeps its
+    size (before: it fell 10-25 % behind, and the tracker lost the item in 3 of 8 walks)."""
+    shelf = _shelf(seed)
+    item = shelf.facings(shelf.target)[0].box
+    guide = Guide()
+    for k, pose in _walk_up(shelf, 60, step=2):
+        frame, truth = render_view(shelf.pyramid, pose), _seen(pose, item)
+        if k == 0:
+            guide.mark(tuple(map(float, to_box_2d(truth, *FRAME))), ITEM, frame, seq=k)
+        step = guide.step(frame, k / FPS, k / FPS, seq=k)
+        assert step.track is not None and not step.track.lost, f"lost at frame {k}"
+        assert 0.9 < step.track.box.w / truth.w < 1.1, f"frame {k}"
+    assert truth.w / FRAME[0] > 0.25, "walked up to within reach"
+
+
+def test_a_check_that_agrees_keeps_following_and_takes_the_models_size() -> None:
+    """Marked with a box too small, the followed box is too small; the model's box in a
+    check half a second later puts it right without losing the item."""
+    shelf = _shelf(1)
+    item = shelf.facings(shelf.target)[0].box
+    guide, asked = Guide(), None
+    for k, pose in _walk_up(shelf, 40):
+        frame, truth = render_view(shelf.pyramid, pose), _seen(pose, item)
+        if k == 0:
+            small = PixelBox(
+                truth.cx - truth.w * 0.4, truth.cy - truth.h * 0.4, truth.w * 0.8, truth.h * 0.8
+            )
+            guide.mark(tuple(map(float, to_box_2d(small, *FRAME))), ITEM, frame, seq=k)
+        step = guide.step(frame, k / FPS, k / FPS, seq=k)
+        assert step.track is not None and not step.track.lost
+        if step.ask is not None and asked is None:
+            asked = (k, frame, truth)
+            assert step.track.box.w / truth.w < 0.9, "followed too small until the check"
+        if asked is not None and k == asked[0] + 15:  # the answer, about that picture
+            box_2d = tuple(map(float, to_box_2d(asked[2], *FRAME)))
+            guide.mark(box_2d, ITEM, asked[1], seq=asked[0])
+    assert asked is not None
+    assert 0.9 < step.track.box.w / truth.w < 1.1
+    assert guide.stats.marks == 1 and guide.stats.rejected == 0
+
+
+def test_a_mark_moved_out_of_the_picture_is_lost_not_a_fault() -> None:
+    """A mark about an older picture, moved by the camera's turn since, may lie wholly out
+    of the picture (before: the first search there raised from OpenCV and stopped guiding)."""
+    frames = list(render("pan"))
+    tracker = TemplateTracker()
+    tracker.start(frames[0].image, frames[0].truth)
+    tracker.shift(-3 * OUT[0], 0.0)
+    track = tracker.update(frames[1].image, anywhere=False)
+    assert track.lost and track.box.cx < 0
+
+
 def test_a_far_item_chimes_only_once_the_model_confirms_the_followed_box() -> None:
     frames = list(render("approach"))
     guide = Guide()
@@ -84,7 +188,10 @@ def test_a_far_item_chimes_only_once_the_model_confirms_the_followed_box() -> No
             if guide.mark(box_2d(frame), ITEM, frame.image, seq=n):
                 confirmed_at = n
     assert checks and checks[0] < 5, "checked at once, far or near"
-    assert all(b - a >= CHECK_EVERY_S * FPS - 1 for a, b in zip(checks, checks[1:], strict=False))
+    for a, b in zip(checks, checks[1:], strict=False):  # far: seldom; near enough: sooner
+        near = frames[b].truth.w / OUT[0] >= 0.9 * CONFIRM_WIDTH
+        every = CHECK_NEAR_S if near else CHECK_EVERY_S
+        assert b - a >= every * FPS - 1
     assert confirmed_at is not None and frames[confirmed_at].truth.w / OUT[0] >= CONFIRM_WIDTH
     assert checks[-1] == confirmed_at, "no check once confirmed"
     assert guide.stats.marks == 1 and guide.stats.confirms == len(checks)

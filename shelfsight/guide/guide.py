@@ -16,10 +16,12 @@ The chime ("reach now") is never played on the tracker's word alone: a colour tr
 onto a look-alike next door, and a small far mark makes a template too small to follow the
 item as it grows. While the item is near the centre and not yet confirmed, the model is sent
 the newest picture with the box being followed (`Ask("confirm")`, at most every
-`CHECK_EVERY_S`, one question at a time) and marks the item in it: the tracker starts again
-from its box (a fresh, larger template), which confirms the item when it overlaps the
-followed one and is near (`CONFIRM_WIDTH`); another box is a look-alike caught. Losing the
-item, however briefly, takes the confirmation back.
+`CHECK_EVERY_S`, or `CHECK_NEAR_S` once it is near enough to confirm; one question at a
+time) and marks the item in it. A box that overlaps the followed one confirms the item if it is
+near (`CONFIRM_WIDTH`); the tracker keeps following (a restart from that picture, half a
+second old, would lose the approach since), with its template cut again at today's size if it
+was marked much farther away. A box elsewhere is a look-alike caught: the tracker starts again
+from it. Losing the item, however briefly, takes the confirmation back.
 
 One thread: a live run calls it from the guide's worker thread; `mark`, `lead` and `stop` are
 handed to that thread. `now` is the caller's clock (seconds), so tests can step it.
@@ -38,7 +40,7 @@ from shelfsight.core.phrases import Phrase
 from shelfsight.guide.box import PixelBox, to_box_2d, to_pixels
 from shelfsight.guide.guidance import guidance_for
 from shelfsight.guide.motion import CameraMotion
-from shelfsight.guide.tracker import TemplateTracker, Track
+from shelfsight.guide.tracker import Fix, TemplateTracker, Track
 
 LOST_S = 1.0  # hidden inside the picture this long: told, and the model asked
 MEMORY_S = 8.0  # a remembered place leads this long at most (its error grows), then asked
@@ -47,13 +49,22 @@ FRESH_MARK_S = 1.0  # a mark about a picture older than the kept motion: search 
 PATH_FRAMES = 150  # the camera's motion is kept for this many frames (5 s at 30 fps)
 ASK_EVERY_S = 5.0  # "where is it now?" at most this often
 WORDS_EVERY_S = 3.0
-LOOK_EVERY_S = 1.0  # pointed at: the model sees a new picture at most this often...
-LOOK_TURN = 0.25  # ...once the camera has turned this much of the picture's width...
+LOOK_EVERY_S = 0.5  # pointed at: the model sees a new picture at most this often (its
+# answer to the last one in hand: one question at a time)...
+LOOK_TURN = 0.2  # ...once the camera has turned this much of the picture's width since the
+# last look or the direction...
 LOOK_IDLE_S = 3.0  # ...or this long has passed
 ANSWER_WAIT_S = 3.0  # a question to the model not answered in this long may be asked again
-CONFIRM_WIDTH = 0.15  # item width / picture width: a check from here on can confirm
-CHECK_EVERY_S = 1.5  # near the centre, unconfirmed: the model checks the box this often
-CONFIRM_IOU = 0.3  # the model's box overlaps the followed one this much: it is the item
+CONFIRM_WIDTH = 0.1  # item width / picture width: a check from here on can confirm (77 px of
+# the 768 px picture the model gets: a pack's name is legible, its look-alike told apart)
+CHECK_EVERY_S = 2.0  # near the centre, unconfirmed: the model checks the box this often...
+CHECK_NEAR_S = 0.75  # ...and this often once it is CONFIRM_WIDTH wide
+CONFIRM_IOU = 0.3  # the model's box overlaps the followed one this much: it is the item...
+KEEP_IOU = 0.5  # ...and this much: the tracker is on it, and keeps following
+REFRESH_SIZE = 1.6  # an agreed item this much larger than marked gets a fresh template...
+FIX_OFFSET = 0.1  # ...as does one the model puts this far off (of its size) from the followed
+FIX_SIZE = 1.15  # box, or this much larger or smaller: moved to the model's box
+EDGE = 5  # of 1000: a box this near the picture's edge may be cut by it
 LEAD_OFFSET = 1.6  # a pointed-at item sounds this many half-pictures from the centre
 
 Why = Literal["lost", "look", "confirm"]
@@ -115,6 +126,10 @@ class Guide:
         self._path: deque[tuple[int, float, float]] = deque(maxlen=PATH_FRAMES)
         self._t_marked: float | None = None  # the step clock when the last mark came
         self._marked_now = False
+        # Cut the template again on the next frame the item is found, moved by this:
+        self._refresh: Fix | None = None
+        self._led_now = False  # a direction came: the next step's clock starts its wait
+        self._t_led = -1e9  # the step clock when the last direction came
 
     @property
     def active(self) -> bool:
@@ -135,16 +150,24 @@ class Guide:
         Returns True when this mark, the answer to a check, confirmed the followed item."""
         self._t_answered = max(self._t_answered, self._t_asked) + 1e-9
         answers_check = self._confirm_seq is not None and seq == self._confirm_seq
-        same = answers_check and self._overlaps_checked(box_2d)
+        overlap = self._overlap_checked(box_2d) if answers_check else 0.0
+        same = overlap >= CONFIRM_IOU
         if answers_check and not same:
             self.stats.rejected += 1
         height, width = image.shape[:2]
         box = to_pixels(box_2d, width, height)
-        self._tracker.start(image, box)
-        since = self._moved_since(seq)
-        if since is not None:
-            self._tracker.shift(*since)
-        self._marked_now = since is None  # where it is now is unknown: search anywhere
+        following = self._mode == "track" and self._lost_since is None
+        if following and overlap >= KEEP_IOU:  # the model agrees: keep following
+            fix = self._fix(box_2d)
+            if fix is None and self._tracker.size >= REFRESH_SIZE:
+                fix = Fix()  # the same place and size, a sharper template
+            self._refresh = fix
+        else:
+            self._tracker.start(image, box)
+            since = self._moved_since(seq)
+            if since is not None:
+                self._tracker.shift(*since)
+            self._marked_now = since is None  # where it is now is unknown: search anywhere
         self.name, self._mode = name, "track"
         if not answers_check:
             self.stats.marks += 1
@@ -161,6 +184,7 @@ class Guide:
         self.stats.leads += 1
         self._confirmed, self._confirm_seq = False, None
         self._turned, self._last_words = 0.0, None
+        self._led_now = True
 
     def answered(self) -> None:
         """The model ended a turn: whatever was asked is answered (a mark or a direction came
@@ -169,7 +193,7 @@ class Guide:
 
     def stop(self) -> None:
         self.name = None
-        self._confirm_seq = None
+        self._confirm_seq, self._refresh = None, None
         self._motion.reset()
         self._path.clear()
 
@@ -181,6 +205,8 @@ class Guide:
         self._path.append((seq, x + moved[0], y + moved[1]))
         if self._marked_now:
             self._t_marked, self._marked_now = now, False
+        if self._led_now:
+            self._t_led, self._led_now = now, False
         height, width = image.shape[:2]
         if self._mode == "lead":
             return self._leading(moved, width, height, t_capture, now)
@@ -189,6 +215,9 @@ class Guide:
         track = self._tracker.update(image, moved, anywhere=anywhere)
         if track.lost:
             return self._while_lost(track, width, height, t_capture, now)
+        if self._refresh is not None:
+            self._tracker.refresh(image, self._refresh)
+            self._refresh = None
         if self._lost_since is not None:
             self.stats.recovered += 1
             self._lost_since, self._hidden_since, self._lost_told = None, None, False
@@ -216,7 +245,8 @@ class Guide:
         cue = guidance_for(place, width, height, t_capture, confirmed=False)
         ask = None
         waited = now - self._t_asked
-        turned_enough = self._turned >= LOOK_TURN * width or waited >= LOOK_IDLE_S
+        idle = now - max(self._t_asked, self._t_led) >= LOOK_IDLE_S
+        turned_enough = self._turned >= LOOK_TURN * width or idle
         if self._may_ask(now) and waited >= LOOK_EVERY_S and turned_enough:
             self._turned = 0.0
             ask = self._ask("look", now)
@@ -254,15 +284,41 @@ class Guide:
 
     def _wants_check(self, cue: Guidance, now: float) -> bool:
         centred = abs(cue.pan) < 0.25 and abs(cue.tilt) < 0.25
-        due = now - self._t_checked >= CHECK_EVERY_S
+        every = CHECK_NEAR_S if cue.width >= CONFIRM_WIDTH else CHECK_EVERY_S
+        due = now - self._t_checked >= every
         return centred and due and not self._confirmed and self._may_ask(now)
 
-    def _overlaps_checked(self, box_2d: tuple[float, float, float, float]) -> bool:
+    def _overlap_checked(self, box_2d: tuple[float, float, float, float]) -> float:
+        """How much the model's box overlaps the box it was asked about (IoU, 0-1)."""
         if self._confirm_box is None:
-            return False
+            return 0.0
         a = to_pixels(box_2d, 1000, 1000)
         b = to_pixels(self._confirm_box, 1000, 1000)
-        return a.iou(b) >= CONFIRM_IOU
+        return a.iou(b)
+
+    def _fix(self, box_2d: tuple[float, float, float, float]) -> Fix | None:
+        """How the model's box differs from the checked one, where it differs by more than
+        the model's own error (FIX_*); None where they agree, or where either touches the
+        picture's edge (a box cut by the edge says nothing of the item's size)."""
+        if self._confirm_box is None:
+            return None
+        inside = (EDGE < v < 1000 - EDGE for v in (*box_2d, *self._confirm_box))
+        if not all(inside):
+            return None
+        a = to_pixels(box_2d, 1000, 1000)
+        b = to_pixels(self._confirm_box, 1000, 1000)
+        fix = Fix((a.cx - b.cx) / b.w, (a.cy - b.cy) / b.h, a.w / b.w, a.h / b.h)
+        off = max(abs(fix.dx), abs(fix.dy)) > FIX_OFFSET
+        grown = max(abs(np.log(fix.w)), abs(np.log(fix.h))) > np.log(FIX_SIZE)
+        if not (off or grown):
+            return None
+        shift, size = (-0.5, 0.5), (1 / 1.5, 1.5)  # a larger difference is not the same box
+        return Fix(
+            float(np.clip(fix.dx, *shift)),
+            float(np.clip(fix.dy, *shift)),
+            float(np.clip(fix.w, *size)),
+            float(np.clip(fix.h, *size)),
+        )
 
     def _moved_since(self, seq: int | None) -> tuple[float, float] | None:
         """How far the scene moved from camera frame `seq` to the newest one (frame px), if

@@ -34,7 +34,9 @@ import numpy as np
 from shelfsight.guide.box import PixelBox
 
 WORK_WIDTH = 320  # px: frames are tracked at this width, in colour
-TRACK_SCALES = (0.97, 1.0, 1.03)
+TRACK_SCALES = (0.96, 1.0, 1.04)  # around the size predicted from the last frames' growth
+GROWTH = (0.9, 1.12)  # the predicted growth a frame is kept within this (walking closer at
+# the hand's limit doubles the item's size a second: 1.047 a frame at 15 frames tracked a second)
 FIND_SCALES = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4)
 TRACK_SCORE = 0.55  # below this the item is taken as lost
 FIND_SCORE = 0.7  # a re-found item must match this well (a whole-frame search)
@@ -58,6 +60,17 @@ class _Match:
 
 
 @dataclass(frozen=True)
+class Fix:
+    """Where the item is against where it was followed: centre offset in the followed box's
+    widths and heights, and how much wider and taller it is."""
+
+    dx: float = 0.0
+    dy: float = 0.0
+    w: float = 1.0
+    h: float = 1.0
+
+
+@dataclass(frozen=True)
 class Track:
     """The tracker's answer for one frame (box in that frame's pixels)."""
 
@@ -74,9 +87,12 @@ class TemplateTracker:
         self._inner = (0.0, 0.0, 1.0, 1.0)  # the item within the template: x, y, w, h fractions
         self._template: np.ndarray = np.zeros((1, 1), np.uint8)  # the marked patch, work px
         self._size = 1.0  # how large the item is now, relative to the marked patch
+        self._growth = 1.0  # how much it grew a frame, lately (smoothed; walking closer > 1)
         self._lost = True
         self._lookalike = 0.0  # the best score seen of a match away from the item
         self._frames = 0
+        self._settle = False  # the next frame searches all sizes near the box (a fresh mark
+        # is about a picture up to a second old: the camera may have come closer since)
 
     def start(self, image: np.ndarray, box: PixelBox) -> None:
         """Begin following `box` (frame pixels) in BGR `image`."""
@@ -85,9 +101,40 @@ class TemplateTracker:
         b = _clamp(_grow(inner, CONTEXT), gray.shape)  # context cut where the frame ends
         self._box = b
         self._inner = ((inner.x - b.x) / b.w, (inner.y - b.y) / b.h, inner.w / b.w, inner.h / b.h)
-        self._template, self._size = _cut(gray, b), 1.0
-        self._lost, self._frames = False, 0
+        self._template, self._size, self._growth = _cut(gray, b), 1.0, 1.0
+        self._lost, self._frames, self._settle = False, 0, True
         self._lookalike = self._away_score(gray)
+
+    @property
+    def size(self) -> float:
+        """How large the item is now against the patch it was marked with (2: twice as wide)."""
+        return self._size
+
+    def refresh(self, image: np.ndarray, fix: Fix | None = None) -> None:
+        """Cut the template again where the item is followed now in `image` (the frame of the
+        last `update`), at the size it has now, moved and resized by `fix` (where the model
+        put it against where it was followed, in a picture of a moment ago): a template marked
+        far away and enlarged with the approach loses the detail that tells the item from its
+        neighbours, and a followed box that lags the item's growth makes the chime late. Only
+        when that place is trusted (the model has just agreed with it); nothing while lost."""
+        if self._lost:
+            return
+        gray = self._gray(image)
+        b, (fx, fy, fw, fh) = self._box, self._inner
+        inner = PixelBox(b.x + fx * b.w, b.y + fy * b.h, fw * b.w, fh * b.h)
+        if fix is not None:
+            w, h = inner.w * fix.w, inner.h * fix.h
+            cx, cy = inner.cx + fix.dx * inner.w, inner.cy + fix.dy * inner.h
+            inner = PixelBox(cx - w / 2, cy - h / 2, w, h)
+        cut = _clamp(_grow(inner, CONTEXT), gray.shape)
+        self._box = cut
+        self._inner = (
+            (inner.x - cut.x) / cut.w,
+            (inner.y - cut.y) / cut.h,
+            inner.w / cut.w,
+            inner.h / cut.h,
+        )
+        self._template, self._size = _cut(gray, cut), 1.0
 
     def shift(self, dx: float, dy: float) -> None:
         """The scene moved (dx, dy) frame px since the frame the box is about (a mark given
@@ -108,9 +155,24 @@ class TemplateTracker:
         self._frames += 1
         b = self._box
         self._box = PixelBox(b.x + moved[0] * self._scale, b.y + moved[1] * self._scale, b.w, b.h)
-        if not self._lost:
-            found = self._search(gray, self._near(), TRACK_SCALES)
+        if self._settle and not self._lost:
+            self._settle = False
+            b = self._box  # room for the largest size, and a little movement
+            dx, dy = 0.8 * b.w + STEP_PX[0], 0.8 * b.h + STEP_PX[0]
+            near = PixelBox(b.cx - dx, b.cy - dy, 2 * dx, 2 * dy)
+            found = self._search(gray, near, FIND_SCALES)
             if found is not None and found.score >= TRACK_SCORE:
+                b = found.box
+                around = PixelBox(b.x - b.w / 4, b.y - b.h / 4, 1.5 * b.w, 1.5 * b.h)
+                found = self._search(gray, around, REFINE_SCALES, found.size) or found
+                self._box, self._size = found.box, found.size
+                self._lost = self._mostly_out()
+                return self._track(found.score, lost=self._lost)
+        if not self._lost:
+            found = self._search(gray, self._near(), TRACK_SCALES, self._size * self._growth)
+            if found is not None and found.score >= TRACK_SCORE:
+                step = min(max(found.size / self._size, GROWTH[0]), GROWTH[1])
+                self._growth = min(max((self._growth * step) ** 0.5, GROWTH[0]), GROWTH[1])
                 self._box, self._size = found.box, found.size
                 if self._frames % LOOKALIKE_EVERY == 0:
                     self._lookalike = max(self._lookalike, self._away_score(gray))
@@ -136,6 +198,7 @@ class TemplateTracker:
         if found is None or found.score < FIND_SCORE:
             return False, found.score if found is not None else 0.0
         last_size, self._size = self._size, found.size
+        self._growth = 1.0
         b = found.box
         around = PixelBox(b.x - b.w / 4, b.y - b.h / 4, 1.5 * b.w, 1.5 * b.h)
         fine = self._search(gray, around, REFINE_SCALES) or found
@@ -210,13 +273,16 @@ class TemplateTracker:
         gray: np.ndarray,
         region: PixelBox,
         scales: tuple[float, ...],
+        around: float | None = None,
     ) -> _Match | None:
         """The best match inside `region` (work px; past the frame's edges the edge pixels
-        are repeated) at the current size times each of `scales`."""
+        are repeated) at `around` (default: the current size) times each of `scales`."""
         window = _window(gray, region)
+        if window is None:
+            return None
         best: _Match | None = None
         for s in scales:
-            size = self._size * s
+            size = (self._size if around is None else around) * s
             th, tw = round(self._template.shape[0] * size), round(self._template.shape[1] * size)
             if min(th, tw) < MIN_SIDE_PX or th > window.shape[0] or tw > window.shape[1]:
                 continue
@@ -229,11 +295,15 @@ class TemplateTracker:
         return best
 
 
-def _window(gray: np.ndarray, region: PixelBox) -> np.ndarray:
+def _window(gray: np.ndarray, region: PixelBox) -> np.ndarray | None:
+    """`region` of `gray`, its part past the edges filled with the edge pixels; None if no
+    part of it is in the picture."""
     height, width = gray.shape[:2]
     x0, y0 = int(region.x), int(region.y)
     x1, y1 = x0 + int(region.w), y0 + int(region.h)
     window = gray[max(0, y0) : min(height, y1), max(0, x0) : min(width, x1)]
+    if window.size == 0:
+        return None
     if x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height:
         return window
     pads = (max(0, -y0), max(0, y1 - height), max(0, -x0), max(0, x1 - width))

@@ -71,8 +71,8 @@ PATHS: dict[str, tuple[float, CameraPath]] = {
     "ask_and_pan": (9.0, lambda t: (_lerp(1400, 1850, (t - 2.5) / 3.0), 640, 960)),
     # held while asking, then turned away for ~1.5 s (the guide tells, asks again), and back
     "ask_then_away": (7.0, lambda t: (1600 - 1100 * _hump(t, 2.5, 3.0, 4.5, 5.0), 630, 960)),
-    # walking up to the item from far (an eighth of the view wide) to within reach
-    "approach": (4.0, lambda t: (1600, 626, _lerp(3600, 1400, t / 3.0))),
+    # walking up to the item from far (under a tenth of the view wide) to within reach
+    "approach": (4.0, lambda t: (1600, 626, _lerp(5000, 1400, t / 3.0))),
     # held while asking, then a hand covers the item for 2 s (the guide tells, asks again)
     "ask_then_hidden": (7.0, lambda t: (1600, 630, 960)),
     # held on the item while a hand covers it for 2 s (longer than the guide waits)
