@@ -124,6 +124,25 @@ def test_cue_sound_comes_from_the_items_side_and_on_target_sounds_different() ->
     assert len(to_mono(chime)) == 2 * 24000
 
 
+def test_the_chime_holds_while_the_item_is_ahead_and_starts_at_once() -> None:
+    """A hand drifting a little once on target keeps the chime (the closed loop caught a
+    shopper walking past a chime that flickered off within 0.2 s), until the item no longer
+    covers the picture's centre; and its first pulse sounds in the first block."""
+    on = guidance_for(PixelBox(220, 110, 200, 140), *OUT, t_capture=0.0)
+    drifted = PixelBox(260, 110, 200, 140)  # 0.19 of the half picture off, still ahead
+    away = PixelBox(330, 110, 200, 140)  # the item's edge past the centre
+    assert on.on_target
+    assert not guidance_for(drifted, *OUT, t_capture=0.0).on_target, "not on by itself"
+    assert guidance_for(drifted, *OUT, t_capture=0.0, was_on=True).on_target
+    assert not guidance_for(away, *OUT, t_capture=0.0, was_on=True).on_target
+    assert not guidance_for(drifted, *OUT, t_capture=0.0, was_on=True, confirmed=False).on_target
+    renderer = CueRenderer()
+    for _ in range(3):  # ticks first, at a phase the old chime gate was off for
+        renderer.render(guidance_for(drifted, *OUT, t_capture=0.0), 0.02 + 0.13)
+    first = renderer.render(on, 0.02).astype(float)
+    assert np.abs(first).mean() > 1000, "the chime's first 20 ms are sound, not its gap"
+
+
 def test_the_worker_follows_only_while_guiding_and_tells_the_loop_what_to_say() -> None:
     frames = list(render("hidden"))
     camera, sound = SceneCamera(frames), CueLog()

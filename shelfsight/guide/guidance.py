@@ -5,7 +5,10 @@ item's horizontal offset from the picture's centre (-1 left edge, +1 right edge)
 when the item is above the centre and falls below it, the tick rate rises as the item nears
 the centre, and `on_target` (a distinct sound) means centred and large enough to reach for
 (its width at least `REACH_WIDTH` of the picture) and confirmed by the model (see guide.guide:
-until then a centred, near item plays the fastest ticks). `hint` is the few words said now
+until then a centred, near item plays the fastest ticks). Once on (`was_on`), it stays on while
+the item still covers the picture's centre and is `HOLD_WIDTH` wide: a chime that flickers
+off after a fifth of a second as the hand moves is not heard as "stop" (the closed loop
+caught a shopper walking on past one). `hint` is the few words said now
 and then (a phrase: put into the user's language where it is shown and said). An item
 outside the picture (remembered, or pointed at) has its offsets clipped to the edge: the
 ticks come from that side, slowest.
@@ -23,10 +26,17 @@ SLOW_TICK_HZ = 2.0  # item at a corner
 FAST_TICK_HZ = 12.0  # item centred
 CENTRE = 0.12  # |offset| under this (fraction of half the picture) counts as centred
 REACH_WIDTH = 0.25
+HOLD_WIDTH = 0.2
 
 
 def guidance_for(
-    box: PixelBox, width: int, height: int, t_capture: float, *, confirmed: bool = True
+    box: PixelBox,
+    width: int,
+    height: int,
+    t_capture: float,
+    *,
+    confirmed: bool = True,
+    was_on: bool = False,
 ) -> Guidance:
     pan = _clip((box.cx - width / 2) / (width / 2))
     tilt = _clip((box.cy - height / 2) / (height / 2))
@@ -34,6 +44,8 @@ def guidance_for(
     distance = min(1.0, (pan * pan + tilt * tilt) ** 0.5 / 2**0.5)
     tick_hz = FAST_TICK_HZ - (FAST_TICK_HZ - SLOW_TICK_HZ) * distance
     centred = abs(pan) < CENTRE and abs(tilt) < CENTRE
+    covers_centre = box.x <= width / 2 <= box.x + box.w and box.y <= height / 2 <= box.y + box.h
+    held = was_on and covers_centre and size >= HOLD_WIDTH
     return Guidance(
         t_capture=t_capture,
         pan=pan,
@@ -41,7 +53,7 @@ def guidance_for(
         width=size,
         pitch_hz=BASE_PITCH_HZ * 2 ** (-tilt * PITCH_OCTAVES),
         tick_hz=tick_hz,
-        on_target=centred and size >= REACH_WIDTH and confirmed,
+        on_target=confirmed and ((centred and size >= REACH_WIDTH) or held),
         hint=_hint(pan, tilt, centred, size, confirmed),
     )
 

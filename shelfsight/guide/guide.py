@@ -129,6 +129,7 @@ class Guide:
         # Cut the template again on the next frame the item is found, moved by this:
         self._refresh: Fix | None = None
         self._led_now = False  # a direction came: the next step's clock starts its wait
+        self._on = False  # the last cue was on target (the chime holds while the item is ahead)
         self._t_led = -1e9  # the step clock when the last direction came
 
     @property
@@ -214,6 +215,7 @@ class Guide:
         anywhere |= self._t_marked is not None and now - self._t_marked < FRESH_MARK_S
         track = self._tracker.update(image, moved, anywhere=anywhere)
         if track.lost:
+            self._on = False
             return self._while_lost(track, width, height, t_capture, now)
         if self._refresh is not None:
             self._tracker.refresh(image, self._refresh)
@@ -221,7 +223,10 @@ class Guide:
         if self._lost_since is not None:
             self.stats.recovered += 1
             self._lost_since, self._hidden_since, self._lost_told = None, None, False
-        cue = guidance_for(track.box, width, height, t_capture, confirmed=self._confirmed)
+        cue = guidance_for(
+            track.box, width, height, t_capture, confirmed=self._confirmed, was_on=self._on
+        )
+        self._on = cue.on_target
         ask = None
         if self._wants_check(cue, now):
             self._confirm_seq, self._t_checked = seq, now

@@ -2,8 +2,8 @@
 
 Each tick is a 25 ms tone burst with a raised-cosine envelope at the cue's pitch; ticks repeat
 at the cue's rate; `on_target` replaces them with a steady two-tone chime (660 + 990 Hz,
-pulsing at 4 Hz), unlike any tick. The renderer keeps its phase across blocks, so a cue that
-changes every frame still sounds continuous.
+pulsing at 4 Hz, its first pulse at once), unlike any tick. The renderer keeps its phase across
+blocks, so a cue that changes every frame still sounds continuous.
 
 Stereo: `render` returns (n, 2) int16 (constant-power pan). In a run, `GuideSound` holds the
 guide's newest cue (set from the guide's worker thread) and is the speaker's overlay: the
@@ -36,6 +36,7 @@ class CueRenderer:
         self._t = 0.0  # seconds rendered so far
         self._next_tick = 0.0  # when the next tick starts
         self._last_tick: tuple[float, float] | None = None  # (start s, pitch Hz) of the latest
+        self._chime_from: float | None = None  # when the chime began (None: not chiming)
 
     def render(self, cue: Guidance | None, seconds: float) -> np.ndarray:
         """`seconds` of sound for `cue` (None: silence) as int16, shape (n, 2)."""
@@ -43,10 +44,14 @@ class CueRenderer:
         t = self._t + np.arange(n) / self.rate_hz
         mono = np.zeros(n)
         if cue is not None and cue.on_target:
-            gate = (np.sin(2 * math.pi * 4.0 * t) > 0).astype(float)
+            if self._chime_from is None:
+                self._chime_from = self._t
+            gate = (np.sin(2 * math.pi * 4.0 * (t - self._chime_from)) >= 0).astype(float)
             mono = 0.5 * gate * (np.sin(2 * math.pi * 660 * t) + np.sin(2 * math.pi * 990 * t))
-        elif cue is not None:
-            mono = self._ticks(cue, t)
+        else:
+            self._chime_from = None
+            if cue is not None:
+                mono = self._ticks(cue, t)
         self._t += n / self.rate_hz
         pan = 0.0 if cue is None or cue.on_target else cue.pan
         angle = (pan + 1) * math.pi / 4  # constant power: -1 all left, +1 all right
