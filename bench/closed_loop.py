@@ -14,11 +14,14 @@ at the chime), time from the question to the chime (median, p90, of the scenes r
 against the oracle's (median of all), the ratio (median of per-scene ratios, and ratio of
 medians, both over the scenes reached), chimes on the look-alike, the guide's losses ("I've
 lost it"), questions to the model after the first, and the model's boxes on the look-alike.
+With `--ideal`, also the same shopper's time with a perfect guide (tests/support/ideal_guide:
+the README's sounds made from the truth, no model, no tracker) and its ratio to the oracle:
+how much of the gap is the guide's and how much the shopper's way of following sound.
 `--scenes N` runs the first N scenes (the kinds take turns), `--seed S` shifts every scene's
 seed, `--kind K` runs one kind only, `--trace failed|all` prints a timeline per scene (the
 truth, the guide's recorded cue and what the shopper heard, every 0.5 s).
 
-Run: .venv/bin/python -m bench.closed_loop [--scenes 60] [--seed 0] [--latency 0.5]
+Run: .venv/bin/python -m bench.closed_loop [--scenes 60] [--seed 0] [--latency 0.5] [--ideal]
 (10-35 s a scene: 3 s to start, the walk, 30 s at most; ~20 min for 60 on 2 cores).
 """
 
@@ -35,6 +38,7 @@ from pathlib import Path
 from bench._common import pct, table
 from tests.support.closed_loop import KINDS, Rig, SceneResult, make_scene, run_scene
 from tests.support.guide_cli import events_of
+from tests.support.ideal_guide import ideal_times
 from tests.support.pulse import missing_tools
 
 
@@ -43,7 +47,7 @@ def scenes(n: int, seed: int, kinds: Sequence[str]) -> list[tuple[str, int]]:
     return [(kinds[k % len(kinds)], seed + k // len(kinds)) for k in range(n)]
 
 
-def row(name: str, results: list[SceneResult]) -> list[str]:
+def row(name: str, results: list[SceneResult], ideal: bool = False) -> list[str]:
     done = [r for r in results if r.success and r.t_reach_s is not None]
     times = [r.t_reach_s for r in done if r.t_reach_s is not None]
     oracle = [r.t_oracle_s for r in results]
@@ -61,6 +65,17 @@ def row(name: str, results: list[SceneResult]) -> list[str]:
         str(sum(r.lost for r in results)),
         str(sum(r.asks for r in results)),
         str(sum(r.lookalike_boxes for r in results)),
+    ] + (_ideal_cells(results) if ideal else [])
+
+
+def _ideal_cells(results: list[SceneResult]) -> list[str]:
+    """The perfect guide's time p50 and its ratio to the oracle (median of per-scene)."""
+    pairs = [(r.t_ideal_s, r.t_oracle_s) for r in results if r.t_ideal_s is not None]
+    if not pairs:
+        return ["-", "-"]
+    return [
+        f"{pct([t for t, _ in pairs], 50):.1f}",
+        f"{pct([t / o for t, o in pairs], 50):.2f}",
     ]
 
 
@@ -79,11 +94,14 @@ def report(results: list[SceneResult], title: str) -> None:
             "model boxed look-alike",
         ]
     ]
+    ideal = any(r.t_ideal_s is not None for r in results)
+    if ideal:
+        rows[0] += ["ideal guide s p50", "ideal / oracle p50"]
     for kind in KINDS:
         mine = [r for r in results if r.scene.kind == kind]
         if mine:
-            rows.append(row(kind, mine))
-    rows.append(row("all", results))
+            rows.append(row(kind, mine, ideal))
+    rows.append(row("all", results, ideal))
     table(title, rows)
     failed = [r for r in results if not r.success]
     if failed:
@@ -143,18 +161,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--trace", choices=("failed", "all"), help="print a timeline of these scenes"
     )
+    parser.add_argument(
+        "--ideal", action="store_true", help="also time the shopper with a perfect guide"
+    )
     args = parser.parse_args(argv)
     if missing := missing_tools():
         print(f"PulseAudio cannot run here (missing: {', '.join(missing)})", file=sys.stderr)
         return 2
     todo = scenes(args.scenes, args.seed, args.kind or KINDS)
     results: list[SceneResult] = []
+    ideals: list[float | None] = [None] * len(todo)
+    if args.ideal:  # side by side in threads, in real time: ~30 s for 60 scenes
+        print("  the same shopper with a perfect guide ...", flush=True)
+        ideals = [t for t, _ in ideal_times([make_scene(k, s) for k, s in todo])]
     t0 = time.monotonic()
     with Rig.start(args.latency) as rig, tempfile.TemporaryDirectory() as tmp:
         base = args.keep or Path(tmp)
         for k, (kind, seed) in enumerate(todo):
             folder = base / f"{k:03d}-{kind.replace(' ', '-')}-{seed}"
             result = run_scene(make_scene(kind, seed), rig, folder)
+            result.t_ideal_s = ideals[k]
             results.append(result)
             if args.trace == "all" or (args.trace == "failed" and not result.success):
                 timeline(result, folder)

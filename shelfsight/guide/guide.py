@@ -19,9 +19,10 @@ the newest picture with the box being followed (`Ask("confirm")`, at most every
 `CHECK_EVERY_S`, or `CHECK_NEAR_S` once it is near enough to confirm; one question at a
 time) and marks the item in it. A box that overlaps the followed one confirms the item if it is
 near (`CONFIRM_WIDTH`); the tracker keeps following (a restart from that picture, half a
-second old, would lose the approach since), with its template cut again at today's size if it
-was marked much farther away. A box elsewhere is a look-alike caught: the tracker starts again
-from it. Losing the item, however briefly, takes the confirmation back.
+second old, would lose the approach since), moved and resized to the model's box where the two
+differ by more than the model's own error, its template cut again at the size the item has
+now (`Fix`). A box elsewhere is a look-alike caught: the tracker starts again from it. Losing
+the item, however briefly, takes the confirmation back.
 
 One thread: a live run calls it from the guide's worker thread; `mark`, `lead` and `stop` are
 handed to that thread. `now` is the caller's clock (seconds), so tests can step it.

@@ -120,6 +120,7 @@ class SceneResult:
     t_reach_s: float | None  # question typed -> chime heard
     t_oracle_s: float
     item_px: float  # the item's width in the model's first picture (768 px wide)
+    t_ideal_s: float | None = None  # the same shopper with a perfect guide (ideal_guide)
     marks: int = 0
     lost: int = 0  # the guide's "I've lost it" (told to the user)
     asks: int = 0  # turns the model answered after the question (re-asks, confirms, ...)
