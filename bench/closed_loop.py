@@ -22,7 +22,7 @@ seed, `--kind K` runs one kind only, `--trace failed|all` prints a timeline per 
 truth, the guide's recorded cue and what the shopper heard, every 0.5 s).
 
 Run: .venv/bin/python -m bench.closed_loop [--scenes 60] [--seed 0] [--latency 0.5] [--ideal]
-(10-35 s a scene: 3 s to start, the walk, 30 s at most; ~20 min for 60 on 2 cores).
+(7-35 s a scene: 3 s to start, the walk, 30 s at most; ~10 min for 60 on 2 cores).
 """
 
 from __future__ import annotations

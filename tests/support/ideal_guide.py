@@ -3,7 +3,7 @@
 The oracle (shopper.oracle_time) knows where the item is and moves straight there: the limit
 of the hand. The shopper is slower than that even with a perfect guide: it hears where the
 item is only through ticks (a few a second, with its hearing's error), turns before it walks
-(the README's rule: walk closer while the ticks come from straight ahead), and stops only at a
+(the README's rule: walk closer while the ticks come from in front), and stops only at a
 chime it has heard. `ideal_time` runs the same shopper (same hand, hearing, reaction, rules)
 on sounds made from the truth with no model, no tracker and no audio path: ticks from the
 item's true place in the camera's view the moment the question is asked, at the rate and

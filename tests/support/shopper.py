@@ -18,8 +18,10 @@ with limited speed and acceleration, and shakes. Limits, and where they come fro
   0.6-0.8 % at 0.3 Hz; the distance wavers 1 %.
 
 The shopper (`Shopper`) knows only the README's rules, from what it hears (ear.Percept): turn
-towards the ticks' side and pitch, walk closer while they come from straight ahead, hold
-still in silence, stop at the chime. Hearing is imperfect: left/right is judged to ~1 dB
+towards the ticks' side and pitch, walk closer while they come from in front (the middle half
+of the picture, rule 4; until stop 28 the rule was "straight ahead", a quarter, which made the
+shopper turn before it walked: 1.32x the oracle even with a perfect guide), hold still in
+silence, stop at the chime. Hearing is imperfect: left/right is judged to ~1 dB
 (0.07 of the pan), pitch against the remembered centre note to ~2 semitones (0.15 of the tilt),
 and each shopper maps "how far to the side" onto hand movement with a gain between 0.8 and
 1.25. Like people, it plans a move to where the sound said the item was, from where the hand
@@ -57,7 +59,7 @@ STEP_S = 0.01
 HOLD_S = 0.5  # held still after the chime (its reaction, then stopped), then done
 HEARD_PAN_SD, HEARD_TILT_SD = 0.07, 0.15
 SOUND_LAG_S = 0.15  # what the shopper has learnt: a tick is about the camera this long before
-CENTRED = 0.25  # |pan| and |tilt| under this: "from straight ahead", walk closer
+CENTRED = 0.5  # |pan| and |tilt| under this: "from in front", walk closer
 TICKS_USED, TICK_MEMORY_S = 3, 1.0  # a tick train has stopped after two slow beats missed
 REACH_WIDTH, CENTRE = 0.25, 0.12  # README: centred (within 12 % of the half picture) and wide
 
