@@ -31,7 +31,7 @@ from shelfsight.live.events import Connected
 from shelfsight.media.frames import EncodedFrame, encode_jpeg
 from shelfsight.media.guidance_audio import CueRenderer
 from shelfsight.session.conversation import Conversation, Options
-from shelfsight.ui.controls import Control, GuideKey, TypedQuestion
+from shelfsight.ui.controls import Control, EndOfInput, GuideKey, TypedQuestion
 from shelfsight.ui.watch import ViewObserver
 from tests.support.doubles import MemorySpeaker, Screen, ScriptedLink, until
 from tests.support.guide_run import CueLog, SceneCamera
@@ -198,6 +198,28 @@ def test_a_far_item_chimes_only_once_the_model_confirms_the_followed_box() -> No
     assert step.cue is not None and step.cue.on_target
 
 
+def test_checks_the_model_lets_pass_without_a_box_come_ever_less_often() -> None:
+    """A model that answers the checks by speaking (no call) is asked again at 2x, 4x, 8x the
+    interval, not every 0.75 s for as long as the item is held (each a spoken answer)."""
+    frame = next(render("ask_then_hidden"))  # held on the bag, a seventh of the picture wide
+    assert frame.truth.w / OUT[0] >= CONFIRM_WIDTH
+    guide = Guide()
+    guide.mark(box_2d(frame), ITEM, frame.image, seq=0)
+    asked: list[float] = []
+    for n in range(1, 300):  # 30 s at 10 frames a second
+        t = n / 10
+        step = guide.step(frame.image, t, t, seq=n)
+        if step.ask is not None:
+            assert step.ask.why == "confirm"
+            asked.append(t)
+            guide.answered()  # the turn ended: no mark_item
+    gaps = [b - a for a, b in zip(asked, asked[1:], strict=False)]
+    wanted = [2, 4, 8] + [8] * (len(gaps) - 3)  # times CHECK_NEAR_S, to the next frame
+    assert len(gaps) >= 4, gaps
+    for k, gap in zip(wanted, gaps, strict=True):
+        assert k * CHECK_NEAR_S <= gap < k * CHECK_NEAR_S + 0.15, gaps
+
+
 def test_a_check_that_marks_another_item_leads_to_that_one_unconfirmed() -> None:
     frames = list(render("approach"))
     guide = Guide()
@@ -301,6 +323,47 @@ async def test_a_question_in_reach_of_the_item_goes_with_its_close_up() -> None:
     controls.put_nowait(TypedQuestion("and now?"))
     await until(lambda: ("text", "and now?") in link.sent)
     assert [k for k, _ in link.sent].count("frame") == 1
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+
+class CheckingGuide(CloseUpGuide):
+    """Guide mode's loop side with the item centred and unconfirmed: it asks for a check
+    every 50 ms (as a model that answers checks by speaking keeps it doing)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.frame = EncodedFrame(b"newest", 640, 360, 0.0, 0.0, seq=5)
+
+    async def news(self) -> AsyncIterator[GuideNews]:
+        while True:
+            yield AskAgain(ITEM, self.frame, "confirm", (100, 100, 300, 300))
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.anyio
+async def test_once_the_typed_input_has_ended_the_guide_asks_nothing_more() -> None:
+    """Questions piped in and the pipe closed: the session ends once they are answered. The
+    guide's checks kept an answer pending for ever (bench.guide's run never exited)."""
+    link, speaker = ScriptedLink(), MemorySpeaker()
+    controls: asyncio.Queue[Control] = asyncio.Queue()
+    conversation = Conversation(
+        link=link, mic=None, speaker=speaker, frames=None,
+        observers=[ViewObserver(Screen())], controls=controls, guide=CheckingGuide(),
+    )  # fmt: skip
+    run = asyncio.create_task(conversation.run())
+    link.queue.put_nowait(Connected(1, False, 0.0))
+
+    def checks() -> int:
+        return sum(kind == "text" and str(v).startswith("Guide check") for kind, v in link.sent)
+
+    await until(lambda: checks() >= 1)
+    controls.put_nowait(EndOfInput(questions=1))
+    await asyncio.sleep(0.1)  # a check in flight when the input ended may still go out
+    asked = checks()
+    await asyncio.sleep(0.5)  # ten more of the guide's asks
+    assert checks() == asked, "the guide went on asking after the input ended"
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run

@@ -59,7 +59,8 @@ ANSWER_WAIT_S = 3.0  # a question to the model not answered in this long may be 
 CONFIRM_WIDTH = 0.1  # item width / picture width: a check from here on can confirm (77 px of
 # the 768 px picture the model gets: a pack's name is legible, its look-alike told apart)
 CHECK_EVERY_S = 2.0  # near the centre, unconfirmed: the model checks the box this often...
-CHECK_NEAR_S = 0.75  # ...and this often once it is CONFIRM_WIDTH wide
+CHECK_NEAR_S = 0.75  # ...and this often once it is CONFIRM_WIDTH wide; each check in a row
+CHECK_BACKOFF = 3  # the model answers without a box (speaking, say) doubles that, 3 times
 CONFIRM_IOU = 0.3  # the model's box overlaps the followed one this much: it is the item...
 KEEP_IOU = 0.5  # ...and this much: the tracker is on it, and keeps following
 REFRESH_SIZE = 1.6  # an agreed item this much larger than marked gets a fresh template...
@@ -131,6 +132,7 @@ class Guide:
         self._refresh: Fix | None = None
         self._led_now = False  # a direction came: the next step's clock starts its wait
         self._on = False  # the last cue was on target (the chime holds while the item is ahead)
+        self._unanswered_checks = 0  # checks in a row answered without a box (each waits 2x)
         self._t_led = -1e9  # the step clock when the last direction came
 
     @property
@@ -152,6 +154,8 @@ class Guide:
         Returns True when this mark, the answer to a check, confirmed the followed item."""
         self._t_answered = max(self._t_answered, self._t_asked) + 1e-9
         answers_check = self._confirm_seq is not None and seq == self._confirm_seq
+        if answers_check:
+            self._unanswered_checks = 0
         overlap = self._overlap_checked(box_2d) if answers_check else 0.0
         same = overlap >= CONFIRM_IOU
         if answers_check and not same:
@@ -192,6 +196,9 @@ class Guide:
         """The model ended a turn: whatever was asked is answered (a mark or a direction came
         with it, or the model did not call: it cannot tell), so the next question may go."""
         self._t_answered = max(self._t_answered, self._t_asked) + 1e-9
+        if self._confirm_seq is not None:  # a check the model let pass without a box
+            self._confirm_seq = None
+            self._unanswered_checks += 1
 
     def stop(self) -> None:
         self.name = None
@@ -291,6 +298,7 @@ class Guide:
     def _wants_check(self, cue: Guidance, now: float) -> bool:
         centred = abs(cue.pan) < 0.25 and abs(cue.tilt) < 0.25
         every = CHECK_NEAR_S if cue.width >= CONFIRM_WIDTH else CHECK_EVERY_S
+        every *= 2 ** min(self._unanswered_checks, CHECK_BACKOFF)  # a model that talks back
         due = now - self._t_checked >= every
         return centred and due and not self._confirmed and self._may_ask(now)
 

@@ -209,6 +209,9 @@ class Conversation:
         self._done = asyncio.Event()
         self._guide = guide
         self._pending_ask: AskAgain | None = None  # a re-ask waiting for the answer to end
+        # Standard input ended with questions: the session ends once they are answered, so
+        # the guide asks the model nothing more (its checks would keep an answer pending).
+        self._input_ended = False
         self._told_slow_downlink = False
         self._pictures = PictureGate(options.pictures) if options.pictures else None
 
@@ -420,7 +423,10 @@ class Conversation:
                     self._done.set()
                 case EndOfInput() if self._mic is None and self._options.ask is None:
                     # Questions came from a pipe and it ended: answer the last one, then stop.
+                    self._input_ended = True
                     await self._finish(keep_mic_alive=False, why=phrase("input_ended"))
+                case EndOfInput(questions=questions) if questions:
+                    self._input_ended = True  # ui.input_end ends the session after the answer
                 case _:
                     pass
 
@@ -642,7 +648,7 @@ class Conversation:
     def _ask_again(self, ask: AskAgain) -> None:
         """The guide lost the item: ask where it is now, with the newest picture, as one turn;
         never over an answer (on 3.8 a new turn ends the one being generated)."""
-        if not self._guiding():
+        if not self._guiding() or self._input_ended:
             return
         if self._turn.answering:
             self._pending_ask = ask

@@ -27,6 +27,7 @@ class ScriptedLink:
     sent: list[tuple[str, object]] = field(default_factory=list)
     queue: asyncio.Queue[ServerEvent] = field(default_factory=asyncio.Queue)
     speech_only: bool = False
+    audio_backlog_s: float = 0.0  # nothing held back: everything "sent" at once
 
     def send_audio(self, pcm: bytes, *, speech: bool = False) -> None:
         self.sent.append(("audio", speech))
