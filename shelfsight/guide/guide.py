@@ -60,7 +60,8 @@ CONFIRM_WIDTH = 0.1  # item width / picture width: a check from here on can conf
 # the 768 px picture the model gets: a pack's name is legible, its look-alike told apart)
 CHECK_EVERY_S = 2.0  # near the centre, unconfirmed: the model checks the box this often...
 CHECK_NEAR_S = 0.75  # ...and this often once it is CONFIRM_WIDTH wide; each check in a row
-CHECK_BACKOFF = 3  # the model answers without a box (speaking, say) doubles that, 3 times
+CHECK_BACKOFF = 3  # the model answers without a box (speaking, say) doubles that, 3 times,
+CHECK_GROWN = 1.5  # until the item is this much wider than at the last check
 CONFIRM_IOU = 0.3  # the model's box overlaps the followed one this much: it is the item...
 KEEP_IOU = 0.5  # ...and this much: the tracker is on it, and keeps following
 REFRESH_SIZE = 1.6  # an agreed item this much larger than marked gets a fresh template...
@@ -133,6 +134,7 @@ class Guide:
         self._led_now = False  # a direction came: the next step's clock starts its wait
         self._on = False  # the last cue was on target (the chime holds while the item is ahead)
         self._unanswered_checks = 0  # checks in a row answered without a box (each waits 2x)
+        self._checked_width = 1.0  # the followed item's width (of the picture) at the last check
         self._t_led = -1e9  # the step clock when the last direction came
 
     @property
@@ -196,9 +198,6 @@ class Guide:
         """The model ended a turn: whatever was asked is answered (a mark or a direction came
         with it, or the model did not call: it cannot tell), so the next question may go."""
         self._t_answered = max(self._t_answered, self._t_asked) + 1e-9
-        if self._confirm_seq is not None:  # a check the model let pass without a box
-            self._confirm_seq = None
-            self._unanswered_checks += 1
 
     def stop(self) -> None:
         self.name = None
@@ -237,7 +236,12 @@ class Guide:
         self._on = cue.on_target
         ask = None
         if self._wants_check(cue, now):
-            self._confirm_seq, self._t_checked = seq, now
+            grown = cue.width >= CHECK_GROWN * self._checked_width
+            if grown:
+                self._unanswered_checks = 0
+            elif self._confirm_seq is not None:  # the last check got no box (the model spoke?)
+                self._unanswered_checks += 1
+            self._confirm_seq, self._t_checked, self._checked_width = seq, now, cue.width
             y0, x0, y1, x1 = to_box_2d(track.box, width, height)
             self._confirm_box = (y0, x0, y1, x1)
             self.stats.confirms += 1
@@ -298,7 +302,13 @@ class Guide:
     def _wants_check(self, cue: Guidance, now: float) -> bool:
         centred = abs(cue.pan) < 0.25 and abs(cue.tilt) < 0.25
         every = CHECK_NEAR_S if cue.width >= CONFIRM_WIDTH else CHECK_EVERY_S
-        every *= 2 ** min(self._unanswered_checks, CHECK_BACKOFF)  # a model that talks back
+        # A check still without its box (a box may come after its turn ended) counts too;
+        # an item grown since the last check is worth asking about again (a speck the model
+        # could not box from afar).
+        unanswered = self._unanswered_checks + (self._confirm_seq is not None)
+        if cue.width >= CHECK_GROWN * self._checked_width:
+            unanswered = 0
+        every *= 2 ** min(unanswered, CHECK_BACKOFF)  # a model that talks back
         due = now - self._t_checked >= every
         return centred and due and not self._confirmed and self._may_ask(now)
 
