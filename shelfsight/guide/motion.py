@@ -56,10 +56,7 @@ class CameraMotion:
         frame or when the measure is unreliable."""
         small = self._small(image)
         last, self._last = self._last, small
-        if self._key is None or last is None or self._key.shape != small.shape:
-            self._rekey(small)
-            return 0.0, 0.0
-        if last.shape != small.shape:
+        if self._key is None or last is None or {last.shape, self._key.shape} != {small.shape}:
             self._rekey(small)
             return 0.0, 0.0
         if self._window is None or self._window.shape != small.shape:

@@ -4,9 +4,10 @@ download.
 opencv-python (no contrib) ships TrackerMIL (slow, and it never says it has lost the target)
 and TrackerNano/Vit/DaSiamRPN, which need model files fetched separately; CSRT and KCF need
 opencv-contrib. Normalised cross-correlation of the marked patch does what guidance needs: it
-follows pan, tilt and walking closer (three sizes a frame, around the size it had in the
-last frame, always of the patch the model marked: a template refreshed from the tracked
-patch takes in the zoom and never grows), and its score says when the item is gone
+follows pan, tilt and walking closer (three sizes a frame, around the size its recent growth
+predicts, of the patch the model marked: a template refreshed from the tracked patch every
+frame takes in the zoom and never grows; it is cut again only where the model has just agreed
+with the followed box, `refresh`), and its score says when the item is gone
 (occluded, out of view), which is when the guide must stop steering and re-find it: then the
 whole frame is searched at several sizes.
 
