@@ -8,10 +8,10 @@ the centre, and `on_target` (a distinct sound) means centred and large enough to
 until then a centred, near item plays the fastest ticks). Once on (`was_on`), it stays on while
 the item still covers the picture's centre and is `HOLD_WIDTH` wide: a chime that flickers
 off after a fifth of a second as the hand moves is not heard as "stop" (the closed loop
-caught a shopper walking on past one). `hint` is the few words said now
-and then (a phrase: put into the user's language where it is shown and said). An item
-outside the picture (remembered, or pointed at) has its offsets clipped to the edge: the
-ticks come from that side, slowest.
+caught a shopper walking on past one). `hint` is the few words said now and then (a phrase:
+put into the user's language where it is shown and said). An item outside the picture
+(remembered, or pointed at) has its offsets clipped to the edge: the ticks come from that
+side, slowest.
 """
 
 from __future__ import annotations
