@@ -583,11 +583,31 @@ def chime_event(
     timbre = CHIME_TIMBRES[timbre_drawn if timbre_i is None else timbre_i]
     step, ring = rng.uniform(0.45, 0.8), rng.uniform(1.2, 2.0)
     decay, tremolo = rng.uniform(1.5, 3.5), (rng.uniform(4.0, 6.0) if rng.random() < 0.3 else 0)
+    notes = _struck(tune, step, ring, timbre, decay, tremolo, rng)
+    return _horn_in_hall(notes, (300, 4000), (0.8, 1.8), (0.3, 0.55), rng)
+
+
+def _struck(
+    tune, step: float, ring: float, timbre, decay: float, tremolo: float, rng: np.random.Generator
+) -> np.ndarray:
+    """The notes of `tune` (Hz) struck `step` s apart, each ringing `ring` s in `timbre`."""
     seg = np.zeros(int((len(tune) * step + ring) * SR), np.float32)
     for i, f in enumerate(tune):
         _place(seg, _note(f, ring, timbre, decay, 0.004, 0.05, tremolo, rng), int(i * step * SR))
-    seg = _speaker(seg, 300, 4000, rng.uniform(1.0, 2.0))
-    seg = reverb(seg, rt60=rng.uniform(0.8, 1.8), wet=rng.uniform(0.3, 0.55), rng=rng)
+    return seg
+
+
+def _horn_in_hall(
+    seg: np.ndarray,
+    band_hz: tuple[float, float],
+    rt60_s: tuple[float, float],
+    wet: tuple[float, float],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """`seg` through a ceiling horn driven into saturation (`band_hz`) and a hall (its rt60
+    and wet share drawn from these ranges), at 0 dBFS active level."""
+    seg = _speaker(seg, band_hz[0], band_hz[1], rng.uniform(1.0, 2.0))
+    seg = reverb(seg, rt60=rng.uniform(*rt60_s), wet=rng.uniform(*wet), rng=rng)
     return set_active_level(seg, 0.0)
 
 
@@ -709,12 +729,8 @@ def _low_two_tone(rng: np.random.Generator, timbre, tremolo_p: float) -> np.ndar
     tune = LOW_TUNES[rng.integers(len(LOW_TUNES))]
     step, ring, decay = rng.uniform(0.5, 0.9), rng.uniform(1.4, 2.2), rng.uniform(1.0, 2.5)
     tremolo = rng.uniform(4.0, 6.5) if rng.random() < tremolo_p else 0.0
-    seg = np.zeros(int((len(tune) * step + ring) * SR), np.float32)
-    for i, f in enumerate(tune):
-        _place(seg, _note(f, ring, timbre, decay, 0.004, 0.05, tremolo, rng), int(i * step * SR))
-    seg = _speaker(seg, 200, 5000, rng.uniform(1.0, 2.0))
-    seg = reverb(seg, rt60=rng.uniform(1.0, 2.0), wet=rng.uniform(0.4, 0.6), rng=rng)
-    return set_active_level(seg, 0.0)
+    notes = _struck(tune, step, ring, timbre, decay, tremolo, rng)
+    return _horn_in_hall(notes, (200, 5000), (1.0, 2.0), (0.4, 0.6), rng)
 
 
 def low_bell_event(rng: np.random.Generator) -> np.ndarray:
