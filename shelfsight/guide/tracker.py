@@ -98,13 +98,23 @@ class TemplateTracker:
     def start(self, image: np.ndarray, box: PixelBox) -> None:
         """Begin following `box` (frame pixels) in BGR `image`."""
         gray = self._gray(image)
-        inner = box.scaled(self._scale)
-        b = _clamp(_grow(inner, CONTEXT), gray.shape)  # context cut where the frame ends
-        self._box = b
-        self._inner = ((inner.x - b.x) / b.w, (inner.y - b.y) / b.h, inner.w / b.w, inner.h / b.h)
-        self._template, self._size, self._growth = _cut(gray, b), 1.0, 1.0
+        self._anchor(gray, box.scaled(self._scale))
+        self._growth = 1.0
         self._lost, self._frames, self._settle = False, 0, True
         self._lookalike = self._away_score(gray)
+
+    def _anchor(self, gray: np.ndarray, inner: PixelBox) -> None:
+        """Take the template of the item at `inner` (work px) in `gray`, with CONTEXT around
+        it cut where the frame ends, at size 1."""
+        b = _clamp(_grow(inner, CONTEXT), gray.shape)
+        self._box = b
+        self._inner = ((inner.x - b.x) / b.w, (inner.y - b.y) / b.h, inner.w / b.w, inner.h / b.h)
+        self._template, self._size = _cut(gray, b), 1.0
+
+    def _item(self) -> PixelBox:
+        """The item's box within the template's (work px; may reach past the frame)."""
+        b, (fx, fy, fw, fh) = self._box, self._inner
+        return PixelBox(b.x + fx * b.w, b.y + fy * b.h, fw * b.w, fh * b.h)
 
     @property
     def size(self) -> float:
@@ -120,22 +130,12 @@ class TemplateTracker:
         when that place is trusted (the model has just agreed with it); nothing while lost."""
         if self._lost:
             return
-        gray = self._gray(image)
-        b, (fx, fy, fw, fh) = self._box, self._inner
-        inner = PixelBox(b.x + fx * b.w, b.y + fy * b.h, fw * b.w, fh * b.h)
+        inner = self._item()
         if fix is not None:
             w, h = inner.w * fix.w, inner.h * fix.h
             cx, cy = inner.cx + fix.dx * inner.w, inner.cy + fix.dy * inner.h
             inner = PixelBox(cx - w / 2, cy - h / 2, w, h)
-        cut = _clamp(_grow(inner, CONTEXT), gray.shape)
-        self._box = cut
-        self._inner = (
-            (inner.x - cut.x) / cut.w,
-            (inner.y - cut.y) / cut.h,
-            inner.w / cut.w,
-            inner.h / cut.h,
-        )
-        self._template, self._size = _cut(gray, cut), 1.0
+        self._anchor(self._gray(image), inner)
 
     def shift(self, dx: float, dy: float) -> None:
         """The scene moved (dx, dy) frame px since the frame the box is about (a mark given
@@ -163,9 +163,7 @@ class TemplateTracker:
             near = PixelBox(b.cx - dx, b.cy - dy, 2 * dx, 2 * dy)
             found = self._search(gray, near, FIND_SCALES)
             if found is not None and found.score >= TRACK_SCORE:
-                b = found.box
-                around = PixelBox(b.x - b.w / 4, b.y - b.h / 4, 1.5 * b.w, 1.5 * b.h)
-                found = self._search(gray, around, REFINE_SCALES, found.size) or found
+                found = self._refine(gray, found)
                 self._box, self._size = found.box, found.size
                 self._lost = self._mostly_out()
                 return self._track(found.score, lost=self._lost)
@@ -200,9 +198,7 @@ class TemplateTracker:
             return False, found.score if found is not None else 0.0
         last_size, self._size = self._size, found.size
         self._growth = 1.0
-        b = found.box
-        around = PixelBox(b.x - b.w / 4, b.y - b.h / 4, 1.5 * b.w, 1.5 * b.h)
-        fine = self._search(gray, around, REFINE_SCALES) or found
+        fine = self._refine(gray, found)
         bar = max(FIND_SCORE, self._lookalike + LOOKALIKE_MARGIN)
         if fine.score >= bar and fine.score - found.runner_up >= LOOKALIKE_MARGIN:
             self._lost = False
@@ -211,6 +207,12 @@ class TemplateTracker:
         self._size = last_size
         return False, fine.score
 
+    def _refine(self, gray: np.ndarray, found: _Match) -> _Match:
+        """`found` again, at sizes REFINE_SCALES apart around its own, near its place."""
+        b = found.box
+        around = PixelBox(b.x - b.w / 4, b.y - b.h / 4, 1.5 * b.w, 1.5 * b.h)
+        return self._search(gray, around, REFINE_SCALES, found.size) or found
+
     def _overlaps(self, shape: tuple[int, ...]) -> bool:
         b = self._box
         return b.x + b.w > 0 and b.y + b.h > 0 and b.x < shape[1] and b.y < shape[0]
@@ -218,8 +220,7 @@ class TemplateTracker:
     def _track(self, score: float, lost: bool) -> Track:
         """The item's box in frame pixels: its part in the frame while found; where it must
         be while lost (even out of the picture)."""
-        b, (fx, fy, fw, fh) = self._box, self._inner
-        inner = PixelBox(b.x + fx * b.w, b.y + fy * b.h, fw * b.w, fh * b.h)
+        inner = self._item()
         if not lost:
             x0, y0 = max(0.0, inner.x), max(0.0, inner.y)
             x1 = min(self._frame[1], inner.x + inner.w)
@@ -229,11 +230,10 @@ class TemplateTracker:
 
     def _mostly_out(self) -> bool:
         """Less than half of the item's width or height in the frame: taken as out of view."""
-        b, (fx, fy, fw, fh) = self._box, self._inner
-        x0, y0, w, h = b.x + fx * b.w, b.y + fy * b.h, fw * b.w, fh * b.h
-        seen_w = min(self._frame[1], x0 + w) - max(0.0, x0)
-        seen_h = min(self._frame[0], y0 + h) - max(0.0, y0)
-        return seen_w < w / 2 or seen_h < h / 2
+        item = self._item()
+        seen_w = min(self._frame[1], item.x + item.w) - max(0.0, item.x)
+        seen_h = min(self._frame[0], item.y + item.h) - max(0.0, item.y)
+        return seen_w < item.w / 2 or seen_h < item.h / 2
 
     def _away_score(self, gray: np.ndarray) -> float:
         """How well the best match away from the item scores now (a look-alike, if any)."""
