@@ -38,7 +38,7 @@ import numpy as np
 
 from shelfsight.core.guidance import DIRECTIONS, Guidance
 from shelfsight.core.phrases import Phrase
-from shelfsight.guide.box import PixelBox, to_box_2d, to_pixels
+from shelfsight.guide.box import GRID, PixelBox, to_box_2d, to_pixels
 from shelfsight.guide.guidance import guidance_for
 from shelfsight.guide.motion import CameraMotion
 from shelfsight.guide.tracker import Fix, TemplateTracker, Track
@@ -67,10 +67,11 @@ KEEP_IOU = 0.5  # ...and this much: the tracker is on it, and keeps following
 REFRESH_SIZE = 1.6  # an agreed item this much larger than marked gets a fresh template...
 FIX_OFFSET = 0.1  # ...as does one the model puts this far off (of its size) from the followed
 FIX_SIZE = 1.15  # box, or this much larger or smaller: moved to the model's box
-EDGE = 5  # of 1000: a box this near the picture's edge may be cut by it
+EDGE = 5  # of the 1000 grid: a box this near the picture's edge may be cut by it
 LEAD_OFFSET = 1.6  # a pointed-at item sounds this many half-pictures from the centre
 
 Why = Literal["lost", "look", "confirm"]
+Box2d = tuple[float, float, float, float]  # [ymin, xmin, ymax, xmax] on the 0-1000 grid
 
 
 @dataclass(frozen=True)
@@ -158,15 +159,16 @@ class Guide:
         answers_check = self._confirm_seq is not None and seq == self._confirm_seq
         if answers_check:
             self._unanswered_checks = 0
-        overlap = self._overlap_checked(box_2d) if answers_check else 0.0
+        checked = self._confirm_box if answers_check else None  # the box it was asked about
+        overlap = _overlap(box_2d, checked) if checked is not None else 0.0
         same = overlap >= CONFIRM_IOU
         if answers_check and not same:
             self.stats.rejected += 1
         height, width = image.shape[:2]
         box = to_pixels(box_2d, width, height)
         following = self._mode == "track" and self._lost_since is None
-        if following and overlap >= KEEP_IOU:  # the model agrees: keep following
-            fix = self._fix(box_2d)
+        if following and checked is not None and overlap >= KEEP_IOU:  # agreed: keep following
+            fix = _fix(box_2d, checked)
             if fix is None and self._tracker.size >= REFRESH_SIZE:
                 fix = Fix()  # the same place and size, a sharper template
             self._refresh = fix
@@ -312,38 +314,6 @@ class Guide:
         due = now - self._t_checked >= every
         return centred and due and not self._confirmed and self._may_ask(now)
 
-    def _overlap_checked(self, box_2d: tuple[float, float, float, float]) -> float:
-        """How much the model's box overlaps the box it was asked about (IoU, 0-1)."""
-        if self._confirm_box is None:
-            return 0.0
-        a = to_pixels(box_2d, 1000, 1000)
-        b = to_pixels(self._confirm_box, 1000, 1000)
-        return a.iou(b)
-
-    def _fix(self, box_2d: tuple[float, float, float, float]) -> Fix | None:
-        """How the model's box differs from the checked one, where it differs by more than
-        the model's own error (FIX_*); None where they agree, or where either touches the
-        picture's edge (a box cut by the edge says nothing of the item's size)."""
-        if self._confirm_box is None:
-            return None
-        inside = (EDGE < v < 1000 - EDGE for v in (*box_2d, *self._confirm_box))
-        if not all(inside):
-            return None
-        a = to_pixels(box_2d, 1000, 1000)
-        b = to_pixels(self._confirm_box, 1000, 1000)
-        fix = Fix((a.cx - b.cx) / b.w, (a.cy - b.cy) / b.h, a.w / b.w, a.h / b.h)
-        off = max(abs(fix.dx), abs(fix.dy)) > FIX_OFFSET
-        grown = max(abs(np.log(fix.w)), abs(np.log(fix.h))) > np.log(FIX_SIZE)
-        if not (off or grown):
-            return None
-        shift, size = (-0.5, 0.5), (1 / 1.5, 1.5)  # a larger difference is not the same box
-        return Fix(
-            float(np.clip(fix.dx, *shift)),
-            float(np.clip(fix.dy, *shift)),
-            float(np.clip(fix.w, *size)),
-            float(np.clip(fix.h, *size)),
-        )
-
     def _moved_since(self, seq: int | None) -> tuple[float, float] | None:
         """How far the scene moved from camera frame `seq` to the newest one (frame px), if
         that frame is in the kept path."""
@@ -369,6 +339,32 @@ class Guide:
             return None
         self._last_words, self._t_words = hint, now
         return hint
+
+
+def _overlap(model: Box2d, followed: Box2d) -> float:
+    """How much the model's box overlaps the followed box it was asked about (IoU, 0-1)."""
+    return to_pixels(model, GRID, GRID).iou(to_pixels(followed, GRID, GRID))
+
+
+def _fix(model: Box2d, followed: Box2d) -> Fix | None:
+    """How the model's box differs from the followed one (box_2d both), where it differs by
+    more than the model's own error (FIX_*); None where they agree, or where either touches
+    the picture's edge (a box cut by the edge says nothing of the item's size)."""
+    if not all(EDGE < v < GRID - EDGE for v in (*model, *followed)):
+        return None
+    a, b = to_pixels(model, GRID, GRID), to_pixels(followed, GRID, GRID)
+    fix = Fix((a.cx - b.cx) / b.w, (a.cy - b.cy) / b.h, a.w / b.w, a.h / b.h)
+    off = max(abs(fix.dx), abs(fix.dy)) > FIX_OFFSET
+    grown = max(abs(np.log(fix.w)), abs(np.log(fix.h))) > np.log(FIX_SIZE)
+    if not (off or grown):
+        return None
+    shift, size = (-0.5, 0.5), (1 / 1.5, 1.5)  # a larger difference is not the same box
+    return Fix(
+        float(np.clip(fix.dx, *shift)),
+        float(np.clip(fix.dy, *shift)),
+        float(np.clip(fix.w, *size)),
+        float(np.clip(fix.h, *size)),
+    )
 
 
 def truth_error_px(track: Track, truth: PixelBox) -> float:
