@@ -81,12 +81,6 @@ def _shelf(seed: int) -> Shelf:
     return build_shelf(seed, ("boxes", "bags", "bottles", "tins")[seed % 4], lookalike=False)
 
 
-def _seen(pose: Pose, box: PixelBox) -> PixelBox:
-    """`box` (shelf px) in the frame `pose` renders (frame px)."""
-    v = pose.view_of(box)
-    return PixelBox(v.x * FRAME[0], v.y * FRAME[1], v.w * FRAME[0], v.h * FRAME[1])
-
-
 def _walk_up(shelf: Shelf, frames: int, step: int = 1) -> list[tuple[int, Pose]]:
     """Walking up to the shelf's item at the hand's limit (the view halves in a second, at
     30 fps), turning towards it as the camera comes: (frame number, pose) every `step`."""
@@ -125,7 +119,7 @@ def test_the_followed_box_keeps_up_with_walking_closer_at_the_hands_limit(seed: 
     item = shelf.facings(shelf.target)[0].box
     guide = Guide()
     for k, pose in _walk_up(shelf, 60, step=2):
-        frame, truth = render_view(shelf.pyramid, pose), _seen(pose, item)
+        frame, truth = render_view(shelf.pyramid, pose), pose.in_frame(item)
         if k == 0:
             guide.mark(tuple(map(float, to_box_2d(truth, *FRAME))), ITEM, frame, seq=k)
         step = guide.step(frame, k / FPS, k / FPS, seq=k)
@@ -141,7 +135,7 @@ def test_a_check_that_agrees_keeps_following_and_takes_the_models_size() -> None
     item = shelf.facings(shelf.target)[0].box
     guide, asked = Guide(), None
     for k, pose in _walk_up(shelf, 40):
-        frame, truth = render_view(shelf.pyramid, pose), _seen(pose, item)
+        frame, truth = render_view(shelf.pyramid, pose), pose.in_frame(item)
         if k == 0:
             small = PixelBox(
                 truth.cx - truth.w * 0.4, truth.cy - truth.h * 0.4, truth.w * 0.8, truth.h * 0.8

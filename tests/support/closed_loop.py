@@ -172,6 +172,16 @@ class Rig:
             yield cls(pa, standin, holder, latency_s)
 
 
+def place(scene: Scene) -> tuple[Shelf, Pose, PixelBox]:
+    """The scene's shelf, where the camera starts, and the target's facing nearest to that
+    (the one the oracle goes to)."""
+    shelf = build_shelf(scene.seed, scene.row, scene.lookalike)
+    targets = shelf.facings(shelf.target)
+    start = _start_pose(scene, targets[0].box)
+    nearest = min(targets, key=lambda p: abs(p.box.cx - start.x) + abs(p.box.cy - start.y))
+    return shelf, start, nearest.box
+
+
 def _start_pose(scene: Scene, item: PixelBox) -> Pose:
     h = scene.width * 9 / 16
     return Pose(item.cx - scene.pan * scene.width / 2, item.cy - scene.tilt * h / 2, scene.width)
@@ -185,14 +195,9 @@ def _on(pose: Pose, box: PixelBox) -> bool:
 def run_scene(scene: Scene, rig: Rig, folder: Path) -> SceneResult:
     """One scene, in real time (start-up ~3 s, then up to TIMEOUT_S)."""
     t_wall = time.monotonic()
-    shelf = build_shelf(scene.seed, scene.row, scene.lookalike)
-    targets = shelf.facings(shelf.target)
-    item = targets[0].box
-    start = _start_pose(scene, item)
-    nearest = min(targets, key=lambda p: abs(p.box.cx - start.x) + abs(p.box.cy - start.y))
-    result = SceneResult(
-        scene, "", None, oracle_time(start, nearest.box), start.view_of(item).w * 768
-    )
+    shelf, start, nearest = place(scene)
+    item = shelf.facings(shelf.target)[0].box
+    result = SceneResult(scene, "", None, oracle_time(start, nearest), start.view_of(item).w * 768)
     hand = Hand(start, seed=scene.seed)
     camera = ShelfCamera(shelf, hand.pose_at, lighting=scene.lighting, passer=scene.passer)
     model = LoopModel(shelf, camera.log, seed=scene.seed, latency_s=rig.latency_s)
@@ -225,7 +230,7 @@ def run_scene(scene: Scene, rig: Rig, folder: Path) -> SceneResult:
     result.lookalike_boxes = sum(t.marked == "lookalike" for t in model.turns)
     frames = [f for f in camera.log.all if f.t >= result.t_question]
     result.covered_s = sum(  # by the clock: a loaded machine renders fewer frames
-        b.t - a.t for a, b in zip(frames, frames[1:], strict=False) if covered(a, nearest.box)
+        b.t - a.t for a, b in zip(frames, frames[1:], strict=False) if covered(a, nearest)
     )
     result.wall_s = time.monotonic() - t_wall
     result.hand, result.shelf = hand, shelf

@@ -24,10 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from shelfsight.guide.box import PixelBox
 from shelfsight.guide.guidance import guidance_for
-from tests.support.closed_loop import TIMEOUT_S, Scene, _start_pose
+from tests.support.closed_loop import TIMEOUT_S, Scene, place
 from tests.support.ear import Percept
 from tests.support.shelf_camera import FRAME
-from tests.support.shelf_world import build_shelf
 from tests.support.shopper import SOUND_LAG_S, Hand, Shopper, oracle_time
 
 CHIME_HEARD_S = 0.05  # the ear takes a chime after 50 ms of both notes
@@ -61,9 +60,8 @@ class IdealSounds:
         while not self._stop.is_set():
             now = time.monotonic()
             pose = self._hand.pose_at(now - SOUND_LAG_S)
-            views = [pose.view_of(b) for b in self._boxes]
-            v = min(views, key=lambda v: abs(v.cx - 0.5) + abs(v.cy - 0.5))
-            box = PixelBox(v.x * FRAME[0], v.y * FRAME[1], v.w * FRAME[0], v.h * FRAME[1])
+            seen = [pose.in_frame(b) for b in self._boxes]
+            box = min(seen, key=lambda b: abs(b.cx / FRAME[0] - 0.5) + abs(b.cy / FRAME[1] - 0.5))
             cue = guidance_for(box, *FRAME, t_capture=now, confirmed=True)
             if cue.on_target:
                 chime_from = chime_from or now
@@ -83,10 +81,8 @@ class IdealSounds:
 def ideal_time(scene: Scene) -> tuple[float | None, float]:
     """(seconds from the question to the chime with a perfect guide, or None if not in
     TIMEOUT_S; the oracle's seconds) for `scene`."""
-    shelf = build_shelf(scene.seed, scene.row, scene.lookalike)
+    shelf, start, nearest = place(scene)
     boxes = [p.box for p in shelf.facings(shelf.target)]
-    start = _start_pose(scene, boxes[0])
-    nearest = min(boxes, key=lambda b: abs(b.cx - start.x) + abs(b.cy - start.y))
     hand = Hand(start, seed=scene.seed)
     sounds = IdealSounds(hand, boxes).start()
     t_q = time.monotonic()

@@ -57,6 +57,11 @@ class Pose:
             (box.x - x0) / self.w, (box.y - y0) / self.h, box.w / self.w, box.h / self.h
         )
 
+    def in_frame(self, box: PixelBox) -> PixelBox:
+        """`box` (shelf px) in the FRAME this view renders (frame px; may leave it)."""
+        v = self.view_of(box)
+        return PixelBox(v.x * FRAME[0], v.y * FRAME[1], v.w * FRAME[0], v.h * FRAME[1])
+
 
 @dataclass(frozen=True)
 class Passer:
