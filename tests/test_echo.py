@@ -23,9 +23,9 @@ from shelfsight.media.pcm import MIC_CHUNK_BYTES
 from shelfsight.media.speaker import WavSpeaker
 from shelfsight.media.wav import load_mic_pcm, read_wav
 from shelfsight.standin.audio import EnergyVad
+from tests.conftest import ASSETS
 from tests.support.room import Room, RoomAcoustics, RoomMic, Simulation, fan_out, simulate
 
-ASSETS = Path(__file__).resolve().parent.parent / "shelfsight" / "assets"
 RATE_HZ = 16000
 CONVERGED_S = 2.0  # AEC3 is well past converging by then (it takes well under 1 s here)
 QUESTION_AT_S = 5.0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,10 +9,10 @@ from bench.vad import barge_ins, over_an_answer, through_echo_canceller
 from shelfsight.media.wav import load_mic_pcm
 from shelfsight.session.speech import LevelDetector, VoiceDetector, make_detector
 from shelfsight.session.tones import ToneSplit
+from tests.conftest import ASSETS
 from tests.support import store_noise as sn
 
 SECONDS = 20.0
-ASSETS = Path(__file__).resolve().parent.parent / "shelfsight" / "assets"
 
 
 def placed(sound: np.ndarray, at_s: float, n: int) -> np.ndarray:
